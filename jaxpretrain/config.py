@@ -1,0 +1,238 @@
+"""Configs: `configs/NAME.py` files with `get_config()`, strict dotted overrides, validation.
+
+A config is an `ml_collections.ConfigDict` with the sections `model`, `data`, `task`, `train`,
+`eval`, `checkpoint`, `mesh` (see `configs/tiny.py`). Overrides use the same dotted names as the
+CLI (`train.steps=10`); a key that does not exist is an error naming it, so a typo never silently
+trains the default.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from typing import Any, Iterable
+
+import ml_collections
+
+from jaxpretrain.errors import UserError
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def load(path_or_name: str) -> ml_collections.ConfigDict:
+  """Loads `get_config()` from a config file path, or from `configs/NAME.py` given a bare name.
+
+  Args:
+    path_or_name: `configs/tiny.py`, an absolute path, or `tiny`.
+
+  Returns:
+    The (unlocked) config.
+  """
+  path = path_or_name
+  if not os.path.exists(path) and not path.endswith(".py"):
+    path = os.path.join(CONFIG_DIR, f"{path_or_name}.py")
+  if not os.path.isfile(path):
+    raise UserError(f"config file not found: {path_or_name}")
+  spec = importlib.util.spec_from_file_location(f"_jaxpretrain_config_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:  # a broken config file is the user's to fix; say where
+    raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
+  if not hasattr(module, "get_config"):
+    raise UserError(f"config file {path} has no get_config()")
+  return module.get_config()
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+  """Parses an override's text into the type of the value it replaces."""
+  if isinstance(current, bool):
+    low = text.lower()
+    if low in ("true", "1", "yes"):
+      return True
+    if low in ("false", "0", "no"):
+      return False
+    raise UserError(f"config key {key} expects true/false, got {text!r}")
+  if isinstance(current, int):
+    try:
+      return int(text)
+    except ValueError:
+      try:
+        as_float = float(text)
+      except ValueError:
+        raise UserError(f"config key {key} expects an integer, got {text!r}") from None
+      if as_float.is_integer():
+        return int(as_float)
+      raise UserError(f"config key {key} expects an integer, got {text!r}") from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise UserError(f"config key {key} expects a number, got {text!r}") from None
+  if isinstance(current, str):
+    return text
+  if current is None or isinstance(current, (list, tuple, dict)):
+    try:
+      return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      return text  # a plain string for a key whose default is None
+  raise UserError(f"config key {key} cannot be set from the command line")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str | tuple[str, str]]):
+  """Applies `key=value` overrides in place; an unknown key is a `UserError` naming it.
+
+  Args:
+    config: the config to change.
+    overrides: strings `a.b.c=value` (a leading `config.` or `--config.` is accepted) or
+      `(key, value_text)` pairs.
+  """
+  for item in overrides:
+    if isinstance(item, str):
+      if "=" not in item:
+        raise UserError(f"config override {item!r} is not of the form key=value")
+      key, text = item.split("=", 1)
+    else:
+      key, text = item
+    key = key.removeprefix("--").removeprefix("config.")
+    parts = key.split(".")
+    node = config
+    for i, part in enumerate(parts[:-1]):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise UserError(f"unknown config key: {key} (no section {'.'.join(parts[:i + 1])})")
+      node = node[part]
+    leaf = parts[-1]
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+      raise UserError(f"unknown config key: {key}")
+    if isinstance(node[leaf], ml_collections.ConfigDict):
+      raise UserError(f"config key {key} is a section; set one of its keys instead")
+    value = _parse_value(text, node[leaf], key) if isinstance(text, str) else text
+    try:
+      node[leaf] = value
+    except TypeError as e:
+      raise UserError(f"config key {key}: {e}") from None
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON-able Python data."""
+  return json.loads(config.to_json_best_effort())
+
+
+def from_dict(data: dict) -> ml_collections.ConfigDict:
+  """Rebuilds a config saved by `save` (workdir/config.json)."""
+  return ml_collections.ConfigDict(data)
+
+
+def save(config: ml_collections.ConfigDict, path: str) -> None:
+  """Writes the resolved config as JSON, atomically."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(to_dict(config), f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def load_saved(workdir: str) -> ml_collections.ConfigDict:
+  """Reads `WORKDIR/config.json` written by a previous run."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise UserError(f"no run in {workdir}: config.json not found")
+  with open(path) as f:
+    return from_dict(json.load(f))
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """Every config key with its default; `configs/*.py` start from this and change what they need.
+
+  Model keys use Hugging Face `BertConfig` names where one exists.
+  """
+  c = ml_collections.ConfigDict()
+  c.init_from = ""      # pretraining workdir (or hf:PATH) whose encoder a fine-tune starts from
+  c.init_step = -1      # checkpoint step to start from; -1 = latest
+
+  c.model = m = ml_collections.ConfigDict()
+  m.preset = ""                       # informational: the preset the dims came from
+  m.vocab_size = 30522
+  m.hidden_size = 768
+  m.num_hidden_layers = 12
+  m.num_attention_heads = 12
+  m.intermediate_size = 3072
+  m.max_position_embeddings = 512
+  m.type_vocab_size = 2
+  m.hidden_act = "gelu"
+  m.hidden_dropout_prob = 0.1
+  m.attention_probs_dropout_prob = 0.1
+  m.layer_norm_eps = 1e-12
+  m.initializer_range = 0.02
+  m.pre_layer_norm = False            # False: post-LN as in BERT; True: pre-LN as in GPT-2
+  m.causal = False                    # True: each position attends to itself and earlier ones
+  m.use_pooler = True                 # BERT's [CLS] dense+tanh pooler
+  m.dtype = "float32"                 # compute dtype; parameters stay float32
+  m.attention = "xla"                 # xla | cudnn | auto  (jax.nn.dot_product_attention)
+  m.remat = "none"                    # none | dots | full
+  m.scan_layers = False               # scan over layers: one layer compiled once
+
+  c.data = d = ml_collections.ConfigDict()
+  d.train = "embedded"                # embedded | file path | glob | tfds:NAME/CONFIG:split
+  d.eval = ""                         # held-out data; "" = the held-out slice of data.train
+  d.seq_len = 128
+  d.tokenizer = ""                    # HF tokenizer directory; "" = train WordPiece on the corpus
+  d.prepared_dir = ""                 # where `prepare` writes; "" = WORKDIR/data
+  d.eval_fraction = 0.01              # share of documents held out for evaluation
+  d.embedded_documents = 40000        # size of the embedded corpus (documents)
+  d.records_per_shard = 10000
+  d.prefetch = 2                      # batches prefetched to device
+
+  c.task = t = ml_collections.ConfigDict()
+  t.name = "mlm"                      # mlm | causal_lm | classification | token_classification | qa
+  t.mask_prob = 0.15
+  t.mask_token_prob = 0.8
+  t.random_token_prob = 0.1
+  t.num_labels = 0                    # 0 = inferred from the training data
+  t.pooling = "cls"                   # cls | mean  (classification heads)
+  t.classifier_dropout = 0.1
+
+  c.train = tr = ml_collections.ConfigDict()
+  tr.steps = 1000
+  tr.num_epochs = 0.0                 # > 0: overrides steps with epochs over the training data
+  tr.batch_size = 32                  # global batch size
+  tr.seed = 0
+  tr.learning_rate = 1e-4
+  tr.warmup_steps = 100
+  tr.schedule = "linear"              # linear | cosine | constant (after warmup)
+  tr.weight_decay = 0.01
+  tr.adam_b1 = 0.9
+  tr.adam_b2 = 0.999
+  tr.adam_eps = 1e-6
+  tr.max_grad_norm = 1.0              # global-norm clipping; 0 = off
+  tr.grad_accum_steps = 1
+  tr.log_every = 10
+  tr.on_nonfinite = "raise"           # raise | skip
+  tr.progress = True                  # progress bar on stderr
+
+  c.eval = e = ml_collections.ConfigDict()
+  e.every_steps = 0                   # 0 = only at the end
+  e.batches = 8                       # evaluation batches per evaluation (pretraining)
+  e.batch_size = 0                    # 0 = train.batch_size
+  e.metric = "loss"                   # metric that picks the best checkpoint
+  e.metric_mode = "min"               # min | max
+
+  c.checkpoint = ck = ml_collections.ConfigDict()
+  ck.every_steps = 500
+  ck.keep = 3
+  ck.async_save = True
+
+  c.mesh = ms = ml_collections.ConfigDict()
+  ms.strategy = "jit"                 # jit | pmap
+  ms.data = -1                        # -1 = the devices the other axes leave
+  ms.fsdp = 1
+  ms.tensor = 1
+  # Logical axis name -> mesh axes (MaxText style); `act_*` names are activations, the rest params.
+  ms.rules = [
+      ["act_batch", ["data", "fsdp"]], ["act_length", None], ["act_embed", None],
+      ["act_heads", "tensor"], ["act_kv", None], ["act_mlp", "tensor"], ["act_vocab", "tensor"],
+      ["vocab", "tensor"], ["embed", "fsdp"], ["embed_out", "tensor"], ["heads", "tensor"],
+      ["kv", None], ["mlp", "tensor"], ["position", None], ["type", None], ["norm", None],
+      ["labels", None], ["layers", None],
+  ]
+  return c

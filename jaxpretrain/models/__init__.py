@@ -1,0 +1,1 @@
+"""The classic pipeline as flax.linen modules: embeddings → encoder → pooling → task heads."""

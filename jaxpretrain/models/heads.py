@@ -1,0 +1,128 @@
+"""Stage 4: fully-connected task heads on top of an `EncoderOutput`.
+
+Every head is called as `head(encoder_output, deterministic=..., **task_inputs)` so a `Model`
+composes any encoder with any head.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.models.embeddings import normal_init
+from jaxpretrain.models.encoder import Encoder, EncoderOutput, activation, layer_norm
+from jaxpretrain.models.pooling import mean_pool
+
+
+def _zeros(axes):
+  return nn.with_logical_partitioning(nn.initializers.zeros, axes)
+
+
+def tied_logits(hidden, table, dtype):
+  """hidden @ table.T with float32 accumulation: [..., hidden] x [vocab, hidden] -> [..., vocab]."""
+  logits = jnp.einsum("...d,vd->...v", hidden.astype(dtype), table.astype(dtype),
+                      preferred_element_type=jnp.float32)
+  return nn.with_logical_constraint(logits, ("act_batch", "act_length", "act_vocab")[-logits.ndim:])
+
+
+class MLMHead(nn.Module):
+  """BERT's MLM head: dense + activation + LayerNorm, then the tied vocabulary projection + bias.
+
+  With `positions` [batch, k] the head runs only on those positions (gathered before the
+  vocabulary projection, which dominates the head's cost); the result is [batch, k, vocab].
+  """
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, out: EncoderOutput, *, deterministic: bool = True, positions=None):
+    cfg = self.config
+    hidden = out.hidden
+    if positions is not None:
+      hidden = jnp.take_along_axis(hidden, positions[..., None], axis=1)
+    h = nn.Dense(cfg.hidden_size, dtype=cfg.compute_dtype, name="transform",
+                 kernel_init=normal_init(cfg, ("embed", "embed_out")), bias_init=_zeros(("embed_out",)))(hidden)
+    h = layer_norm(cfg, "transform_norm")(activation(cfg.hidden_act)(h))
+    bias = self.param("bias", _zeros(("vocab",)), (cfg.vocab_size,))
+    return tied_logits(h, out.word_embeddings, cfg.compute_dtype) + bias
+
+
+class CausalLMHead(nn.Module):
+  """GPT-2's LM head: the tied vocabulary projection of the (already final-normed) hidden states."""
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
+    return tied_logits(out.hidden, out.word_embeddings, self.config.compute_dtype)
+
+
+class SequenceClassificationHead(nn.Module):
+  """Pooling ([CLS] pooler or masked mean) → dropout → dense to `num_labels` logits."""
+  config: ModelConfig
+  num_labels: int
+  pooling: str = "cls"
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
+    if self.pooling == "cls" and out.pooled is not None:
+      pooled = out.pooled
+    elif self.pooling == "cls":
+      pooled = out.hidden[:, 0]
+    else:
+      pooled = mean_pool(out.hidden, out.token_mask)
+    pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
+    logits = nn.Dense(self.num_labels, dtype=self.config.compute_dtype, name="classifier",
+                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(pooled)
+    return logits.astype(jnp.float32)
+
+
+class TokenClassificationHead(nn.Module):
+  """Dropout → dense on every token: [batch, length, num_labels] logits."""
+  config: ModelConfig
+  num_labels: int
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
+    h = nn.Dropout(self.dropout)(out.hidden, deterministic=deterministic)
+    logits = nn.Dense(self.num_labels, dtype=self.config.compute_dtype, name="classifier",
+                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(h)
+    return logits.astype(jnp.float32)
+
+
+class QuestionAnsweringHead(nn.Module):
+  """Extractive QA: a dense layer to (start, end) logits per token, padding masked out."""
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
+    logits = nn.Dense(2, dtype=self.config.compute_dtype, name="qa_outputs",
+                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(out.hidden)
+    logits = jnp.where(out.token_mask[..., None], logits.astype(jnp.float32), -1e9)
+    return logits[..., 0], logits[..., 1]
+
+
+class Model(nn.Module):
+  """An `Encoder` (params under `encoder/`) and one task head (params under `head/`)."""
+  config: ModelConfig
+  head: nn.Module
+
+  @nn.compact
+  def __call__(self, inputs: dict, *, deterministic: bool = True, **head_inputs):
+    """Runs encoder and head.
+
+    Args:
+      inputs: dict with `input_ids` and optionally `attention_mask`, `token_type_ids`,
+        `segment_ids`, `positions`.
+      deterministic: disables dropout.
+      **head_inputs: passed to the head (e.g. `positions` for the MLM head).
+
+    Returns:
+      Whatever the head returns (logits).
+    """
+
+    out = Encoder(self.config, name="encoder")(
+        inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+        token_type_ids=inputs.get("token_type_ids"), segment_ids=inputs.get("segment_ids"),
+        positions=inputs.get("positions"), deterministic=deterministic)
+    return self.head(out, deterministic=deterministic, **head_inputs)

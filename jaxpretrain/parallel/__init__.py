@@ -1,0 +1,1 @@
+"""Parallelism chosen by config: jit over a (data, fsdp, tensor) mesh, or pmap data parallelism."""

@@ -1,0 +1,115 @@
+"""Strategies own how state and batches are laid out on devices and how the step is compiled.
+
+The loop talks to a strategy only through: `init_state`, `compile_train_step`,
+`compile_eval_step`, `put_batch`, `state_shardings` and `data_parallel_size`. `JitStrategy`
+(the default) runs `jax.jit` over a (data, fsdp, tensor) mesh with logical axis rules; the pmap
+strategy lives in `parallel/pmap.py`.
+"""
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxpretrain.errors import UserError
+from jaxpretrain.parallel import mesh as mesh_lib
+from jaxpretrain.parallel import rules as rules_lib
+from jaxpretrain.train.state import TrainState
+from jaxpretrain.train import step as step_lib
+
+
+class JitStrategy:
+  """`jax.jit` with NamedSharding in/out shardings; the state is created directly sharded."""
+  name = "jit"
+
+  def __init__(self, mesh_config, devices=None):
+    self.mesh = mesh_lib.make_mesh(mesh_config, devices)
+    self.rules = rules_lib.rules_from_config(mesh_config)
+    self.data_parallel_size = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
+    self.batch_sharding = rules_lib.batch_sharding(self.mesh)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.state_shardings = None
+
+  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size") -> None:
+    if global_batch_size % self.data_parallel_size:
+      raise UserError(f"{what}={global_batch_size} is not divisible by the data-parallel size "
+                      f"{self.data_parallel_size} (mesh data x fsdp)")
+    if global_batch_size % jax.process_count():
+      raise UserError(f"{what}={global_batch_size} is not divisible by {jax.process_count()} processes")
+
+  def init_state(self, make_state, boxed_init, rng) -> TrainState:
+    """Creates the TrainState directly sharded: never materialized whole on one device.
+
+    Args:
+      make_state: fn(params, rng) -> TrainState (unboxed params; builds the optimizer state).
+      boxed_init: fn(rng) -> boxed params (with logical axis metadata).
+      rng: the init key.
+
+    Returns:
+      The sharded TrainState; `self.state_shardings` is set as a side effect.
+    """
+    abstract_boxed = jax.eval_shape(boxed_init, rng)
+    specs = rules_lib.param_specs(abstract_boxed)
+
+    def init(rng):
+      return make_state(nn.meta.unbox(boxed_init(rng)), rng)
+
+    abstract_state = jax.eval_shape(init, rng)
+    self.state_shardings = self.shardings_for(abstract_state, specs)
+    # No mesh context here: flax would constrain DenseGeneral kernels while they are still
+    # flattened to 2-D during init; out_shardings alone lays the state out.
+    return jax.jit(init, out_shardings=self.state_shardings)(rng)
+
+  def shardings_for(self, abstract_state: TrainState, specs_of_params) -> TrainState:
+    """NamedShardings for every array of a TrainState, from the parameters' logical specs."""
+    mesh_specs = rules_lib.to_mesh_shardings(specs_of_params, self.mesh, self.rules)
+    opt_specs = rules_lib.opt_state_specs(abstract_state.tx, abstract_state.opt_state, mesh_specs)
+    opt_specs = jax.tree.map(lambda s: self.replicated if isinstance(s, P) else s, opt_specs,
+                             is_leaf=lambda x: isinstance(x, (P, NamedSharding)))
+    return abstract_state.replace(step=self.replicated, params=mesh_specs, opt_state=opt_specs,
+                                  rng=self.replicated, skipped=self.replicated)
+
+  def compile_train_step(self):
+    """The jitted train step: (state, batch, rng) -> (state, metrics), state donated."""
+    jitted = jax.jit(step_lib.train_step, donate_argnums=(0,),
+                     in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
+                     out_shardings=(self.state_shardings, self.replicated))
+    return self._in_mesh(jitted)
+
+  def compile_eval_step(self):
+    jitted = jax.jit(step_lib.eval_step, in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
+                     out_shardings=self.replicated)
+    return self._in_mesh(jitted)
+
+  def _in_mesh(self, fn):
+    @functools.wraps(fn)
+    def wrapped(*args):
+      with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+        return fn(*args)
+    wrapped.jitted = fn
+    return wrapped
+
+  def put_batch(self, host_batch: dict) -> dict:
+    """Process-local numpy batch → global arrays sharded over the data axes."""
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
+            for k, v in host_batch.items()}
+
+  def put_replicated(self, x):
+    return jax.device_put(x, self.replicated)
+
+  def unreplicate_metrics(self, metrics: dict) -> dict:
+    return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}
+
+
+def create(mesh_config, devices=None):
+  """The strategy `mesh.strategy` names."""
+  if mesh_config.strategy == "jit":
+    return JitStrategy(mesh_config, devices)
+  if mesh_config.strategy == "pmap":
+    from jaxpretrain.parallel.pmap import PmapStrategy  # noqa: the pmap strategy is optional
+    return PmapStrategy(mesh_config, devices)
+  raise UserError(f"mesh.strategy={mesh_config.strategy!r}; choose jit or pmap")

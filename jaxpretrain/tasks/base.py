@@ -1,0 +1,81 @@
+"""The `Task` interface that makes `train_step` generic over objectives.
+
+A task's `loss` returns the *sum* of per-example (or per-token) losses and, in `aux`, the weight
+that sum is to be divided by (`aux["weight"]`: masked tokens, target tokens, examples). The
+train step divides only after summing over gradient-accumulation micro-batches and devices, so
+the loss is exactly the same however a global batch is split.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.models.heads import Model
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """Base class: subclasses set `name` and implement `head`, `loss`, `metrics`, `dummy_batch`.
+
+  Tasks are frozen dataclasses (hashable) because they ride in `TrainState` as static data.
+  """
+  model_config: ModelConfig
+
+  name = "task"
+
+  def head(self) -> nn.Module:
+    """The (unbound) head module; the model is `Model(model_config, head)`."""
+    raise NotImplementedError
+
+  @property
+  def model(self) -> Model:
+    return Model(self.model_config, self.head())
+
+  def dummy_batch(self, batch_size: int, seq_len: int) -> dict:
+    """A batch of the right structure (shapes, dtypes) for initialization and eval_shape."""
+    raise NotImplementedError
+
+  def init(self, rng, seq_len: int):
+    """Initializes parameters (boxed with logical axis metadata)."""
+    batch = self.dummy_batch(1, seq_len)
+    return self.model.init({"params": rng, "dropout": rng}, model_inputs(batch), deterministic=True)["params"]
+
+  def loss(self, params, batch: dict, rng, *, deterministic: bool) -> tuple[jax.Array, dict]:
+    """Returns (sum of losses, aux) where aux holds `weight` and the metric sums."""
+    raise NotImplementedError
+
+  def metrics(self, aux: dict) -> dict:
+    """Final metrics from aux sums (summed over micro-batches, devices, eval batches)."""
+    weight = jnp.maximum(aux["weight"], 1.0)
+    return {"loss": aux["loss_sum"] / weight}
+
+
+def model_inputs(batch: dict) -> dict:
+  """The encoder's inputs from a batch (labels and other targets left out)."""
+  keys = ("input_ids", "attention_mask", "token_type_ids", "segment_ids", "positions")
+  return {k: batch[k] for k in keys if k in batch}
+
+
+def cross_entropy_sums(logits, labels, weights) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Weighted cross-entropy: (loss sum, weight sum, correct-prediction sum), all float32.
+
+  Args:
+    logits: float [..., classes].
+    labels: int [...].
+    weights: float/bool [...]; 0 excludes a position.
+  """
+  weights = weights.astype(jnp.float32)
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+  correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  return jnp.sum(losses * weights), jnp.sum(weights), jnp.sum(correct * weights)
+
+
+def tree_sum(trees: list[dict[str, Any]]) -> dict:
+  """Adds aux dicts leaf by leaf."""
+  return jax.tree.map(lambda *xs: sum(xs), *trees)

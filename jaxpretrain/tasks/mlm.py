@@ -1,0 +1,102 @@
+"""Masked-LM pretraining (BERT): masking on device inside the jitted step, loss on selected tokens.
+
+Masking follows Devlin et al.: each non-special, non-pad token is selected with probability
+`mask_prob` (15%); a selected token becomes [MASK] with probability 0.8, a random token with
+0.1 and stays itself with 0.1. The loss averages over selected positions only. Everything is
+drawn from the step's RNG, so a (seed, step) pair fixes the mask.
+
+By default the head runs only on the selected positions (gathered before the vocabulary
+projection, up to `max_predictions` per row — 5 standard deviations above the expected count,
+so overflow is vanishingly rare and, when it happens, the extra tokens are left unmasked and
+unscored rather than silently mis-weighted). `head_positions="all"` scores every position:
+same loss, more FLOPs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxpretrain.models.heads import MLMHead
+from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedLM(Task):
+  special_ids: tuple[int, ...] = (0, 1, 2, 3, 4)
+  mask_id: int = 4
+  random_vocab_size: int = 0          # random replacements come from [0, this); 0 = model vocab
+  mask_prob: float = 0.15
+  mask_token_prob: float = 0.8
+  random_token_prob: float = 0.1
+  head_positions: str = "masked"      # masked | all
+
+  name = "mlm"
+
+  def head(self):
+    return MLMHead(self.model_config)
+
+  def dummy_batch(self, batch_size, seq_len):
+    return {"input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
+            "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32)}
+
+  def max_predictions(self, seq_len: int) -> int:
+    expected = seq_len * self.mask_prob
+    return min(seq_len, max(1, math.ceil(expected + 5 * math.sqrt(expected * (1 - self.mask_prob)) + 1)))
+
+  def mask(self, input_ids, token_mask, rng):
+    """Draws the MLM corruption.
+
+    Args:
+      input_ids: int [batch, length].
+      token_mask: bool [batch, length], true on real tokens.
+      rng: PRNG key.
+
+    Returns:
+      dict with `input_ids` (corrupted), `selected` (bool [batch, length]), and, for the
+      gathered head, `positions`/`targets`/`weights` [batch, max_predictions].
+    """
+    k_select, k_action, k_random = jax.random.split(rng, 3)
+    special = jnp.isin(input_ids, jnp.asarray(self.special_ids, jnp.int32))
+    candidates = token_mask & ~special
+    u = jax.random.uniform(k_select, input_ids.shape)
+    selected = candidates & (u < self.mask_prob)
+    out = {}
+    if self.head_positions == "masked":
+      k = self.max_predictions(input_ids.shape[1])
+      score = jnp.where(selected, u, 2.0)
+      neg_values, positions = jax.lax.top_k(-score, k)
+      selected = selected & (score <= -neg_values[:, -1:])   # drop overflow beyond k (rare)
+      out["positions"] = positions
+      out["targets"] = jnp.take_along_axis(input_ids, positions, axis=1)
+      out["weights"] = jnp.take_along_axis(selected, positions, axis=1)
+    action = jax.random.uniform(k_action, input_ids.shape)
+    vocab = self.random_vocab_size or self.model_config.vocab_size
+    random_tokens = jax.random.randint(k_random, input_ids.shape, 0, vocab, dtype=input_ids.dtype)
+    corrupted = jnp.where(action < self.mask_token_prob, self.mask_id,
+                          jnp.where(action < self.mask_token_prob + self.random_token_prob, random_tokens, input_ids))
+    out["input_ids"] = jnp.where(selected, corrupted, input_ids)
+    out["selected"] = selected
+    return out
+
+  def loss(self, params, batch, rng, *, deterministic):
+    mask_rng, dropout_rng = jax.random.split(rng)
+    token_mask = batch["segment_ids"] != 0 if "segment_ids" in batch else batch["attention_mask"].astype(bool)
+    m = self.mask(batch["input_ids"], token_mask, mask_rng)
+    inputs = dict(model_inputs(batch), input_ids=m["input_ids"])
+    if self.head_positions == "masked":
+      logits = self.model.apply({"params": params}, inputs, deterministic=deterministic,
+                                positions=m["positions"], rngs={"dropout": dropout_rng})
+      targets, weights = m["targets"], m["weights"]
+    else:
+      logits = self.model.apply({"params": params}, inputs, deterministic=deterministic,
+                                rngs={"dropout": dropout_rng})
+      targets, weights = batch["input_ids"], m["selected"]
+    loss_sum, weight, correct = cross_entropy_sums(logits, targets, weights)
+    return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct}
+
+  def metrics(self, aux):
+    weight = jnp.maximum(aux["weight"], 1.0)
+    return {"loss": aux["loss_sum"] / weight, "accuracy": aux["correct"] / weight}

@@ -1,0 +1,38 @@
+"""`task.name` → a Task object and the data it trains on."""
+from __future__ import annotations
+
+from jaxpretrain.errors import UserError
+
+PRETRAINING = ("mlm", "causal_lm")
+
+
+def build_data(config, workdir: str):
+  """The `RunData` for the configured task."""
+  name = config.task.name
+  if name in PRETRAINING:
+    from jaxpretrain.data.pipeline import build_pretraining
+    return build_pretraining(config, workdir)
+  if name in ("classification", "token_classification", "qa"):
+    from jaxpretrain.data.labeled import build_labeled
+    return build_labeled(config, workdir)
+  raise UserError(f"task.name={name!r}; choose one of mlm, causal_lm, classification, "
+                  f"token_classification, qa")
+
+
+def build_task(config, model_config, data):
+  """The Task object for `config.task.name`, wired to the data's tokenizer and labels."""
+  name = config.task.name
+  special = data.info.get("special_ids", {})
+  if name == "mlm":
+    from jaxpretrain.tasks.mlm import MaskedLM
+    if special.get("mask") is None:
+      raise UserError("task.name=mlm needs a tokenizer with a [MASK] token")
+    return MaskedLM(model_config, special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
+                    mask_id=special["mask"], random_vocab_size=data.tokenizer.vocab_size,
+                    mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
+                    random_token_prob=config.task.random_token_prob)
+  if name == "causal_lm":
+    from jaxpretrain.tasks.causal_lm import CausalLM
+    return CausalLM(model_config)
+  from jaxpretrain.tasks.finetune import build_finetune_task
+  return build_finetune_task(config, model_config, data)

@@ -1,0 +1,1 @@
+"""Training: state, optimizer, the one train step, and the phased loop."""
