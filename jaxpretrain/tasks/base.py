@@ -46,6 +46,14 @@ class Task:
     batch = self.dummy_batch(1, seq_len)
     return self.model.init({"params": rng, "dropout": rng}, model_inputs(batch), deterministic=True)["params"]
 
+  def split_rng(self, rng, batch: dict):
+    """(task key, dropout key). The dropout key also folds in the batch's first global example
+    index, so micro-batches and devices draw different dropout masks from one step key."""
+    task_rng, dropout_rng = jax.random.split(rng)
+    if "example_index" in batch:
+      dropout_rng = jax.random.fold_in(dropout_rng, batch["example_index"][0])
+    return task_rng, dropout_rng
+
   def loss(self, params, batch: dict, rng, *, deterministic: bool) -> tuple[jax.Array, dict]:
     """Returns (sum of losses, aux) where aux holds `weight` and the metric sums."""
     raise NotImplementedError

@@ -46,22 +46,31 @@ class MaskedLM(Task):
     expected = seq_len * self.mask_prob
     return min(seq_len, max(1, math.ceil(expected + 5 * math.sqrt(expected * (1 - self.mask_prob)) + 1)))
 
-  def mask(self, input_ids, token_mask, rng):
+  def mask(self, input_ids, token_mask, rng, example_index=None):
     """Draws the MLM corruption.
+
+    Each row's randomness comes from fold_in(rng, its index in the global batch), so the mask of an
+    example does not depend on how the batch is split over devices or micro-batches.
 
     Args:
       input_ids: int [batch, length].
       token_mask: bool [batch, length], true on real tokens.
       rng: PRNG key.
+      example_index: int [batch], each row's index in the global batch (default 0..batch-1).
 
     Returns:
       dict with `input_ids` (corrupted), `selected` (bool [batch, length]), and, for the
       gathered head, `positions`/`targets`/`weights` [batch, max_predictions].
     """
-    k_select, k_action, k_random = jax.random.split(rng, 3)
+    if example_index is None:
+      example_index = jnp.arange(input_ids.shape[0])
+    row_keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_index)
+    k_select, k_action, k_random = (jax.vmap(lambda k, i=i: jax.random.split(k, 3)[i])(row_keys) for i in range(3))
+    length = input_ids.shape[1]
+    uniform = jax.vmap(lambda k: jax.random.uniform(k, (length,)))
     special = jnp.isin(input_ids, jnp.asarray(self.special_ids, jnp.int32))
     candidates = token_mask & ~special
-    u = jax.random.uniform(k_select, input_ids.shape)
+    u = uniform(k_select)
     selected = candidates & (u < self.mask_prob)
     out = {}
     if self.head_positions == "masked":
@@ -72,9 +81,9 @@ class MaskedLM(Task):
       out["positions"] = positions
       out["targets"] = jnp.take_along_axis(input_ids, positions, axis=1)
       out["weights"] = jnp.take_along_axis(selected, positions, axis=1)
-    action = jax.random.uniform(k_action, input_ids.shape)
+    action = uniform(k_action)
     vocab = self.random_vocab_size or self.model_config.vocab_size
-    random_tokens = jax.random.randint(k_random, input_ids.shape, 0, vocab, dtype=input_ids.dtype)
+    random_tokens = jax.vmap(lambda k: jax.random.randint(k, (length,), 0, vocab, dtype=input_ids.dtype))(k_random)
     corrupted = jnp.where(action < self.mask_token_prob, self.mask_id,
                           jnp.where(action < self.mask_token_prob + self.random_token_prob, random_tokens, input_ids))
     out["input_ids"] = jnp.where(selected, corrupted, input_ids)
@@ -82,9 +91,9 @@ class MaskedLM(Task):
     return out
 
   def loss(self, params, batch, rng, *, deterministic):
-    mask_rng, dropout_rng = jax.random.split(rng)
+    mask_rng, dropout_rng = self.split_rng(rng, batch)
     token_mask = batch["segment_ids"] != 0 if "segment_ids" in batch else batch["attention_mask"].astype(bool)
-    m = self.mask(batch["input_ids"], token_mask, mask_rng)
+    m = self.mask(batch["input_ids"], token_mask, mask_rng, batch.get("example_index"))
     inputs = dict(model_inputs(batch), input_ids=m["input_ids"])
     if self.head_positions == "masked":
       logits = self.model.apply({"params": params}, inputs, deterministic=deterministic,

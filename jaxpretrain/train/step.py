@@ -24,8 +24,21 @@ def _micro_batches(batch: dict, n: int) -> dict:
   return jax.tree.map(lambda x: x.reshape((x.shape[0] // n, n) + x.shape[1:]).swapaxes(0, 1), batch)
 
 
+def with_example_index(batch: dict) -> dict:
+  """Adds `example_index` (each row's index in the global batch) unless the strategy set it.
+
+  Tasks derive per-example randomness (e.g. MLM masks) from it, which makes the loss independent
+  of how a global batch is split over devices and micro-batches.
+  """
+  if "example_index" in batch:
+    return batch
+  rows = jax.tree.leaves(batch)[0].shape[0]
+  return dict(batch, example_index=jnp.arange(rows, dtype=jnp.int32))
+
+
 def loss_and_grads(state: TrainState, batch: dict, rng):
   """Summed loss gradients and aux sums over the batch (accumulated over micro-batches)."""
+  batch = with_example_index(batch)
   grad_fn = jax.grad(lambda p, b, r: state.task.loss(p, b, r, deterministic=False), has_aux=True)
   if state.grad_accum_steps == 1:
     return grad_fn(state.params, batch, rng)
@@ -34,11 +47,10 @@ def loss_and_grads(state: TrainState, batch: dict, rng):
   zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(grad_fn, state.params, first, rng))
   zeros = jax.tree.map(lambda z: jnp.zeros(z.shape, z.dtype), zeros)
 
-  def body(carry, xs):
-    micro_batch, index = xs
-    return _add(carry, grad_fn(state.params, micro_batch, jax.random.fold_in(rng, index))), None
+  def body(carry, micro_batch):  # one step key: tasks vary randomness by example_index
+    return _add(carry, grad_fn(state.params, micro_batch, rng)), None
 
-  (grads, aux), _ = jax.lax.scan(body, zeros, (micro, jnp.arange(state.grad_accum_steps)))
+  (grads, aux), _ = jax.lax.scan(body, zeros, micro)
   return grads, aux
 
 
@@ -80,7 +92,7 @@ def eval_step(state: TrainState, batch: dict, rng, axis_name: str | None = None)
 
   Returns sums, not means, so the caller can add several batches and call `task.metrics` once.
   """
-  _, aux = state.task.loss(state.params, batch, rng, deterministic=True)
+  _, aux = state.task.loss(state.params, with_example_index(batch), rng, deterministic=True)
   if axis_name is not None:
     aux = jax.lax.psum(aux, axis_name)
   return aux
