@@ -1,79 +1,160 @@
-"""Orbax checkpoints of a run: the TrainState, the data iterator state, and run metadata.
+"""Orbax checkpoints of a run: TrainState, every process's data iterator state, tokenizer, metadata.
 
-Layout: WORKDIR/checkpoints/<step>/{state, data, meta}. Saves are asynchronous (orbax's
-CheckpointManager) and atomic (orbax writes to a temporary directory and renames it when the
-save completes, so an interrupted save never becomes the latest step).
+Layout: WORKDIR/checkpoints/<step>/{state, data, tokenizer, meta}. Saves are asynchronous by
+default (orbax copies arrays to host before `save` returns, so the next step may donate the
+device buffers) and atomic (orbax writes into a temporary directory and renames it when
+complete, so an interrupted save never becomes a step). Restoring walks back from the latest
+step past any checkpoint that fails to load, with a warning naming it.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sys
 from typing import Any
 
+import grain
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
 from jaxpretrain.errors import UserError
+
+ITEMS = ("state", "data", "tokenizer", "meta")
+
+
+# What a failed write looks like: the OS's OSError, tensorstore's ValueError (e.g. "Error writing
+# ... No space left on device"), or a RuntimeError from orbax's background thread.
+_WRITE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0][:300] if text else ''}"
 
 
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
+class IteratorState:
+  """The data iterator state to save, captured when a batch was consumed (not when prefetched).
+
+  Quacks like a grain iterator for grain's orbax handler, which writes one file per process.
+  """
+
+  def __init__(self, state: Any = None):
+    self.state = state
+
+  def get_state(self) -> bytes:
+    return json.dumps(self.state).encode()
+
+  def set_state(self, raw: bytes) -> None:
+    self.state = json.loads(raw.decode())
+
+  def start_prefetch(self) -> None:  # called by grain's handler after a restore
+    pass
+
+
+def _warn(message: str) -> None:
+  if jax.process_index() == 0:
+    print(f"jaxpretrain: warning: {message}", file=sys.stderr, flush=True)
+
+
 class Checkpointer:
-  """Saves and restores steps of one run.
+  """Saves and restores the steps of one run.
 
   Args:
     workdir: the run's workdir (checkpoints go to WORKDIR/checkpoints).
     keep: how many latest steps to keep.
     async_save: write in a background thread while training continues.
-    best_metric / best_mode: also keep the best step by this metric (min or max), if given.
+    best_metric / best_mode: also keep the best step by this eval metric (min or max).
+    read_only: never create, delete or clean anything.
   """
 
   def __init__(self, workdir: str, *, keep: int = 3, async_save: bool = True, best_metric: str = "",
                best_mode: str = "min", read_only: bool = False):
     self.directory = checkpoint_dir(workdir)
-    best_fn = None
+    # Keep the `keep` latest steps, plus the best one by the eval metric when there is one.
+    policies = [preservation.LatestN(n=keep)]
     if best_metric:
-      best_fn = lambda metrics: metrics[best_metric]
+      policies.append(preservation.BestN(
+          get_metric_fn=lambda metrics: metrics.get(best_metric, float("nan")), reverse=best_mode == "min",
+          n=1, keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=async_save, best_fn=best_fn, best_mode=best_mode,
-        keep_checkpoints_without_metrics=True, create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=True)
-    self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_names=("state", "data", "meta"))
+        enable_async_checkpointing=async_save, preservation_policy=preservation.AnyPreservationPolicy(policies),
+        create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
+    handlers = {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
+                "tokenizer": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    self.read_only = read_only
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def all_steps(self) -> list[int]:
-    return list(self.manager.all_steps())
+    return sorted(self.manager.all_steps())
 
-  def save(self, step: int, state_arrays: dict, *, data_state: dict | None = None, meta: dict | None = None,
-           metrics: dict | None = None, force: bool = True) -> None:
-    """Starts saving `step` (returns before the write finishes when async).
+  def save(self, step: int, state_arrays: dict, *, data_state: Any = None, tokenizer_files: dict | None = None,
+           meta: dict | None = None, metrics: dict | None = None) -> None:
+    """Starts saving `step`; returns once arrays are on the host (the write may continue).
+
+    Errors of an earlier asynchronous write surface here (or in `wait`).
 
     Args:
       step: the training step the state is at.
       state_arrays: `TrainState.arrays()`.
-      data_state: the data iterator's state (JSON-able), per process.
-      meta: run metadata (JSON-able): config, versions, mesh, wall time.
-      metrics: last metrics (used to pick the best step).
+      data_state: this process's data iterator state (JSON-able) after the last consumed batch.
+      tokenizer_files: {file name: text} of the run's tokenizer directory.
+      meta: run metadata (JSON-able): config, version, mesh, wall time, last metrics.
+      metrics: eval metrics used to pick the best step.
     """
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state_arrays),
-                              data=ocp.args.JsonSave(data_state or {}),
-                              meta=ocp.args.JsonSave(meta or {}))
-    self.manager.save(step, args=args, metrics=metrics, force=force)
+    args = ocp.args.Composite(
+        state=ocp.args.StandardSave(state_arrays), data=grain.checkpoint.CheckpointSave(IteratorState(data_state)),
+        tokenizer=ocp.args.JsonSave(tokenizer_files or {}), meta=ocp.args.JsonSave(meta or {}))
+    try:
+      self.manager.save(step, args=args, metrics=metrics, force=True)
+    except _WRITE_ERRORS as e:  # includes a failed earlier asynchronous write
+      raise UserError(f"checkpoint write failed (saving step {step}): {_first_line(e)}") from None
 
-  def restore(self, step: int, abstract_state_arrays: dict) -> tuple[dict, dict, dict]:
+  def restore(self, step: int, abstract_state_arrays: dict) -> tuple[dict, Any, dict]:
     """Restores `step` onto the shardings of `abstract_state_arrays` (ShapeDtypeStructs).
 
     Returns:
-      (state arrays, data iterator state, meta).
+      (state arrays, this process's data iterator state or None, meta).
     """
     restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state_arrays), data=ocp.args.JsonRestore(),
-        meta=ocp.args.JsonRestore()))
-    return restored["state"], restored["data"], restored["meta"]
+        state=ocp.args.StandardRestore(abstract_state_arrays),
+        data=grain.checkpoint.CheckpointRestore(IteratorState()), meta=ocp.args.JsonRestore()))
+    return restored["state"], restored["data"].state, restored["meta"]
+
+  def restore_latest(self, abstract_state_arrays: dict):
+    """Restores the newest step that loads; a corrupt or partial step is reported and set aside.
+
+    Returns:
+      (step, state arrays, data state, meta), or None when there is no checkpoint.
+    """
+    for step in reversed(self.all_steps()):
+      try:
+        return (step, *self.restore(step, abstract_state_arrays))
+      except Exception as e:  # any failure to read a step means it is not usable
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        _warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({reason}); "
+              f"using the previous step")
+        self._set_aside(step)
+    return None
+
+  def _set_aside(self, step: int) -> None:
+    """Renames a broken step to `<step>.corrupt` so it is neither latest nor overwritten."""
+    if self.read_only or jax.process_index() != 0:
+      return
+    path = os.path.join(self.directory, str(step))
+    target = path + ".corrupt"
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.replace(path, target)
+    self.manager.reload()
 
   def restore_meta(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
@@ -82,12 +163,33 @@ class Checkpointer:
     return os.path.join(self.directory, str(step), item)
 
   def wait(self) -> None:
-    """Blocks until pending asynchronous saves are on disk (raises their errors)."""
-    self.manager.wait_until_finished()
+    """Blocks until pending asynchronous saves are on disk; raises a failed write as UserError."""
+    try:
+      self.manager.wait_until_finished()
+    except _WRITE_ERRORS as e:
+      raise UserError(f"checkpoint write failed: {_first_line(e)}") from None
 
-  def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+  def close(self, raise_errors: bool = True) -> None:
+    """Waits for pending saves and releases the manager; `raise_errors=False` while another
+    error is already propagating (the first error is the one to report)."""
+    try:
+      self.wait()
+    except UserError:
+      if raise_errors:
+        raise
+    finally:
+      self.manager.close()
+
+
+def tokenizer_files(directory: str) -> dict:
+  """{name: text} of a tokenizer directory's files (saved inside each checkpoint)."""
+  files = {}
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        files[name] = f.read()
+  return files
 
 
 def abstract_arrays(state_arrays: Any, shardings: Any) -> Any:
@@ -103,3 +205,34 @@ def require_run(workdir: str) -> "Checkpointer":
   if ckpt.latest_step() is None:
     raise UserError(f"no complete checkpoint in {checkpoint_dir(workdir)}")
   return ckpt
+
+
+def describe(workdir: str) -> list[dict]:
+  """One row per step directory: step, complete, size in bytes, metrics (for `jaxpretrain checkpoints`)."""
+  root = checkpoint_dir(workdir)
+  if not os.path.isdir(root):
+    raise UserError(f"no checkpoints in {workdir} (expected {root})")
+  rows = []
+  for name in os.listdir(root):
+    path = os.path.join(root, name)
+    if not os.path.isdir(path):
+      continue
+    step_text = name.split(".")[0]
+    if not step_text.isdigit():
+      continue
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    complete = (name == step_text and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
+                and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS))
+    metrics, wall_time = {}, None
+    meta_file = os.path.join(path, "meta", "metadata")
+    if complete and os.path.exists(meta_file):
+      try:
+        with open(meta_file) as f:
+          meta = json.load(f)
+        metrics, wall_time = meta.get("metrics", {}), meta.get("time")
+      except (OSError, ValueError):
+        complete = False
+    rows.append({"step": int(step_text), "complete": complete, "bytes": size, "metrics": metrics,
+                 "time": wall_time, "path": path,
+                 "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete")})
+  return sorted(rows, key=lambda r: (r["step"], r["path"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -66,9 +67,61 @@ def cmd_prepare(args, overrides):
 def cmd_train(args, overrides):
   from jaxpretrain.train import loop
   _distributed(args)
+  if getattr(args, "allow_pickle", False):
+    overrides = [*overrides, "hf_allow_pickle=true"]
   config = load_config(args, overrides)
   summary = loop.run(config, args.workdir)
   print(json.dumps(summary))
+
+
+def cmd_checkpoints(args, overrides):
+  from jaxpretrain import checkpoint as checkpoint_lib
+  rows = checkpoint_lib.describe(args.workdir)
+  if args.json:
+    print(json.dumps(rows))
+    return
+  print(f"{'step':>8}  {'state':<10}  {'size':>9}  metrics")
+  for r in rows:
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items()) if isinstance(v, (int, float)))
+    print(f"{r['step']:>8}  {r['state']:<10}  {r['bytes'] / 2**20:>7.1f}MB  {metrics}")
+
+
+def cmd_bench(args, overrides):
+  if args.compare and "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
+    # PyTorch shares the GPU in this process: JAX must not grab 75% of its memory up front.
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+  from jaxpretrain import bench
+  config = load_config(args, overrides)
+  print(json.dumps(bench.run(config, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
+                             compare=args.compare)))
+
+
+def cmd_export(args, overrides):
+  from jaxpretrain.hf import export_run
+  if overrides:
+    raise UserError(f"export takes no config overrides (got {overrides[0]})")
+  print(json.dumps(export_run(args.workdir, args.out, args.step)))
+
+
+def cmd_evaluate(args, overrides):
+  from jaxpretrain.evaluate import evaluate
+  config = load_config(args, overrides)
+  print(json.dumps(evaluate(config, args.workdir, step=args.step)))
+
+
+def cmd_demo(args, overrides):
+  from jaxpretrain import demo
+  if not args.config:
+    args.config = "demo"
+  config = load_config(args, [*(f"{k}={v}" for k, v in demo.SMALL.items() if args.small), *overrides])
+  print(json.dumps(demo.run(config, args.workdir)))
+
+
+def cmd_plot(args, overrides):
+  from jaxpretrain import plot
+  if overrides:
+    raise UserError(f"plot takes no config overrides (got {overrides[0]})")
+  print(json.dumps({"plots": plot.plot_run(args.workdir)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,15 +144,36 @@ def build_parser() -> argparse.ArgumentParser:
   p = command("prepare", cmd_prepare, "tokenize and pack a corpus into ArrayRecord shards")
   p.add_argument("--shard_index", type=int, default=0, help="this worker's share (e.g. SLURM_ARRAY_TASK_ID)")
   p.add_argument("--num_shards", type=int, default=1, help="workers preparing the corpus together")
-  command("pretrain", cmd_train, "pretrain (MLM or causal LM); resumes if WORKDIR has checkpoints",
-          distributed=True)
-  command("finetune", cmd_train, "fine-tune a task head (init_from=PRETRAIN_WORKDIR restores the encoder)",
-          distributed=True)
+  for name, text in (("pretrain", "pretrain (MLM or causal LM); resumes if WORKDIR has checkpoints"),
+                     ("finetune", "fine-tune a task head (init_from=PRETRAIN_WORKDIR or hf:PATH_OR_ID)")):
+    p = command(name, cmd_train, text, distributed=True)
+    p.add_argument("--allow_pickle", action="store_true",
+                   help="init_from=hf:...: accept pickled pytorch_model.bin (torch.load(weights_only=True))")
+  p = command("export", cmd_export, "write a run's checkpoint as a Hugging Face (PyTorch) model directory",
+              config=False)
+  p.add_argument("--out", required=True, help="the HF directory to write")
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+  p = command("checkpoints", cmd_checkpoints, "list a run's checkpoints: step, state, size, metrics", config=False)
+  p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+  p = command("bench", cmd_bench, "time the training step on synthetic batches; prints one JSON line",
+              workdir=False)
+  p.add_argument("--steps", type=int, default=20, help="timed steps")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+  p.add_argument("--rounds", type=int, default=3, help="timing rounds (the median is reported)")
+  p.add_argument("--compare", default="", help="hf-torch: also time HF transformers (PyTorch) on the same dims")
+  p = command("evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json")
+  p.add_argument("--step", type=int, default=-1, help="checkpoint step (default: best by eval.metric, else latest)")
+  p = command("demo", cmd_demo, "pretrain, fine-tune at N..8N labels vs scratch vs VSM -> demo.json, report.md")
+  p.add_argument("--small", action="store_true", help="a minute-sized run of the whole demo (smoke test)")
+  command("plot", cmd_plot, "PNG plots of WORKDIR/metrics.jsonl (loss, learning rate, tokens/s, eval)", config=False)
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
+  # orbax logs failures from its writer threads with full tracebacks; we report them ourselves.
+  for name in ("absl", "asyncio"):
+    logging.getLogger(name).setLevel(logging.CRITICAL)
   try:
     rest, overrides = _split_overrides(argv)
     args = build_parser().parse_args(rest)
@@ -113,5 +187,16 @@ def main(argv: list[str] | None = None) -> int:
   return 0
 
 
+def entry_point() -> None:
+  """The console script: on an error exit, leave without running interpreter shutdown, where
+  library background threads (orbax writers, grain workers) would print noise after our one line."""
+  code = main()
+  if code:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
 if __name__ == "__main__":
-  sys.exit(main())
+  entry_point()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 
 import jax
@@ -25,6 +26,7 @@ from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
 from jaxpretrain.train import optim
 from jaxpretrain.train.prefetch import Prefetcher
+from jaxpretrain.train.preemption import PreemptionWatcher
 from jaxpretrain.train.state import TrainState
 
 
@@ -37,9 +39,10 @@ def total_steps(config, steps_per_epoch: int) -> int:
 
 def validate(config) -> None:
   """Config checks that need no data: one-line errors before anything is written."""
-  if config.data.seq_len > config.model.max_position_embeddings:
-    raise UserError(f"data.seq_len={config.data.seq_len} exceeds model.max_position_embeddings="
-                    f"{config.model.max_position_embeddings}")
+  positions = config.model.max_position_embeddings - config.model.get("position_offset", 0)
+  if config.data.seq_len > positions:
+    raise UserError(f"data.seq_len={config.data.seq_len} exceeds the model's {positions} positions "
+                    f"(model.max_position_embeddings - model.position_offset)")
   if config.train.batch_size <= 0 or config.train.steps < 0:
     raise UserError("train.batch_size must be positive and train.steps non-negative")
   if config.train.grad_accum_steps < 1 or config.train.batch_size % config.train.grad_accum_steps:
@@ -81,7 +84,10 @@ def run(config, workdir: str) -> dict:
 
   # Phase 1: devices & mesh.
   strategy = strategy_lib.create(config.mesh)
-  strategy.check_batch_size(config.train.batch_size)
+  strategy.check_batch_size(config.train.batch_size, grad_accum_steps=config.train.grad_accum_steps)
+  if config.eval.batch_size:
+    strategy.check_batch_size(config.eval.batch_size, "eval.batch_size")
+  strategy.check_model(model_config)
 
   # Phase 2: data (prepares the corpus on first use).
   data = registry.build_data(config, workdir)
@@ -105,13 +111,14 @@ def run(config, workdir: str) -> dict:
   ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save,
                                      best_metric=config.eval.metric if config.eval.every_steps else "",
                                      best_mode=config.eval.metric_mode)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
-    arrays, data_state, _ = ckpt.restore(latest, abstract)
+  abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
+  restored = ckpt.restore_latest(abstract)
+  latest = restored[0] if restored else None
+  if restored:
+    _, arrays, saved_data_state, _ = restored
     state = state.replace_arrays(arrays)
-    if data_state.get(str(jax.process_index())) is not None and hasattr(data.train, "set_state"):
-      data.train.set_state(data_state[str(jax.process_index())])
+    if saved_data_state is not None and hasattr(data.train, "set_state"):
+      data.train.set_state(saved_data_state)
   elif config.init_from:
     from jaxpretrain.train import warm_start
     state = warm_start.apply(config, state, strategy)
@@ -121,6 +128,7 @@ def run(config, workdir: str) -> dict:
     data.tokenizer.save(os.path.join(workdir, "tokenizer"))
     with open(os.path.join(workdir, "data_info.json"), "w") as f:
       json.dump(data.info, f, indent=2)
+  tokenizer_files = checkpoint_lib.tokenizer_files(os.path.join(workdir, "tokenizer")) if jax.process_index() == 0 else {}
 
   # Phase 6: compile the step functions once.
   train_step = strategy.compile_train_step()
@@ -152,9 +160,11 @@ def run(config, workdir: str) -> dict:
     meta = {"version": __version__, "step": step, "time": time.time(), "metrics": metrics,
             "mesh": dict(strategy.mesh.shape) if hasattr(strategy, "mesh") else {},
             "config": config_lib.to_dict(config), "data_info": data.info}
-    ckpt.save(step, state.arrays(), data_state={str(jax.process_index()): data_state}, meta=meta,
+    ckpt.save(step, state.arrays(), data_state=data_state, tokenizer_files=tokenizer_files, meta=meta,
               metrics=metrics or None)
 
+  preempted = False
+  watcher = PreemptionWatcher().__enter__()
   try:
     for step in range(first_step, steps):
       batch, data_state = prefetcher.next()
@@ -181,23 +191,34 @@ def run(config, workdir: str) -> dict:
         interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, prefetcher.wait_seconds
       else:
         writer.progress(done)
+      paused = False  # evaluation and saving do not count against training throughput
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done != steps:
         last_eval = evaluate(state, eval_step, strategy, eval_batches, config.train.seed)
         writer.write(done, last_eval, split="eval")
-      if config.checkpoint.every_steps and done % config.checkpoint.every_steps == 0 and done != steps:
+        paused = True
+      periodic = config.checkpoint.every_steps and done % config.checkpoint.every_steps == 0
+      if watcher.should_stop(done) and done != steps:
         save(done, last_eval or {})
+        preempted = True
+        break
+      if periodic and done != steps:
+        save(done, last_eval or {})
+        paused = True
+      if paused:
+        interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, prefetcher.wait_seconds
 
     # Phase 8: final evaluation, save and summary.
     final_step = int(jax.device_get(state.step))
-    if eval_batches:
+    if eval_batches and not preempted:
       last_eval = evaluate(state, eval_step, strategy, eval_batches, config.train.seed)
       writer.write(final_step, last_eval, split="eval")
-    if final_step > first_step or latest is None:
+    if (final_step > first_step or latest is None) and not preempted:
       save(final_step, last_eval or {})
     ckpt.wait()
   finally:
+    watcher.__exit__()
     prefetcher.close()
     writer.close()
-    ckpt.close()
-  return {"step": final_step, "train": last_train, "eval": last_eval, "compile_s": compile_seconds,
+    ckpt.close(raise_errors=sys.exc_info()[0] is None)
+  return {"step": final_step, "preempted": preempted, "train": last_train, "eval": last_eval, "compile_s": compile_seconds,
           "steps_per_epoch": data.steps_per_epoch}

@@ -1,0 +1,105 @@
+"""Faults: interrupted saves, corrupt checkpoints, non-finite losses, and the `checkpoints` listing."""
+import glob
+import os
+import shutil
+
+import pytest
+
+from jaxpretrain import checkpoint as checkpoint_lib
+from jaxpretrain.cli import main as cli_main
+from jaxpretrain.errors import UserError
+from jaxpretrain.metrics import read_metrics
+from jaxpretrain.train import loop
+from tests.run_configs import tiny_pretrain_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_prepared):
+  """A finished 8-step run with checkpoints at steps 4 and 8 (copied per test before damage)."""
+  workdir = str(tmp_path_factory.mktemp("run") / "w")
+  loop.run(tiny_pretrain_config(tiny_prepared), workdir)
+  return workdir
+
+
+def _copy(run, tmp_path):
+  target = str(tmp_path / "w")
+  shutil.copytree(run, target)
+  return target
+
+
+def test_interrupted_save_never_becomes_latest_and_is_cleaned_up(finished_run, tmp_path, tiny_prepared):
+  workdir = _copy(finished_run, tmp_path)
+  root = checkpoint_lib.checkpoint_dir(workdir)
+  partial = os.path.join(root, "12.orbax-checkpoint-tmp-1700000000")
+  shutil.copytree(os.path.join(root, "8", "state"), os.path.join(partial, "state"))   # half a step
+  assert checkpoint_lib.Checkpointer(workdir, read_only=True).latest_step() == 8
+  loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 10}), workdir)     # restart
+  assert not os.path.exists(partial)
+  assert checkpoint_lib.Checkpointer(workdir, read_only=True).latest_step() == 10
+
+
+def test_corrupt_latest_falls_back_to_previous_step(finished_run, tmp_path, tiny_prepared, capsys):
+  workdir = _copy(finished_run, tmp_path)
+  state_dir = checkpoint_lib.Checkpointer(workdir, read_only=True).item_path(8, "state")
+  for path in glob.glob(os.path.join(state_dir, "**", "*"), recursive=True):
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 3)
+  summary = loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 8}), workdir)
+  err = capsys.readouterr().err
+  assert "checkpoint step 8" in err and "corrupt" in err
+  assert summary["step"] == 8
+  # Steps 5..8 were trained again from step 4, and a good step 8 replaced the corrupt one.
+  steps = [r["step"] for r in read_metrics(workdir) if "split" not in r]
+  assert steps.count(5) == 2 and steps[-1] == 8
+  assert os.path.isdir(os.path.join(checkpoint_lib.checkpoint_dir(workdir), "8.corrupt"))
+  rows = {r["path"].rsplit("/", 1)[1]: r for r in checkpoint_lib.describe(workdir)}
+  assert rows["8"]["complete"] and rows["8.corrupt"]["state"] == "corrupt"
+
+
+def test_nonfinite_raise_names_the_step_and_writes_no_bad_checkpoint(tmp_path, tiny_prepared, capsys):
+  config = tiny_pretrain_config(tiny_prepared, **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0,
+                                                  "train.warmup_steps": 0, "checkpoint.every_steps": 1})
+  with pytest.raises(UserError, match=r"non-finite loss or gradient at step (\d+)") as info:
+    loop.run(config, str(tmp_path / "w"))
+  bad_step = int(info.value.args[0].split("step ")[1].split(";")[0])
+  saved = checkpoint_lib.Checkpointer(str(tmp_path / "w"), read_only=True).all_steps()
+  assert all(s < bad_step for s in saved)
+
+
+def test_nonfinite_skip_counts_and_finishes(tmp_path, tiny_prepared):
+  config = tiny_pretrain_config(tiny_prepared, **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0,
+                                                  "train.warmup_steps": 0, "train.on_nonfinite": "skip"})
+  summary = loop.run(config, str(tmp_path / "w"))
+  assert summary["step"] == 8 and summary["train"]["skipped"] >= 1
+
+
+def test_checkpoints_command_lists_steps(finished_run, capsys):
+  assert cli_main(["checkpoints", f"--workdir={finished_run}"]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert lines[0].split() == ["step", "state", "size", "metrics"]
+  assert [line.split()[:2] for line in lines[1:]] == [["4", "complete"], ["8", "complete"]]
+  assert cli_main(["checkpoints", f"--workdir={finished_run}/nope"]) == 2
+
+
+def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny_prepared):
+  import resource
+  import signal
+  import subprocess
+  import sys
+
+  def file_size_limit():   # every write over 64 KB fails with EFBIG, like a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+  args = [sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()", "pretrain",
+          "--config=configs/tiny.py", f"--workdir={tmp_path / 'w'}", "--config.model.vocab_size=512",
+          "--config.model.max_position_embeddings=32", "--config.data.seq_len=32",
+          f"--config.data.prepared_dir={tiny_prepared}", "--config.train.batch_size=8", "--config.train.steps=6",
+          "--config.checkpoint.every_steps=2", "--config.train.progress=false", "--config.eval.every_steps=0"]
+  cwd = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run(args, cwd=cwd, preexec_fn=file_size_limit, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("jaxpretrain: error: checkpoint write failed")
+  assert checkpoint_lib.Checkpointer(str(tmp_path / "w"), read_only=True).all_steps() == []
