@@ -1,0 +1,122 @@
+"""Tiny random HF models built by transformers from configs (no download), and our twins."""
+from __future__ import annotations
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpretrain.hf import layout
+from jaxpretrain.models import heads
+from jaxpretrain.models.config import ModelConfig
+
+VOCAB = 99
+NUM_LABELS = 3
+DIMS = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
+
+
+def quiet_transformers() -> None:
+  """No progress bars on stderr (tests read stderr for one-line errors)."""
+  import transformers
+  transformers.utils.logging.disable_progress_bar()
+  transformers.utils.logging.set_verbosity_error()
+
+
+quiet_transformers()
+
+
+def hf_config(family: str, num_labels: int = NUM_LABELS):
+  """A small config of `family` (vocabulary VOCAB, 2 layers, 4 heads)."""
+  import transformers
+  if family == "gpt2":
+    return transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=40,
+                                   bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+                                   num_labels=num_labels)
+  if family == "roberta":
+    return transformers.RobertaConfig(vocab_size=VOCAB, max_position_embeddings=42, type_vocab_size=1,
+                                      pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels, **DIMS)
+  return transformers.BertConfig(vocab_size=VOCAB, max_position_embeddings=40, pad_token_id=0,
+                                 num_labels=num_labels, **DIMS)
+
+
+def hf_model(arch: str, family: str, seed: int = 0):
+  """A random-init `transformers` model whose every tensor is perturbed: HF's init leaves biases at
+  0 and LayerNorm at 1, where a mapping mistake would go unnoticed."""
+  import torch
+  import transformers
+  torch.manual_seed(seed)
+  # QA heads have num_labels=2 outputs (start, end).
+  config = hf_config(family, 2 if arch.endswith("QuestionAnswering") else NUM_LABELS)
+  model = getattr(transformers, arch)(config).eval()
+  with torch.no_grad():
+    for p in model.parameters():
+      p.add_(torch.randn_like(p) * 0.05)
+  return model
+
+
+def saved_tensors(directory: str) -> dict:
+  """The tensors of `directory`/model.safetensors, as numpy."""
+  from safetensors.numpy import load_file
+  return load_file(os.path.join(directory, "model.safetensors"))
+
+
+def head_for(cfg: ModelConfig, task: str):
+  return {"mlm": lambda: heads.MLMHead(cfg), "causal_lm": lambda: heads.CausalLMHead(cfg),
+          "classification": lambda: heads.SequenceClassificationHead(cfg, NUM_LABELS),
+          "token_classification": lambda: heads.TokenClassificationHead(cfg, NUM_LABELS),
+          "qa": lambda: heads.QuestionAnsweringHead(cfg)}[task]()
+
+
+def our_model(cfg: ModelConfig, task: str):
+  """(Model, flat template of its parameters as ShapeDtypeStructs)."""
+  model = heads.Model(cfg, head_for(cfg, task))
+  inputs = {"input_ids": jnp.zeros((1, 8), jnp.int32)}
+  params = jax.eval_shape(lambda: nn.meta.unbox(model.init(jax.random.PRNGKey(0), inputs)["params"]))
+  return model, layout.flatten(params)
+
+
+def padded_batch(family: str, seed: int = 0, batch: int = 3, length: int = 12) -> dict:
+  """Random ids, right-padded rows of different lengths (never a special id inside a row)."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(3, VOCAB - 1, size=(batch, length)).astype(np.int64)
+  lengths = [length, length // 2, 3][:batch]
+  mask = (np.arange(length)[None] < np.asarray(lengths)[:, None]).astype(np.int64)
+  pad = {"bert": 0, "roberta": 1, "gpt2": VOCAB - 1}[family]
+  ids = np.where(mask == 1, ids, pad)
+  out = {"input_ids": ids, "attention_mask": mask}
+  if family == "bert":
+    out["token_type_ids"] = (np.arange(length)[None] >= np.asarray(lengths)[:, None] // 2).astype(np.int64) * mask
+  return out
+
+
+SPECIALS = {"bert": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+            "roberta": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "gpt2": []}
+
+
+def write_tokenizer(directory, family: str, size: int = VOCAB) -> None:
+  """A word-level tokenizer of exactly `size` tokens with the family's special tokens and ids
+  (BERT [PAD]=0, RoBERTa <pad>=1, GPT-2 <|endoftext|> last), saved as a HF tokenizer directory."""
+  from tokenizers import Tokenizer, models, pre_tokenizers
+  from transformers import PreTrainedTokenizerFast
+  specials = SPECIALS[family]
+  words = [f"w{i}" for i in range(size - len(specials) - (family == "gpt2"))]
+  tokens = specials + words + (["<|endoftext|>"] if family == "gpt2" else [])
+  unk = {"bert": "[UNK]", "roberta": "<unk>", "gpt2": "<|endoftext|>"}[family]
+  rust = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token=unk))
+  rust.pre_tokenizer = pre_tokenizers.Whitespace()
+  names = {"bert": dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                        mask_token="[MASK]"),
+           "roberta": dict(bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>", mask_token="<mask>",
+                           cls_token="<s>", sep_token="</s>"),
+           "gpt2": dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>")}[family]
+  PreTrainedTokenizerFast(tokenizer_object=rust, **names).save_pretrained(str(directory))
+
+
+def write_checkpoint(directory, arch: str, family: str) -> object:
+  """A random `arch` saved with `save_pretrained` plus a matching tokenizer; returns the model."""
+  model = hf_model(arch, family)
+  model.save_pretrained(str(directory))
+  write_tokenizer(directory, family)
+  return model
