@@ -1,4 +1,4 @@
-"""The device mesh from `config.mesh`, and multi-host initialization."""
+"""The (data, fsdp, tensor) device mesh from `config.mesh`."""
 from __future__ import annotations
 
 import math
@@ -40,7 +40,9 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
   devices = jax.devices() if devices is None else devices
   shape = mesh_shape(mesh_config, len(devices))
   try:
+    # Topology-aware on TPU; on GPU and CPU, devices in id order, so the inner axes (fsdp, tensor)
+    # fall on devices of one host and only `data` crosses hosts.
     device_array = jax.experimental.mesh_utils.create_device_mesh(shape, devices=devices)
-  except Exception:  # odd shapes on fake CPU devices: a plain reshape is as good there
+  except (ValueError, NotImplementedError):  # a shape the TPU torus cannot map: plain order still works
     device_array = np.asarray(devices).reshape(shape)
   return Mesh(device_array, AXES)

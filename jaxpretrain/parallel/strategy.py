@@ -1,9 +1,11 @@
 """Strategies own how state and batches are laid out on devices and how the step is compiled.
 
-The loop talks to a strategy only through: `init_state`, `compile_train_step`,
-`compile_eval_step`, `put_batch`, `state_shardings` and `data_parallel_size`. `JitStrategy`
-(the default) runs `jax.jit` over a (data, fsdp, tensor) mesh with logical axis rules; the pmap
-strategy lives in `parallel/pmap.py`.
+The loop talks to a strategy only through: `check_batch_size`, `check_model`, `init_state`,
+`state_shardings`, `compile_train_step`, `compile_eval_step`, `put_batch`, `put_replicated`,
+`unreplicate_metrics`, `data_parallel_size` and `mesh`. `JitStrategy` (the default) runs `jax.jit`
+over a (data, fsdp, tensor) mesh with logical axis rules; `PmapStrategy` (`parallel/pmap.py`) is
+classic data parallelism. Both hold the state as global arrays and return metrics as replicated
+scalars, so the loop never branches on the strategy.
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import functools
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxpretrain.errors import UserError
+from jaxpretrain.parallel import batch as batch_lib
 from jaxpretrain.parallel import mesh as mesh_lib
 from jaxpretrain.parallel import rules as rules_lib
+from jaxpretrain.parallel.pmap import PmapStrategy
 from jaxpretrain.train.state import TrainState
 from jaxpretrain.train import step as step_lib
 
@@ -34,12 +37,26 @@ class JitStrategy:
     self.replicated = NamedSharding(self.mesh, P())
     self.state_shardings = None
 
-  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size") -> None:
+  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size",
+                       grad_accum_steps: int = 1) -> None:
+    """Raises a one-line `UserError` unless the global batch splits evenly over the data axes.
+
+    (Under jit, XLA lays out gradient-accumulation micro-batches itself: `grad_accum_steps` only
+    has to divide the global batch, which the loop checks.)
+    """
+    del grad_accum_steps
     if global_batch_size % self.data_parallel_size:
       raise UserError(f"{what}={global_batch_size} is not divisible by the data-parallel size "
-                      f"{self.data_parallel_size} (mesh data x fsdp)")
+                      f"{self.data_parallel_size} (mesh data={self.mesh.shape['data']} x "
+                      f"fsdp={self.mesh.shape['fsdp']})")
     if global_batch_size % jax.process_count():
       raise UserError(f"{what}={global_batch_size} is not divisible by {jax.process_count()} processes")
+
+  def check_model(self, model_config) -> None:
+    """Raises a one-line `UserError` when a mesh axis does not divide the model dimension the rules
+    shard over it (e.g. mesh.tensor vs. attention heads or MLP width), before any data is read."""
+    for logical, size in rules_lib.model_dims(model_config).items():
+      rules_lib.check_dim(logical, size, self.mesh, self.rules)
 
   def init_state(self, make_state, boxed_init, rng) -> TrainState:
     """Creates the TrainState directly sharded: never materialized whole on one device.
@@ -52,17 +69,25 @@ class JitStrategy:
     Returns:
       The sharded TrainState; `self.state_shardings` is set as a side effect.
     """
+    return self.init_program(make_state, boxed_init, rng)(rng)
+
+  def init_program(self, make_state, boxed_init, rng):
+    """The jitted initializer `init_state` runs (arguments as there); sets `self.state_shardings`.
+
+    Shapes come from `jax.eval_shape` (nothing is computed), the layout from the logical axis
+    rules; with them as `out_shardings`, XLA partitions the initializers themselves, so each device
+    draws only its own shard of every parameter (random bits do not depend on the sharding:
+    the state equals the one-device state).
+    """
     abstract_boxed = jax.eval_shape(boxed_init, rng)
     specs = rules_lib.param_specs(abstract_boxed)
+    rules_lib.check_params_divisible(specs, nn.meta.unbox(abstract_boxed), self.mesh, self.rules)
 
     def init(rng):
       return make_state(nn.meta.unbox(boxed_init(rng)), rng)
 
-    abstract_state = jax.eval_shape(init, rng)
-    self.state_shardings = self.shardings_for(abstract_state, specs)
-    # No mesh context here: flax would constrain DenseGeneral kernels while they are still
-    # flattened to 2-D during init; out_shardings alone lays the state out.
-    return jax.jit(init, out_shardings=self.state_shardings)(rng)
+    self.state_shardings = self.shardings_for(jax.eval_shape(init, rng), specs)
+    return jax.jit(init, out_shardings=self.state_shardings)
 
   def shardings_for(self, abstract_state: TrainState, specs_of_params) -> TrainState:
     """NamedShardings for every array of a TrainState, from the parameters' logical specs."""
@@ -81,6 +106,7 @@ class JitStrategy:
     return self._in_mesh(jitted)
 
   def compile_eval_step(self):
+    """The jitted eval step: (state, batch, rng) -> aux sums (replicated)."""
     jitted = jax.jit(step_lib.eval_step, in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
                      out_shardings=self.replicated)
     return self._in_mesh(jitted)
@@ -94,22 +120,24 @@ class JitStrategy:
     return wrapped
 
   def put_batch(self, host_batch: dict) -> dict:
-    """Process-local numpy batch → global arrays sharded over the data axes."""
+    """Process-local numpy batch → global arrays sharded over the data axes, with each row's
+    global `example_index` (see `parallel/batch.py`)."""
     return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
-            for k, v in host_batch.items()}
+            for k, v in batch_lib.with_example_index(host_batch).items()}
 
   def put_replicated(self, x):
+    """`x` (e.g. a step's RNG key) as one global array replicated on every device."""
     return jax.device_put(x, self.replicated)
 
   def unreplicate_metrics(self, metrics: dict) -> dict:
+    """Replicated scalar metrics → Python numbers."""
     return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}
 
 
 def create(mesh_config, devices=None):
-  """The strategy `mesh.strategy` names."""
+  """The strategy `mesh.strategy` names, over all (or the given) devices."""
   if mesh_config.strategy == "jit":
     return JitStrategy(mesh_config, devices)
   if mesh_config.strategy == "pmap":
-    from jaxpretrain.parallel.pmap import PmapStrategy  # noqa: the pmap strategy is optional
     return PmapStrategy(mesh_config, devices)
   raise UserError(f"mesh.strategy={mesh_config.strategy!r}; choose jit or pmap")
