@@ -34,6 +34,17 @@ def _first_line(error: Exception) -> str:
   return f"{type(error).__name__}: {text[0][:300] if text else ''}"
 
 
+def _leaf_name(path) -> str:
+  """'params/encoder/layer_0/...' whatever container types (dict, tuple, namedtuple) the path crosses."""
+  parts = []
+  for key in path:
+    for attr in ("key", "idx", "name"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+  return "/".join(parts)
+
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
@@ -121,29 +132,73 @@ class Checkpointer:
   def restore(self, step: int, abstract_state_arrays: dict) -> tuple[dict, Any, dict]:
     """Restores `step` onto the shardings of `abstract_state_arrays` (ShapeDtypeStructs).
 
+    Raises:
+      UserError: when the saved arrays do not fit the config (names the first mismatching leaf).
+
     Returns:
       (state arrays, this process's data iterator state or None, meta).
     """
+    self.check_matches(step, abstract_state_arrays)
     restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state_arrays),
-        data=grain.checkpoint.CheckpointRestore(IteratorState()), meta=ocp.args.JsonRestore()))
-    return restored["state"], restored["data"].state, restored["meta"]
+        state=ocp.args.StandardRestore(abstract_state_arrays), meta=ocp.args.JsonRestore()))
+    return restored["state"], self.restore_data_state(step), restored["meta"]
+
+  def restore_data_state(self, step: int):
+    """This process's data iterator state at `step`, or None (with a warning) when it was saved by
+    a different number of processes: then the data order starts over, the model state does not."""
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          data=grain.checkpoint.CheckpointRestore(IteratorState())))
+      return restored["data"].state
+    except (ValueError, FileNotFoundError, KeyError) as e:
+      _warn(f"step {step} has no data iterator state for {jax.process_count()} process(es) "
+            f"({_first_line(e)}); the data order starts from the beginning")
+      return None
+
+  def check_matches(self, step: int, abstract_state_arrays: dict) -> None:
+    """Compares the saved arrays' names and shapes with the restore target.
+
+    Raises:
+      UserError: naming the first leaf that is missing, extra or of another shape.
+    """
+    saved = {_leaf_name(path): tuple(leaf.shape)
+             for path, leaf in jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])}
+    wanted = {_leaf_name(path): tuple(leaf.shape)
+              for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state_arrays)}
+    for name in sorted(set(saved) | set(wanted), key=lambda n: (not n.startswith("params"), n)):
+      if saved.get(name) != wanted.get(name):
+        describe_shape = lambda shape: "absent" if shape is None else f"shape {shape}"
+        raise UserError(f"checkpoint step {step} in {self.directory} does not fit this config: {name} is "
+                        f"{describe_shape(saved.get(name))} there but {describe_shape(wanted.get(name))} here")
 
   def restore_latest(self, abstract_state_arrays: dict):
     """Restores the newest step that loads; a corrupt or partial step is reported and set aside.
+
+    A step whose arrays do not fit the config is an error, never a fallback: the config, not the
+    checkpoint, is what is wrong then.
 
     Returns:
       (step, state arrays, data state, meta), or None when there is no checkpoint.
     """
     for step in reversed(self.all_steps()):
       try:
+        self.manager.item_metadata(step)["state"]
+      except Exception as e:  # unreadable metadata: the step is not usable
+        self._report_corrupt(step, e)
+        continue
+      self.check_matches(step, abstract_state_arrays)
+      try:
         return (step, *self.restore(step, abstract_state_arrays))
-      except Exception as e:  # any failure to read a step means it is not usable
-        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        _warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({reason}); "
-              f"using the previous step")
-        self._set_aside(step)
+      except UserError:
+        raise
+      except Exception as e:  # arrays that fail to read: truncated or missing files
+        self._report_corrupt(step, e)
     return None
+
+  def _report_corrupt(self, step: int, error: Exception) -> None:
+    _warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({_first_line(error)}); "
+          f"using the previous step")
+    self._set_aside(step)
 
   def _set_aside(self, step: int) -> None:
     """Renames a broken step to `<step>.corrupt` so it is neither latest nor overwritten."""

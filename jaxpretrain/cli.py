@@ -54,13 +54,15 @@ def _distributed(args) -> None:
 
 def cmd_prepare(args, overrides):
   from jaxpretrain.data import prepare as prepare_lib
+  from jaxpretrain.data.pipeline import packing
   config = load_config(args, overrides)
   out = config.data.prepared_dir or os.path.join(args.workdir, "data")
   meta = prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
                              tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
                              embedded_documents=config.data.embedded_documents,
                              records_per_shard=config.data.records_per_shard, shard_index=args.shard_index,
-                             num_shards=args.num_shards, seed=config.train.seed, progress=True)
+                             num_shards=args.num_shards, seed=config.train.seed, progress=True,
+                             packing=packing(config))
   print(json.dumps({"prepared_dir": out, **{k: meta[k] for k in ("seq_len", "splits") if k in meta}}))
 
 
@@ -71,6 +73,11 @@ def cmd_train(args, overrides):
     overrides = [*overrides, "hf_allow_pickle=true"]
   config = load_config(args, overrides)
   summary = loop.run(config, args.workdir)
+  if args.command == "finetune":
+    import jax
+    if jax.process_index() == 0:
+      from jaxpretrain import run_report
+      summary["report"] = run_report.write(args.workdir, summary)
   print(json.dumps(summary))
 
 
@@ -107,6 +114,15 @@ def cmd_evaluate(args, overrides):
   from jaxpretrain.evaluate import evaluate
   config = load_config(args, overrides)
   print(json.dumps(evaluate(config, args.workdir, step=args.step)))
+
+
+def cmd_generate(args, overrides):
+  from jaxpretrain.generate import generate
+  if overrides:
+    raise UserError(f"generate takes no config overrides (got {overrides[0]})")
+  print(json.dumps(generate(args.workdir, args.prompt or [], max_new_tokens=args.max_new_tokens,
+                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                            step=args.step)))
 
 
 def cmd_demo(args, overrides):
@@ -163,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--compare", default="", help="hf-torch: also time HF transformers (PyTorch) on the same dims")
   p = command("evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json")
   p.add_argument("--step", type=int, default=-1, help="checkpoint step (default: best by eval.metric, else latest)")
+  p = command("generate", cmd_generate, "continue prompts with a causal-LM run (KV-cached decoding)", config=False)
+  p.add_argument("--prompt", action="append", help="a prompt; repeat for a batch")
+  p.add_argument("--max_new_tokens", type=int, default=32, help="tokens to generate at most per prompt")
+  p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy")
+  p.add_argument("--top_k", type=int, default=0, help="sample among the k most likely tokens (0 = all)")
+  p.add_argument("--top_p", type=float, default=1.0, help="sample within the top-p probability nucleus")
+  p.add_argument("--seed", type=int, default=0, help="sampling seed")
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   p = command("demo", cmd_demo, "pretrain, fine-tune at N..8N labels vs scratch vs VSM -> demo.json, report.md")
   p.add_argument("--small", action="store_true", help="a minute-sized run of the whole demo (smoke test)")
   command("plot", cmd_plot, "PNG plots of WORKDIR/metrics.jsonl (loss, learning rate, tokens/s, eval)", config=False)

@@ -149,6 +149,8 @@ def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.init_from = ""      # pretraining workdir (or hf:PATH) whose encoder a fine-tune starts from
   c.init_step = -1      # checkpoint step to start from; -1 = latest
+  c.init_weights = True # hf: init_from: False = the HF architecture with fresh random weights
+  c.hf_allow_pickle = False  # hf: init_from: accept pickled pytorch_model.bin (--allow_pickle)
 
   c.model = m = ml_collections.ConfigDict()
   m.preset = ""                       # informational: the preset the dims came from
@@ -171,6 +173,10 @@ def defaults() -> ml_collections.ConfigDict:
   m.attention = "xla"                 # xla | cudnn | auto  (jax.nn.dot_product_attention)
   m.remat = "none"                    # none | dots | full
   m.scan_layers = False               # scan over layers: one layer compiled once
+  # Packed rows (segment_ids 1, 2, ...): restart = each document's positions count from 0, so a
+  # packed batch computes exactly what its documents would unpacked; continue = 0..seq_len-1.
+  m.packed_positions = "restart"
+  m.position_offset = 0               # RoBERTa: 2 (= padding_idx + 1); pads take position offset - 1
 
   c.data = d = ml_collections.ConfigDict()
   d.train = "embedded"                # embedded | file path | glob | tfds:NAME/CONFIG:split
@@ -182,15 +188,30 @@ def defaults() -> ml_collections.ConfigDict:
   d.embedded_documents = 40000        # size of the embedded corpus (documents)
   d.records_per_shard = 10000
   d.prefetch = 2                      # batches prefetched to device
+  d.packing = "auto"                  # auto | bert | gpt: rows as [CLS] a [SEP] b [SEP] (MLM) or
+                                      # [BOS] a [EOS][BOS] b [EOS] (causal LM); auto = by task.name
+  # Fine-tuning data (task.name classification | token_classification | qa):
+  d.train_examples = 0                # labeled training examples: the embedded task's label budget
+                                      # (0 = 1000); for files and tfds a cap (0 = all)
+  d.eval_examples = 0                 # evaluation examples (0 = all; embedded test split: 2000)
+  d.doc_stride = 128                  # QA: tokens shared by consecutive windows of a long context
+  # Translation pairs (task.name translation): the fields of .jsonl / tfds records holding source
+  # and target text; "" = `source`/`target`, or a tfds dataset's supervised keys (e.g. de, en).
+  d.source_field = ""
+  d.target_field = ""
 
   c.task = t = ml_collections.ConfigDict()
   t.name = "mlm"                      # mlm | causal_lm | classification | token_classification | qa
+                                      # | translation (a decoder fine-tuned on `source <sep> target`)
   t.mask_prob = 0.15
   t.mask_token_prob = 0.8
   t.random_token_prob = 0.1
+  t.head_positions = "masked"         # mlm: masked = head on the selected tokens only; all = every position
   t.num_labels = 0                    # 0 = inferred from the training data
   t.pooling = "cls"                   # cls | mean  (classification heads)
   t.classifier_dropout = 0.1
+  t.max_answer_length = 30            # QA post-processing: longest answer in tokens
+  t.n_best = 20                       # QA post-processing: start/end candidates per window
 
   c.train = tr = ml_collections.ConfigDict()
   tr.steps = 1000

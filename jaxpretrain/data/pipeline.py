@@ -38,17 +38,31 @@ def prepared_dir(config, workdir: str) -> str:
   return config.data.prepared_dir or os.path.join(workdir, "data")
 
 
+def packing(config) -> str:
+  """How the run's rows are packed: `data.packing`, or for `auto` gpt under causal_lm, else bert."""
+  value = config.data.get("packing", "auto")
+  if value == "auto":
+    return "gpt" if config.task.name == "causal_lm" else "bert"
+  return value
+
+
 def ensure_prepared(config, workdir: str) -> str:
   """Runs `prepare` when the run's data is not prepared yet; returns the prepared directory."""
   from jaxpretrain.data import prepare as prepare_lib
   out = prepared_dir(config, workdir)
-  if not prepare_lib.is_prepared(out, config.data.seq_len, None):
+  if prepare_lib.is_prepared(out, config.data.seq_len, None):
+    # Data packed for another objective would train silently on the wrong rows.
+    have = prepare_lib.load_metadata(out).get("options", {}).get("packing", "bert")
+    if have != packing(config):
+      raise UserError(f"prepared data in {out} is packed for {have} (data.packing), this run needs "
+                      f"{packing(config)}; use another data.prepared_dir")
+  else:
     if jax.process_index() == 0:
       prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
                           tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
                           embedded_documents=config.data.embedded_documents,
                           records_per_shard=config.data.records_per_shard, seed=config.train.seed,
-                          progress=config.train.progress)
+                          progress=config.train.progress, packing=packing(config))
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices("jaxpretrain:prepare")

@@ -32,6 +32,8 @@ class ModelConfig:
   attention: str = "xla"
   remat: str = "none"
   scan_layers: bool = False
+  packed_positions: str = "restart"  # restart | continue: positions of packed documents
+  position_offset: int = 0      # first position index (RoBERTa: padding_idx + 1 = 2)
 
   @property
   def compute_dtype(self):
@@ -65,10 +67,15 @@ class ModelConfig:
       raise UserError(f"model.dtype={self.dtype!r}; choose one of {', '.join(_DTYPES)}")
     if self.attention not in ("xla", "cudnn", "auto"):
       raise UserError(f"model.attention={self.attention!r}; choose xla, cudnn or auto")
+    if self.packed_positions not in ("restart", "continue"):
+      raise UserError(f"model.packed_positions={self.packed_positions!r}; choose restart or continue")
     if self.remat not in ("none", "dots", "full"):
       raise UserError(f"model.remat={self.remat!r}; choose none, dots or full")
     if self.hidden_act not in ("gelu", "gelu_new", "relu", "silu"):
       raise UserError(f"model.hidden_act={self.hidden_act!r}; choose gelu, gelu_new, relu or silu")
+    if not 0 <= self.position_offset < self.max_position_embeddings:
+      raise UserError(f"model.position_offset={self.position_offset} must be in [0, "
+                      f"model.max_position_embeddings={self.max_position_embeddings})")
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
                  "max_position_embeddings"):
       if getattr(self, name) <= 0:

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.embeddings import Embeddings, normal_init
 from jaxpretrain.models.pooling import ClsPooler
@@ -53,7 +54,9 @@ def attention_mask_from(segment_ids=None, attention_mask=None, length=None, batc
   """
   if segment_ids is not None:
     tokens = segment_ids != 0
-    mask = (segment_ids[:, :, None] == segment_ids[:, None, :]) & tokens[:, None, :]
+    # Padding (id 0) attends to padding: no query row is fully masked, which some fused kernels
+    # turn into NaNs; real tokens still never see padding or another document.
+    mask = segment_ids[:, :, None] == segment_ids[:, None, :]
   elif attention_mask is not None:
     tokens = attention_mask.astype(bool)
     mask = jnp.broadcast_to(tokens[:, None, :], tokens.shape + tokens.shape[-1:])
@@ -61,6 +64,21 @@ def attention_mask_from(segment_ids=None, attention_mask=None, length=None, batc
     tokens = jnp.ones((batch, length), bool)
     return None, tokens
   return mask[:, None], tokens
+
+
+def segment_positions(segment_ids):
+  """Position ids that restart at 0 at the start of every run of equal segment ids.
+
+  Args:
+    segment_ids: int [batch, length] (packed documents 1, 2, ...; padding 0).
+
+  Returns:
+    int32 [batch, length]: e.g. segment_ids [1 1 1 2 2 0] -> [0 1 2 0 1 0].
+  """
+  index = jnp.arange(segment_ids.shape[1], dtype=jnp.int32)[None]
+  starts = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], bool),
+                            segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+  return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
 
 
 def dot_product_attention(q, k, v, mask, *, causal: bool, implementation: str, dropout_rate: float,
@@ -72,8 +90,56 @@ def dot_product_attention(q, k, v, mask, *, causal: bool, implementation: str, d
   softmax path (same math, float32 softmax).
   """
   if deterministic or dropout_rate == 0.0:
-    impl = None if implementation == "auto" else implementation
+    impl = resolve_attention(implementation, q.dtype, q.shape[-1])
     return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation=impl)
+  return softmax_attention(q, k, v, mask, causal=causal, dropout_rate=dropout_rate, dropout_rng=dropout_rng)
+
+
+def _cudnn_supports(dtype, head_dim: int) -> bool:
+  """cuDNN flash attention: NVIDIA GPUs, 16-bit inputs, head_dim a multiple of 8 up to 128."""
+  if jax.default_backend() != "gpu" or "nvidia" not in jax.devices()[0].device_kind.lower():
+    return False
+  return jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)) and head_dim % 8 == 0 \
+      and head_dim <= 128
+
+
+def resolve_attention(name: str, dtype, head_dim: int) -> str:
+  """The `jax.nn.dot_product_attention` implementation that `model.attention=name` runs.
+
+  `auto` picks cuDNN where it supports the inputs and XLA elsewhere (jax's own default, None,
+  is XLA everywhere today); `cudnn` where cuDNN cannot run is a `UserError`.
+
+  Args:
+    name: xla | cudnn | auto.
+    dtype: the attention inputs' dtype (the model's compute dtype).
+    head_dim: hidden_size / num_attention_heads.
+
+  Returns:
+    "xla" or "cudnn".
+  """
+  supported = _cudnn_supports(dtype, head_dim)
+  if name == "auto":
+    return "cudnn" if supported else "xla"
+  if name == "cudnn" and not supported:
+    raise UserError(f"model.attention=cudnn needs an NVIDIA GPU, model.dtype bfloat16 or float16 and a "
+                    f"head size that is a multiple of 8 up to 128 (have {jax.default_backend()}, "
+                    f"{jnp.dtype(dtype).name}, {head_dim}); use model.attention=auto")
+  return name
+
+
+def softmax_attention(q, k, v, mask, *, causal: bool, dropout_rate: float = 0.0, dropout_rng=None):
+  """Explicit attention: float32 softmax(q k^T / sqrt(d) + mask), dropout on the probabilities, @ v.
+
+  Args:
+    q, k, v: [batch, length, heads, head_dim].
+    mask: bool [batch, 1, q_len, kv_len] or None.
+    causal: also mask keys after the query.
+    dropout_rate: attention-probability dropout (0 keeps every probability).
+    dropout_rng: key for the dropout mask (needed when dropout_rate > 0).
+
+  Returns:
+    [batch, q_len, heads, head_dim] in v's dtype.
+  """
   depth = q.shape[-1]
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) / jnp.sqrt(depth)
   if causal:
@@ -83,8 +149,10 @@ def dot_product_attention(q, k, v, mask, *, causal: bool, implementation: str, d
   if mask is not None:
     logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(logits, axis=-1)
-  keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-  probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0).astype(v.dtype)
+  if dropout_rate > 0.0:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+    probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+  probs = probs.astype(v.dtype)
   return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
@@ -121,22 +189,61 @@ class HeadsOutput(nn.Module):
 
 
 class SelfAttention(nn.Module):
+  """Multi-head self-attention; `decode=True` attends through a KV cache (incremental decoding).
+
+  The cache lives in the flax "cache" collection (`cached_key`, `cached_value` [batch, max_len,
+  heads, head_dim], `cached_valid` [batch, max_len], `cache_index`) and adds no parameters, so
+  training and decoding share one parameter tree.
+  """
   config: ModelConfig
   deterministic: bool = True
+  decode: bool = False
 
   @nn.compact
   def __call__(self, x, mask):
     cfg = self.config
     q, k, v = (nn.with_logical_constraint(HeadsProjection(cfg, name=n)(x), ("act_batch", "act_length", "act_heads", "act_kv"))
                for n in ("query", "key", "value"))
-    dropout_rng = None
-    if not self.deterministic and cfg.attention_probs_dropout_prob > 0:
-      dropout_rng = self.make_rng("dropout")
-    out = dot_product_attention(q, k, v, mask, causal=cfg.causal, implementation=cfg.attention,
-                                dropout_rate=cfg.attention_probs_dropout_prob, dropout_rng=dropout_rng,
-                                deterministic=self.deterministic)
+    if self.decode:
+      out = self._cached_attention(q, k, v, mask)
+    else:
+      dropout_rng = None
+      if not self.deterministic and cfg.attention_probs_dropout_prob > 0:
+        dropout_rng = self.make_rng("dropout")
+      out = dot_product_attention(q, k, v, mask, causal=cfg.causal, implementation=cfg.attention,
+                                  dropout_rate=cfg.attention_probs_dropout_prob, dropout_rng=dropout_rng,
+                                  deterministic=self.deterministic)
     out = HeadsOutput(cfg, name="output")(out)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
+
+  def _cached_attention(self, q, k, v, token_mask):
+    """Writes the chunk's keys and values at `cache_index`, then attends from its queries to every
+    cached real token at or before their own position.
+
+    A chunk may be a whole (left-padded) prompt or one new token. The first call, which creates
+    the cache, sizes it from its input: call once with a [batch, max_len] input to allocate.
+
+    Args:
+      q, k, v: [batch, chunk, heads, head_dim].
+      token_mask: bool [batch, chunk], false on padding (padded keys are never attended to).
+
+    Returns:
+      [batch, chunk, heads, head_dim].
+    """
+    cached_key = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+    cached_value = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+    cached_valid = self.variable("cache", "cached_valid", jnp.zeros, token_mask.shape, bool)
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+    start = cache_index.value
+    keys = jax.lax.dynamic_update_slice(cached_key.value, k.astype(cached_key.value.dtype), (0, start, 0, 0))
+    values = jax.lax.dynamic_update_slice(cached_value.value, v.astype(cached_value.value.dtype), (0, start, 0, 0))
+    valid = jax.lax.dynamic_update_slice(cached_valid.value, token_mask, (0, start))
+    cached_key.value, cached_value.value, cached_valid.value = keys, values, valid
+    cache_index.value = start + k.shape[1]
+    query_at = start + jnp.arange(q.shape[1])
+    causal = jnp.arange(keys.shape[1])[None, :] <= query_at[:, None]   # [chunk, max_len]
+    mask = valid[:, None, None, :] & causal[None, None]
+    return softmax_attention(q, keys, values, mask, causal=False)
 
 
 class MLP(nn.Module):
@@ -166,12 +273,13 @@ class Block(nn.Module):
   """One Transformer block: post-LN (BERT) or pre-LN (GPT-2) residual arrangement."""
   config: ModelConfig
   deterministic: bool = True
+  decode: bool = False
 
   @nn.compact
   def __call__(self, x, mask):
     cfg = self.config
     dropout = nn.Dropout(cfg.hidden_dropout_prob)
-    attention = SelfAttention(cfg, self.deterministic, name="attention")
+    attention = SelfAttention(cfg, self.deterministic, self.decode, name="attention")
     mlp = MLP(cfg, name="mlp")
     if cfg.pre_layer_norm:
       x = x + dropout(attention(layer_norm(cfg, "attention_norm")(x), mask), self.deterministic)
@@ -186,10 +294,11 @@ class _ScannedBlock(nn.Module):
   """`Block` in the (carry, x) -> (carry, y) form `nn.scan` expects."""
   config: ModelConfig
   deterministic: bool = True
+  decode: bool = False
 
   @nn.compact
   def __call__(self, x, mask):
-    return _block_class(self.config)(self.config, self.deterministic, name="block")(x, mask), None
+    return _block_class(self.config)(self.config, self.deterministic, self.decode, name="block")(x, mask), None
 
 
 def _block_class(cfg: ModelConfig):
@@ -205,7 +314,7 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, input_ids, *, attention_mask=None, token_type_ids=None, segment_ids=None,
-               positions=None, deterministic: bool = True) -> EncoderOutput:
+               positions=None, deterministic: bool = True, decode: bool = False) -> EncoderOutput:
     """Encodes a batch.
 
     Args:
@@ -213,28 +322,42 @@ class Encoder(nn.Module):
       attention_mask: 0/1 [batch, length] (unpacked inputs; ignored when segment_ids is given).
       token_type_ids: int [batch, length] or None.
       segment_ids: int [batch, length]: packed-document ids, 0 = padding.
-      positions: int [batch, length] or None (0..length-1).
+      positions: int [batch, length] or None (0..length-1); `position_offset` is added.
       deterministic: disables dropout.
+      decode: incremental decoding through the attention KV cache (`mutable=["cache"]`; pass
+        explicit `positions` and, for padded prompts, `attention_mask`).
 
     Returns:
       An `EncoderOutput`.
     """
     cfg = self.config
     batch, length = input_ids.shape
-    if positions is None:
-      positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
     mask, token_mask = attention_mask_from(segment_ids, attention_mask, length, batch)
+    if decode:  # keys come from the cache, which records which of them are real tokens
+      mask = token_mask
+    if positions is None and segment_ids is not None and cfg.packed_positions == "restart":
+      positions = segment_positions(segment_ids)   # each packed document counts from 0 (+ offset)
+    if positions is None and cfg.position_offset:
+      # RoBERTa (fairseq) numbering, as HF computes it from the padding: real tokens count from
+      # position_offset (= padding_idx + 1), padding sits at padding_idx.
+      counts = jnp.cumsum(token_mask, axis=1, dtype=jnp.int32)
+      positions = jnp.where(token_mask, counts - 1 + cfg.position_offset, cfg.position_offset - 1)
+    elif positions is None:
+      positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
+    else:
+      positions = positions + cfg.position_offset
     embeddings = Embeddings(cfg, name="embeddings")
     x = embeddings(input_ids, positions, token_type_ids, deterministic)
     if cfg.scan_layers:
-      scanned = nn.scan(_ScannedBlock, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+      scanned = nn.scan(_ScannedBlock, variable_axes={"params": 0, "cache": 0},
+                        split_rngs={"params": True, "dropout": True},
                         in_axes=nn.broadcast, length=cfg.num_hidden_layers,
                         metadata_params={nn.PARTITION_NAME: "layers"})
-      x, _ = scanned(cfg, deterministic, name="layers")(x, mask)
+      x, _ = scanned(cfg, deterministic, decode, name="layers")(x, mask)
     else:
       block = _block_class(cfg)
       for i in range(cfg.num_hidden_layers):
-        x = block(cfg, deterministic, name=f"layer_{i}")(x, mask)
+        x = block(cfg, deterministic, decode, name=f"layer_{i}")(x, mask)
     if cfg.pre_layer_norm:
       x = layer_norm(cfg, "final_norm")(x)
     pooled = ClsPooler(cfg, name="pooler")(x) if cfg.use_pooler else None

@@ -108,13 +108,14 @@ class Model(nn.Module):
   head: nn.Module
 
   @nn.compact
-  def __call__(self, inputs: dict, *, deterministic: bool = True, **head_inputs):
+  def __call__(self, inputs: dict, *, deterministic: bool = True, decode: bool = False, **head_inputs):
     """Runs encoder and head.
 
     Args:
       inputs: dict with `input_ids` and optionally `attention_mask`, `token_type_ids`,
         `segment_ids`, `positions`.
       deterministic: disables dropout.
+      decode: incremental decoding through the KV cache (see `Encoder`).
       **head_inputs: passed to the head (e.g. `positions` for the MLM head).
 
     Returns:
@@ -124,5 +125,5 @@ class Model(nn.Module):
     out = Encoder(self.config, name="encoder")(
         inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
         token_type_ids=inputs.get("token_type_ids"), segment_ids=inputs.get("segment_ids"),
-        positions=inputs.get("positions"), deterministic=deterministic)
+        positions=inputs.get("positions"), deterministic=deterministic, decode=decode)
     return self.head(out, deterministic=deterministic, **head_inputs)

@@ -19,6 +19,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxpretrain.errors import UserError
 from jaxpretrain.models.heads import MLMHead
 from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
 
@@ -34,6 +35,10 @@ class MaskedLM(Task):
   head_positions: str = "masked"      # masked | all
 
   name = "mlm"
+
+  def __post_init__(self):
+    if self.head_positions not in ("masked", "all"):
+      raise UserError(f"task.head_positions={self.head_positions!r}; choose masked or all")
 
   def head(self):
     return MLMHead(self.model_config)

@@ -101,5 +101,15 @@ def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny
   result = subprocess.run(args, cwd=cwd, preexec_fn=file_size_limit, capture_output=True, text=True, timeout=300)
   assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
-  assert last.startswith("jaxpretrain: error: checkpoint write failed")
+  assert last.lstrip().startswith("jaxpretrain: error: checkpoint write failed")  # tensorstore threads may print first
   assert checkpoint_lib.Checkpointer(str(tmp_path / "w"), read_only=True).all_steps() == []
+
+
+def test_checkpoint_that_does_not_fit_the_config_is_an_error_not_a_fallback(finished_run, tmp_path, tiny_prepared):
+  workdir = _copy(finished_run, tmp_path)
+  config = tiny_pretrain_config(tiny_prepared, **{"model.intermediate_size": 128})
+  with pytest.raises(UserError, match=r"checkpoint step 8 .* does not fit this config: "
+                                      r"params/encoder/layer_0/mlp/intermediate/bias is shape \(64,\) there but shape "
+                                      r"\(128,\) here"):
+    loop.run(config, workdir)
+  assert checkpoint_lib.Checkpointer(workdir, read_only=True).all_steps() == [4, 8]   # nothing set aside

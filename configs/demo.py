@@ -1,0 +1,45 @@
+"""The demo (`jaxpretrain demo --workdir=DIR`): pretrain a small BERT on the embedded corpus, then
+fine-tune it, the same architecture from scratch, and a VSM baseline at label budgets N..8N.
+
+The top-level sections are the pretraining run; `demo.*` holds the fine-tuning grid. The recipe
+is sized to finish within 10 minutes on 2 CPU cores.
+"""
+import ml_collections
+
+from jaxpretrain import config as config_lib
+from jaxpretrain.models import presets
+
+
+def get_config():
+  c = config_lib.defaults()
+  presets.apply(c.model, "tiny")
+  c.model.vocab_size = 4096
+  c.model.max_position_embeddings = 128
+  c.model.hidden_dropout_prob = 0.0    # short pretraining: the corpus is large, overfitting is not the risk
+  c.model.attention_probs_dropout_prob = 0.0
+  c.data.seq_len = 128
+  c.data.embedded_documents = 20000
+  c.train.steps = 1200
+  c.train.batch_size = 32
+  c.train.learning_rate = 1e-3
+  c.train.warmup_steps = 100
+  c.train.log_every = 25
+  c.eval.every_steps = 300
+  c.eval.batches = 4
+  c.checkpoint.every_steps = 300
+  c.checkpoint.keep = 2
+
+  c.demo = d = ml_collections.ConfigDict()
+  d.budgets = [32, 64, 128, 256]       # N, 2N, 4N, 8N labeled reviews
+  d.seeds = 3                          # fine-tuning seeds per (method, budget): sample, init, order
+  d.test_examples = 2000               # the fixed test split every run is scored on
+  d.seq_len = 64                       # a review is <= ~40 words
+  d.steps = 150                        # fine-tuning steps, equal for every budget: one compilation
+  d.batch_size = 32
+  d.learning_rate = 1e-3
+  d.warmup_steps = 15
+  d.weight_decay = 0.01
+  d.pooling = "mean"                   # cls | mean
+  d.classifier_dropout = 0.1
+  d.vsm_dims = 128                     # LSA dimensions of the VSM baseline
+  return c

@@ -1,0 +1,217 @@
+"""Where pretraining text comes from: `iter_documents(spec)` streams documents (strings).
+
+Specs:
+  * `embedded`: the synthetic corpus of `jaxpretrain.data.embedded` (no download).
+  * a file, a directory (its `.txt`/`.jsonl` files) or a glob: `.jsonl` files hold one JSON
+    object per line with a `text` field; other files are UTF-8 text with one document per line,
+    or, when blank lines separate paragraphs, one document per paragraph.
+  * `tfds:NAME[/CONFIG][:SPLIT]` (SPLIT defaults to `train`, slicing such as `train[:10%]`
+    works): a TensorFlow Datasets dataset, read with `tfds.data_source`, which needs no
+    TensorFlow; the text is the `text`, `content`, `document`, `article` or `sentence` feature,
+    or the only text feature. The dataset must be prepared in the array_record format (that is
+    what `data_source` downloads and prepares); datasets whose code imports TensorFlow are not
+    registered without it and read as unknown.
+
+Files are read line by line, so a corpus never has to fit in memory.
+"""
+from __future__ import annotations
+
+import glob as glob_lib
+import json
+import os
+from typing import Iterator
+
+from jaxpretrain.errors import UserError
+
+TEXT_FIELDS = ("text", "content", "document", "article", "sentence")
+_TFDS_BATCH = 1000
+
+
+def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0) -> Iterator[str]:
+  """Streams the documents of a corpus spec; empty documents are skipped.
+
+  Args:
+    spec: `embedded`, a path, a glob, or `tfds:NAME[/CONFIG][:SPLIT]` (see the module doc).
+    embedded_documents: how many documents the `embedded` corpus has.
+    seed: the `embedded` corpus's stream.
+
+  Returns:
+    An iterator over documents. Path and tfds errors are raised at the call, not on first read.
+  """
+  spec = (spec or "").strip()
+  if not spec:
+    raise UserError("no data source given (use 'embedded', a file path, a glob or tfds:NAME)")
+  if spec == "embedded":
+    from jaxpretrain.data import embedded  # pylint: disable=import-outside-toplevel
+    return embedded.documents(embedded_documents, seed)
+  if spec.startswith("tfds:"):
+    return _iter_tfds(spec)
+  paths = resolve_files(spec)
+  for path in paths:  # fail before any work on a corpus with a bad file name in it
+    if os.path.getsize(path) == 0:
+      raise UserError(f"data file is empty: {path}")
+  return _iter_files(paths)
+
+
+def resolve_files(spec: str) -> list[str]:
+  """The sorted files a path, directory or glob names; `UserError` if there are none.
+
+  Args:
+    spec: a file, a directory (its .txt/.jsonl files) or a glob pattern.
+
+  Returns:
+    Sorted file paths.
+  """
+  if any(c in spec for c in "*?["):
+    paths = sorted(p for p in glob_lib.glob(spec, recursive=True) if os.path.isfile(p))
+    if not paths:
+      raise UserError(f"no files match {spec}")
+    return paths
+  if os.path.isdir(spec):
+    paths = sorted(os.path.join(spec, name) for name in os.listdir(spec)
+                   if name.endswith((".txt", ".jsonl")) and not name.startswith("."))
+    if not paths:
+      raise UserError(f"directory {spec} has no .txt or .jsonl files")
+    return paths
+  if not os.path.exists(spec):
+    raise UserError(f"data file not found: {spec}")
+  return [spec]
+
+
+def _iter_files(paths: list[str]) -> Iterator[str]:
+  count = 0
+  for path in paths:
+    reader = _iter_jsonl if path.endswith((".jsonl", ".ndjson")) else _iter_text
+    for document in reader(path):
+      count += 1
+      yield document
+  if count == 0:
+    raise UserError(f"no text in {paths[0] if len(paths) == 1 else f'{len(paths)} files'}")
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+  """(1-based line number, decoded line without newline); non-UTF-8 names file, line and byte."""
+  offset = 0
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, 1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text: bad byte 0x{raw[e.start]:02x} at line "
+                        f"{number}, byte offset {offset + e.start}") from None
+      offset += len(raw)
+      yield number, line.rstrip("\r\n")
+
+
+def _has_paragraphs(path: str) -> bool:
+  """Whether a blank line separates two non-blank lines (a trailing blank line does not count)."""
+  seen_text = pending_blank = False
+  for _, line in _lines(path):
+    if not line.strip():
+      pending_blank = seen_text
+    elif pending_blank:
+      return True
+    else:
+      seen_text = True
+  return False
+
+
+def _iter_text(path: str) -> Iterator[str]:
+  if not _has_paragraphs(path):
+    for _, line in _lines(path):
+      if line.strip():
+        yield line.strip()
+    return
+  paragraph = []
+  for _, line in _lines(path):
+    if line.strip():
+      paragraph.append(line.strip())
+    elif paragraph:
+      yield "\n".join(paragraph)
+      paragraph = []
+  if paragraph:
+    yield "\n".join(paragraph)
+
+
+def _iter_jsonl(path: str) -> Iterator[str]:
+  for number, line in _lines(path):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise UserError(f"{path}:{number}: not JSON ({e.msg})") from None
+    if not isinstance(record, dict) or "text" not in record:
+      raise UserError(f"{path}:{number}: expected a JSON object with a 'text' field")
+    text = record["text"]
+    if not isinstance(text, str):
+      raise UserError(f"{path}:{number}: 'text' is {type(text).__name__}, not a string")
+    if text.strip():
+      yield text
+
+
+def parse_tfds_spec(spec: str) -> tuple[str, str]:
+  """`tfds:NAME[/CONFIG][:SPLIT]` -> (NAME[/CONFIG], SPLIT); SPLIT defaults to `train`."""
+  name, _, split = spec[len("tfds:"):].partition(":")
+  if not name:
+    raise UserError(f"bad tfds spec {spec!r}: expected tfds:NAME[/CONFIG][:SPLIT]")
+  return name, split or "train"
+
+
+def _iter_tfds(spec: str) -> Iterator[str]:
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
+
+  name, split = parse_tfds_spec(spec)
+  try:
+    source = tfds.data_source(name, split=split)
+    length = len(source)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs "
+                    "TensorFlow are unavailable without it)") from None
+  except Exception as e:  # download, preparation, split or config problems: all the user's
+    raise UserError(f"cannot read {spec}: {_first_line(e)}") from None
+  field = _text_field(source, spec)
+  return _tfds_records(source, length, field, spec)
+
+
+def _text_field(source, spec: str) -> str:
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+  features = source.dataset_info.features
+  text_fields = [k for k, v in features.items() if isinstance(v, tfds.features.Text)]
+  for field in TEXT_FIELDS:
+    if field in features:
+      return field
+  if len(text_fields) == 1:
+    return text_fields[0]
+  raise UserError(f"{spec}: cannot tell which feature is the text; it has "
+                  f"{', '.join(features.keys())} (expected one of {', '.join(TEXT_FIELDS)})")
+
+
+def _tfds_records(source, length: int, field: str, spec: str) -> Iterator[str]:
+  batched = True
+  for start in range(0, length, _TFDS_BATCH):
+    keys = list(range(start, min(start + _TFDS_BATCH, length)))
+    records = None
+    if batched:
+      try:
+        records = source.__getitems__(keys)
+      except TypeError:  # some sources (tfds' mock_data) lack batched reads
+        batched = False
+    if records is None:
+      records = [source[k] for k in keys]
+    for record in records:
+      text = record[field]
+      if isinstance(text, bytes):
+        try:
+          text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+          raise UserError(f"{spec}: feature {field!r} is not UTF-8 text ({e.reason})") from None
+      text = str(text)
+      if text.strip():
+        yield text
+
+
+def _first_line(e: Exception) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0] if text else type(e).__name__

