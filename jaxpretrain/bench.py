@@ -16,6 +16,7 @@ and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.flops`.
 """
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import time
 
@@ -44,10 +45,9 @@ def build_task(config, model_config: ModelConfig):
     return MaskedLM(model_config, mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
                     random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions)
   if name == "causal_lm":
-    try:
-      from jaxpretrain.tasks.causal_lm import CausalLM
-    except ImportError:
-      raise UserError("bench: task.name=causal_lm is not available in this version") from None
+    if importlib.util.find_spec("jaxpretrain.tasks.causal_lm") is None:
+      raise UserError("bench: task.name=causal_lm is not available in this version")
+    from jaxpretrain.tasks.causal_lm import CausalLM
     return CausalLM(model_config)
   raise UserError(f"bench measures pretraining: task.name must be mlm or causal_lm, not {name!r}")
 

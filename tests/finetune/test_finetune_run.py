@@ -9,7 +9,7 @@ from jaxpretrain.train import step as step_lib
 from tests.finetune.helpers import finetune_config, tiny_config
 
 
-def test_pretraining_and_finetuning_share_one_train_step(tmp_path, monkeypatch):
+def test_pretraining_and_finetuning_share_one_train_step(tmp_path, monkeypatch, tiny_prepared):
   traced = []
   original = step_lib.train_step
 
@@ -18,7 +18,7 @@ def test_pretraining_and_finetuning_share_one_train_step(tmp_path, monkeypatch):
     return original(state, batch, rng, axis_name)
 
   monkeypatch.setattr(step_lib, "train_step", spy)
-  loop.run(tiny_config(train__steps=2), str(tmp_path / "pre"))
+  loop.run(tiny_config(train__steps=2, data__prepared_dir=tiny_prepared), str(tmp_path / "pre"))
   summary = loop.run(finetune_config(init_from=str(tmp_path / "pre"), train__steps=2), str(tmp_path / "ft"))
   assert traced == ["MaskedLM", "SequenceClassification"]
   assert summary["step"] == 2 and set(summary["eval"]) >= {"loss", "accuracy", "macro_f1"}

@@ -1,4 +1,7 @@
 """Token classification: word-piece label alignment and seqeval-style entity F1 computed on device."""
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.tasks.token_classification import IGNORE, entity_counts, entity_scores, tag_scheme
 
 TAGS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+counts = jax.jit(functools.partial(entity_counts, label_names=TAGS))   # as inside the jitted eval step
 
 
 def reference_entities(tags):
@@ -24,7 +28,7 @@ def reference_entities(tags):
 
 
 def _counts(pred, gold):
-  out = entity_counts(jnp.asarray([pred]), jnp.asarray([gold]), TAGS)
+  out = counts(jnp.asarray([pred]), jnp.asarray([gold]))
   return tuple(int(out[k]) for k in ("entity_tp", "entity_pred", "entity_gold"))
 
 
@@ -50,7 +54,7 @@ def test_entity_counts_match_seqeval_rules_on_random_sequences():
     keep = g != IGNORE
     want, got = reference_entities([TAGS[t] for t in g[keep]]), reference_entities([TAGS[t] for t in p[keep]])
     tp, n_pred, n_gold = tp + len(want & got), n_pred + len(got), n_gold + len(want)
-  out = entity_counts(jnp.asarray(pred), jnp.asarray(gold), TAGS)
+  out = counts(jnp.asarray(pred), jnp.asarray(gold))
   assert (float(out["entity_tp"]), float(out["entity_pred"]), float(out["entity_gold"])) == (tp, n_pred, n_gold)
   scores = entity_scores(out["entity_tp"], out["entity_pred"], out["entity_gold"])
   assert float(scores["f1"]) == pytest.approx(2 * tp / (n_pred + n_gold))
