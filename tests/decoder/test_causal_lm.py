@@ -141,3 +141,8 @@ def test_generate_refuses_a_bidirectional_run(gpt_run, tmp_path, capsys):
   (tmp_path / "config.json").write_text(json.dumps(config))
   assert cli.main(["generate", f"--workdir={tmp_path}", "--prompt=a"]) == 2
   assert "generate needs a causal LM" in capsys.readouterr().err
+
+
+def test_causal_lm_needs_a_causal_model(tmp_path, gpt_prepared):
+  with pytest.raises(UserError, match="^task.name=causal_lm needs a decoder: set model.causal=true$"):
+    loop.run(tiny_gpt_config(gpt_prepared, **{"model.causal": False}), str(tmp_path / "run"))
