@@ -10,7 +10,7 @@ from jaxpretrain.cli import main
 def test_pretrain_tiny_end_to_end(tmp_path, capsys):
   workdir = tmp_path / "run"
   code = main(["pretrain", "--config=configs/tiny.py", f"--workdir={workdir}", "--config.train.progress=false",
-               "--config.data.embedded_documents=3000"])
+               "--config.data.embedded_documents=3000", "--config.data.eval_fraction=0.05"])
   assert code == 0, capsys.readouterr().err
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   train = [r for r in rows if "split" not in r]
@@ -20,7 +20,7 @@ def test_pretrain_tiny_end_to_end(tmp_path, capsys):
     assert {"step", "loss", "learning_rate", "tokens_per_s", "accuracy", "grad_norm"} <= set(row)
     assert row["tokens_per_s"] > 0
   assert train[-1]["loss"] < train[0]["loss"] - 1.0            # the loss clearly drops
-  assert evals and evals[0]["step"] == 15 and evals[0]["loss"] < train[0]["loss"]
+  assert [r["step"] for r in evals] == [15, 30] and evals[-1]["loss"] < evals[0]["loss"]
   assert json.loads((workdir / "config.json").read_text())["train"]["steps"] == 30
   assert sorted(os.listdir(workdir / "checkpoints")) == ["15", "30"]
   assert (workdir / "tokenizer" / "tokenizer.json").exists() and list((workdir / "tb").iterdir())

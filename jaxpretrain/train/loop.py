@@ -194,7 +194,8 @@ def run(config, workdir: str) -> dict:
       paused = False  # evaluation and saving do not count against training throughput
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done != steps:
         last_eval = evaluate(state, eval_step, strategy, eval_batches, config.train.seed)
-        writer.write(done, last_eval, split="eval")
+        if last_eval:  # no rows when the eval split holds less than one batch
+          writer.write(done, last_eval, split="eval")
         paused = True
       periodic = config.checkpoint.every_steps and done % config.checkpoint.every_steps == 0
       if watcher.should_stop(done) and done != steps:
