@@ -14,8 +14,8 @@ def _translate_config(pretrained: str, **overrides):
   """The gpt_run decoder fine-tuned on 512 embedded pairs (rows of 64 tokens), equal budget either way."""
   c = tiny_gpt_config("", **{"task.name": "translation", "data.train": "embedded", "data.train_examples": 512,
                              "data.eval_examples": 64, "data.seq_len": 64, "data.tokenizer": os.path.join(pretrained, "tokenizer"),
-                             "train.steps": 40, "train.batch_size": 16, "train.warmup_steps": 4,
-                             "train.learning_rate": 3e-3, "eval.batch_size": 32, "checkpoint.every_steps": 40,
+                             "train.steps": 30, "train.batch_size": 16, "train.warmup_steps": 3,
+                             "train.learning_rate": 3e-3, "eval.batch_size": 32, "checkpoint.every_steps": 30,
                              "checkpoint.async_save": False})
   config_lib.apply_overrides(c, list(overrides.items()))
   return c
@@ -25,8 +25,7 @@ def test_pretrained_decoder_translates_better_than_scratch(gpt_run, tmp_path, ca
   pretrained, _ = gpt_run
   tuned = loop.run(_translate_config(pretrained, init_from=pretrained), str(tmp_path / "tuned"))
   scratch = loop.run(_translate_config(pretrained), str(tmp_path / "scratch"))
-  print(tuned["eval"], scratch["eval"])
-  assert tuned["eval"]["loss"] < scratch["eval"]["loss"] - 0.1
+  assert tuned["eval"]["loss"] < scratch["eval"]["loss"] - 0.3
   assert cli.main(["evaluate", f"--workdir={tmp_path / 'tuned'}"]) == 0
   capsys.readouterr()
   with open(tmp_path / "tuned" / "eval.json") as f:
