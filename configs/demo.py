@@ -19,25 +19,25 @@ def get_config():
   c.model.attention_probs_dropout_prob = 0.0
   c.data.seq_len = 128
   c.data.embedded_documents = 20000
-  c.train.steps = 1200
+  c.train.steps = 1000
   c.train.batch_size = 32
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 100
   c.train.log_every = 25
-  c.eval.every_steps = 300
+  c.eval.every_steps = 250
   c.eval.batches = 4
-  c.checkpoint.every_steps = 300
+  c.checkpoint.every_steps = 250
   c.checkpoint.keep = 2
 
   c.demo = d = ml_collections.ConfigDict()
   d.budgets = [32, 64, 128, 256]       # N, 2N, 4N, 8N labeled reviews
   d.seeds = 3                          # fine-tuning seeds per (method, budget): sample, init, order
-  d.test_examples = 2000               # the fixed test split every run is scored on
+  d.test_examples = 1000               # the fixed test split every run is scored on
   d.seq_len = 64                       # a review is <= ~40 words
-  d.steps = 150                        # fine-tuning steps, equal for every budget: one compilation
-  d.batch_size = 32
+  d.steps = 80                         # fine-tuning steps, equal for every budget: one compilation
+  d.batch_size = 16
   d.learning_rate = 1e-3
-  d.warmup_steps = 15
+  d.warmup_steps = 8
   d.weight_decay = 0.01
   d.pooling = "mean"                   # cls | mean
   d.classifier_dropout = 0.1

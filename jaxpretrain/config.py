@@ -138,7 +138,20 @@ def load_saved(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"no run in {workdir}: config.json not found")
   with open(path) as f:
-    return from_dict(json.load(f))
+    saved = json.load(f)
+  # Keys added to `defaults()` after the run was saved take their defaults, so older runs stay
+  # usable (evaluate, resume); every key the run saved keeps its saved value.
+  merged = to_dict(defaults())
+  _merge(merged, saved)
+  return from_dict(merged)
+
+
+def _merge(base: dict, update: dict) -> None:
+  for key, value in update.items():
+    if isinstance(value, dict) and isinstance(base.get(key), dict):
+      _merge(base[key], value)
+    else:
+      base[key] = value
 
 
 def defaults() -> ml_collections.ConfigDict:

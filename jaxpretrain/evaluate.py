@@ -128,8 +128,9 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
     from jaxpretrain.tasks.translation import translation_scores  # pylint: disable=import-outside-toplevel
     metrics.update(translation_scores(config, state.params, model_config, data.tokenizer))
   result = {**metrics, "step": int(chosen), "checkpoint": how,
-            "data": data.info.get("eval", config.data.eval or config.data.train),
-            "examples": data.info.get("eval_examples")}
+            "data": data.info.get("eval", config.data.eval or config.data.train)}
+  if data.info.get("eval_examples") is not None:
+    result["examples"] = data.info["eval_examples"]
   if jax.process_index() == 0:
     path = os.path.join(workdir, "eval.json")
     with open(path + ".tmp", "w") as f:

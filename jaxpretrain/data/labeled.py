@@ -132,12 +132,14 @@ def read(config, split: str) -> tuple[list[dict], list[str] | None, str]:
   if spec == "embedded":
     limit = limit or embedded_default
   seed = config.train.seed if split == "train" else 0  # one fixed test set for every run
-  file_split = split == "eval" and not config.data.eval and spec != "embedded" and not spec.startswith("tfds:")
-  records, declared = read_examples(spec, task_name, split="train" if file_split else split,
-                                    limit=0 if file_split else limit, seed=seed)
-  if spec != "embedded" and not spec.startswith("tfds:") and not config.data.eval:
-    keep = [r for i, r in enumerate(records) if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")]
-    records = keep[:limit] if limit else keep
+  # A file with no data.eval is split in two by a hash of each record's index.
+  hash_split = spec != "embedded" and not spec.startswith("tfds:") and not config.data.eval
+  records, declared = read_examples(spec, task_name, split="train" if hash_split else split,
+                                    limit=0 if hash_split else limit, seed=seed)
+  if hash_split:
+    records = [r for i, r in enumerate(records)
+               if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")]
+    records = records[:limit] if limit else records
   return records, declared, spec
 
 
