@@ -54,7 +54,7 @@ def read_examples(spec: str, task_name: str, *, split: str, limit: int = 0, seed
     raise UserError(f"labeled data file not found: {spec}")
   if os.path.getsize(spec) == 0:
     raise UserError(f"labeled data file is empty: {spec}")
-  rows = _csv_rows(spec) if spec.endswith((".csv", ".tsv")) else _jsonl_rows(spec)
+  rows = _csv_rows(spec) if spec.endswith((".csv", ".tsv")) else jsonl_rows(spec)
   records = []
   for where, row in rows:
     records.append(to_record(row, task_name, where))
@@ -75,7 +75,8 @@ def _embedded(task_name: str, split: str, limit: int, seed: int) -> list[dict]:
           for i, e in enumerate(examples)]
 
 
-def _jsonl_rows(path: str) -> Iterator[tuple[str, dict]]:
+def jsonl_rows(path: str) -> Iterator[tuple[str, dict]]:
+  """("path:line", object) for every non-blank line of a .jsonl file; bad lines are UserErrors."""
   with open(path, encoding="utf-8") as f:
     for number, line in enumerate(f, 1):
       if not line.strip():

@@ -18,13 +18,13 @@ test) split; the embedded task its test split.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 
 import jax
 import numpy as np
 
+from jaxpretrain.data import labeled_sources
 from jaxpretrain.data.labeled import LabeledBatches, padded_batches, resolve_tokenizer
 from jaxpretrain.data.pipeline import RunData
 from jaxpretrain.data.prepare import held_out
@@ -59,17 +59,10 @@ def read_pairs(spec: str, split: str, *, limit: int = 0, seed: int = 0, source_f
   if not os.path.isfile(spec):
     raise UserError(f"translation data file not found: {spec}")
   out = []
-  with open(spec, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UserError(f"{spec}:{number}: not JSON ({e.msg})") from None
-      out.append(_pair(row, f"{spec}:{number}", source_field, target_field))
-      if limit and len(out) == limit:
-        break
+  for where, row in labeled_sources.jsonl_rows(spec):
+    out.append(_pair(row, where, source_field, target_field))
+    if limit and len(out) == limit:
+      break
   if not out:
     raise UserError(f"no translation pairs in {spec}")
   return out

@@ -46,6 +46,11 @@ class Task:
     batch = self.dummy_batch(1, seq_len)
     return self.model.init({"params": rng, "dropout": rng}, model_inputs(batch), deterministic=True)["params"]
 
+  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
+    """The head's output (logits, float32) for a batch; `rng` is the dropout key."""
+    rngs = {} if rng is None else {"dropout": rng}
+    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
+
   def split_rng(self, rng, batch: dict):
     """(task key, dropout key). The dropout key also folds in the batch's first global example
     index, so micro-batches and devices draw different dropout masks from one step key."""

@@ -17,7 +17,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from jaxpretrain.models.heads import CausalLMHead
-from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
+from jaxpretrain.tasks.base import Task, cross_entropy_sums
 
 
 def boundary_ids(special_ids: dict) -> tuple[int, int]:
@@ -56,11 +56,6 @@ class CausalLM(Task):
   def dummy_batch(self, batch_size, seq_len):
     return {"input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
             "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32)}
-
-  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
-    """Next-token logits [batch, length, vocab], float32."""
-    rngs = {} if rng is None else {"dropout": rng}
-    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
 
   def target_weights(self, batch: dict):
     """Which next-token pairs the loss scores, [batch, length - 1] (subclasses narrow this)."""

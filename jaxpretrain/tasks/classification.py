@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpretrain.models.heads import SequenceClassificationHead
-from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
+from jaxpretrain.tasks.base import Task, cross_entropy_sums
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +33,6 @@ class SequenceClassification(Task):
     tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
     return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
             "label": jnp.zeros((batch_size,), jnp.int32), "weight": jnp.ones((batch_size,), jnp.float32)}
-
-  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
-    """[batch, num_labels] float32 logits."""
-    rngs = {} if rng is None else {"dropout": rng}
-    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)

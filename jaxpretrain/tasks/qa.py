@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxpretrain.models.heads import QuestionAnsweringHead
-from jaxpretrain.tasks.base import Task, model_inputs
+from jaxpretrain.tasks.base import Task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +35,6 @@ class QuestionAnswering(Task):
     return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
             "start_positions": positions, "end_positions": positions,
             "weight": jnp.ones((batch_size,), jnp.float32)}
-
-  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
-    """(start, end) float32 logits, each [batch, length], padding at -1e9."""
-    rngs = {} if rng is None else {"dropout": rng}
-    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpretrain.models.heads import TokenClassificationHead
-from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
+from jaxpretrain.tasks.base import Task, cross_entropy_sums
 
 IGNORE = -100
 
@@ -119,11 +119,6 @@ class TokenClassification(Task):
     tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
     return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
             "labels": jnp.full((batch_size, seq_len), IGNORE, jnp.int32)}
-
-  def logits(self, params, batch: dict, rng=None, *, deterministic: bool = True):
-    """[batch, length, num_labels] float32 logits."""
-    rngs = {} if rng is None else {"dropout": rng}
-    return self.model.apply({"params": params}, model_inputs(batch), deterministic=deterministic, rngs=rngs)
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)
