@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from typing import Any
 
 import grain
@@ -19,7 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, warn
 
 ITEMS = ("state", "data", "tokenizer", "meta")
 
@@ -66,11 +65,6 @@ class IteratorState:
 
   def start_prefetch(self) -> None:  # called by grain's handler after a restore
     pass
-
-
-def _warn(message: str) -> None:
-  if jax.process_index() == 0:
-    print(f"jaxpretrain: warning: {message}", file=sys.stderr, flush=True)
 
 
 class Checkpointer:
@@ -151,7 +145,7 @@ class Checkpointer:
           data=grain.checkpoint.CheckpointRestore(IteratorState())))
       return restored["data"].state
     except (ValueError, FileNotFoundError, KeyError) as e:
-      _warn(f"step {step} has no data iterator state for {jax.process_count()} process(es) "
+      warn(f"step {step} has no data iterator state for {jax.process_count()} process(es) "
             f"({_first_line(e)}); the data order starts from the beginning")
       return None
 
@@ -196,7 +190,7 @@ class Checkpointer:
     return None
 
   def _report_corrupt(self, step: int, error: Exception) -> None:
-    _warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({_first_line(error)}); "
+    warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({_first_line(error)}); "
           f"using the previous step")
     self._set_aside(step)
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import jax
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, warn
 
 
 @dataclasses.dataclass
@@ -93,7 +93,11 @@ def build_pretraining(config, workdir: str) -> RunData:
   train = loader.make_dataset(out, "train", global_batch_size=config.train.batch_size, seed=config.train.seed,
                               shuffle=True, repeat=True, **kw)
   eval_size = config.eval.batch_size or config.train.batch_size
-  has_eval = loader.epoch_size(out, "eval") >= eval_size
+  held_out = loader.epoch_size(out, "eval")
+  has_eval = held_out >= eval_size
+  if not has_eval:
+    warn(f"the held-out split has {held_out} examples, fewer than one eval batch of {eval_size}: no "
+         f"evaluation will run (raise data.eval_fraction or lower eval.batch_size)")
 
   def eval_batches():
     if not has_eval:

@@ -264,3 +264,17 @@ def test_prepare_a_tfds_dataset(tmp_path):
                            eval_fraction=0.0)
   assert meta["complete"] and meta["splits"]["train"]["documents"] == 20
   assert meta["source"] == "tfds:imdb_reviews"
+
+
+def test_eval_split_smaller_than_a_batch_warns_once(tiny_prepared, tmp_path, capsys):
+  from jaxpretrain.data import pipeline
+  from tests.run_configs import tiny_pretrain_config
+  held_out = loader.epoch_size(tiny_prepared, "eval")
+  config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8 * (held_out // 8 + 1)})
+  data = pipeline.build_pretraining(config, str(tmp_path))
+  err = capsys.readouterr().err.strip().splitlines()
+  assert data.eval_batches() == []
+  assert len(err) == 1 and f"held-out split has {held_out} examples" in err[0] and "no evaluation" in err[0]
+  config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8})
+  assert len(pipeline.build_pretraining(config, str(tmp_path)).eval_batches()) == 1
+  assert capsys.readouterr().err == ""
