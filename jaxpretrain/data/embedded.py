@@ -4,27 +4,27 @@ Why it looks the way it does. The demo pretrains a small BERT (MLM) on `document
 on N..8N labeled reviews from `labeled_examples()`, and compares it with the same model trained from
 scratch and with a bag-of-words vector-space model (VSM) whose word vectors come from document
 co-occurrence. For pretraining to win, the labels must depend on knowledge that only the unlabeled
-text holds, in a form only a contextual model picks up:
+text holds, in a form a small contextual model picks up within a few million tokens:
 
 * Sentiment lives in 320 made-up words (`POSITIVE_WORDS`, `NEGATIVE_WORDS`: 90+90 adjectives,
   35+35 nouns, 35+35 verbs) built from one syllable inventory, with polarity assigned by a shuffle,
-  so spelling says nothing about it. A few dozen labeled reviews mention a small fraction of them.
-* In the unlabeled text a sentiment clause is usually followed (or preceded) by a consequence in
-  the same sentence, and half the time by a gloss right after it: "the soup was blorvish, so
-  everyone smiled." / "we demanded a refund because the waiter was drelkan, simply awful."
-  Predicting a masked consequence or gloss (or the masked word) makes MLM encode each word's
-  polarity; the adjacent gloss is the kind of signal a short run learns first. Consequence and
-  gloss words (`CONSEQUENCE_WORDS`) and the connectives "so" and "because" never occur in
+  so spelling says nothing about it. A review mentions 1.4 of them on average, so a model trained
+  from scratch on a few hundred reviews meets most sentiment words of the test set for the first
+  time there.
+* In the unlabeled text, 90% of sentiment words come with an adjacent cue that shares their own
+  polarity: "the soup was delightfully blorvish", "it was a ghastly drelkon", "we grudgingly
+  snorbate the pasta". Predicting a masked cue from its neighbour (or the word from its cue) is
+  the kind of adjacent-token statistic MLM learns first; with tied embeddings it clusters the
+  words by polarity. (Cues two or more tokens away — a gloss, a consequence — were measured not
+  to be picked up by the demo's 2-layer model within its budget.) Cue words never occur in
   labeled reviews, so the task is not a keyword lookup.
-* Composition: negation ("was not blorvish" -> negative) and contrast ("A, but B" -> the polarity
-  of B) occur in both texts. In the unlabeled text the consequence (and the gloss) shows the
-  composed sentiment ("was not blorvish, simply awful"), so MLM learns composition; in the
-  labeled reviews about 55% of examples need it (25% negated, 30% contrast), so a bag of words,
-  which cannot tell "not" apart from its scope or the clause before "but" from the one after, is
-  capped far below 100%: counting polarity words, even knowing every word's polarity, scores
-  about 60% (measured on 4000 test reviews).
-* 64% of a document's sentences carry sentiment plus a consequence: a short pretraining run
-  (a few million tokens) sees each sentiment word hundreds of times.
+* A sentiment clause is also often followed by a consequence ("..., so everyone smiled") and
+  sometimes by a gloss ("..., simply awful") that show its *composed* sentiment: negation
+  ("was not blorvish" -> negative) and contrast ("A, but B" -> the polarity of B). `CONSEQUENCE_WORDS`
+  (consequences, glosses, cues, and the connectives "so"/"because") never occur in labeled reviews.
+* A labeled review is one verdict sentence (60% simple, 20% negated, 20% contrast) plus, half
+  the time, one neutral sentence. A bag of words that knew every word's polarity would still
+  miss the composed 40%: counting polarity words scores 70% (measured on 4000 test reviews).
 * A document talks about one topic (a restaurant, a film, a hotel, ...) but gives each clause an
   independent polarity, so document-level co-occurrence (what the VSM sees) carries little
   polarity signal while the sentence-level context (what MLM sees) carries all of it.
@@ -32,10 +32,9 @@ text holds, in a form only a contextual model picks up:
   negation ("the bread was not round") make the corpus look like language and force the model to
   learn which words carry sentiment rather than "the X was Y means sentiment".
 
-A labeled review is 1-2 neutral sentences plus one verdict sentence (<= ~40 words, fits seq_len 64
-in WordPiece). Everything is seeded: the lexicon is fixed, `documents(n, seed)` and
-`labeled_examples(split, n, seed)` are pure functions of their arguments. 40,000 documents hold
-about 4M words and take a few seconds to generate.
+Everything is seeded: the lexicon is fixed, `documents(n, seed)` and `labeled_examples(split, n,
+seed)` are pure functions of their arguments. 40,000 documents hold about 4M words and take a few
+seconds to generate.
 """
 from __future__ import annotations
 
@@ -115,6 +114,12 @@ _CONNECTIVE_WORDS = {"so", "because"}
 _POS_GLOSSES = ["excellent", "wonderful", "superb", "lovely", "fantastic", "brilliant"]
 _NEG_GLOSSES = ["awful", "dreadful", "terrible", "horrible", "lousy", "miserable"]
 _GLOSS_ADVERBS = ["simply", "just", "utterly"]
+# Cues sit right next to a sentiment word and share its own polarity ("a dreadfully drelkan soup" is
+# no praise even when negated): adjacent context is what a small MLM learns first.
+_ADJ_CUES = (["wonderfully", "delightfully", "gloriously"], ["dreadfully", "horribly", "painfully"])
+_NOUN_CUES = (["charming", "splendid", "marvelous"], ["nasty", "wretched", "ghastly"])
+_VERB_CUES = (["gladly", "happily", "eagerly"], ["grudgingly", "reluctantly", "sadly"])
+_CUES = {"adj": _ADJ_CUES, "noun": _NOUN_CUES, "verb": _VERB_CUES}
 
 
 # Random syllables can spell rude words; a demo corpus should not.
@@ -174,7 +179,7 @@ def _review_words() -> set[str]:
 def _reserved_words() -> set[str]:
   """Every real word the generator uses, so made-up words never collide with one."""
   words = (_review_words() | _CONNECTIVE_WORDS | set(_POS_GLOSSES) | set(_NEG_GLOSSES)
-           | set(_GLOSS_ADVERBS))
+           | set(_GLOSS_ADVERBS) | {w for cues in _CUES.values() for side in cues for w in side})
   for phrase in _POS_CONSEQUENCES + _NEG_CONSEQUENCES:
     words.update(phrase.split())
   return words
@@ -188,19 +193,22 @@ CONTRAST = "but"
 # Words only consequences and glosses use (the give-aways), and the connectives "so"/"because".
 CONSEQUENCE_WORDS = sorted(_reserved_words() - _review_words())
 
-# Share of sentence kinds in unlabeled documents.
-# Dense in consequences (64% of sentences): that is the signal a short pretraining run learns from.
-_DOC_KINDS = (("neutral", 0.28), ("simple", 0.30), ("negated", 0.16), ("contrast", 0.18),
-              ("bare", 0.08))
-# Labeled verdicts: 45% simple (a bag of words can get these), 55% need composition.
-_REVIEW_KINDS = (("simple", 0.45), ("negated", 0.25), ("contrast", 0.30))
+# Share of sentence kinds in unlabeled documents: 84% carry sentiment.
+_DOC_KINDS = (("neutral", 0.16), ("simple", 0.36), ("negated", 0.18), ("contrast", 0.20),
+              ("bare", 0.10))
+_CUE_PROB = 0.9     # sentiment words with an adjacent cue, in documents (never in labeled reviews)
+_GLOSS_PROB = 0.3   # sentiment clauses with a gloss
+_REVIEW_NEUTRAL = (0, 0.5)  # neutral sentences in a review: this many, plus one more with this probability
+# Labeled verdicts: 60% simple (a bag of words can get these), 40% need composition.
+_REVIEW_KINDS = (("simple", 0.6), ("negated", 0.2), ("contrast", 0.2))
 
 
 class _Gen:
   """The grammar, drawing from one `random.Random` (fast, and stable across Python versions)."""
 
-  def __init__(self, seed):
+  def __init__(self, seed, cue_prob: float = 0.0):
     self.rng = random.Random(seed)
+    self.cue_prob = cue_prob
     self.r = self.rng.random
 
   def pick(self, items):
@@ -242,9 +250,13 @@ class _Gen:
     aspects = _TOPICS[topic][1]
     word_polarity = polarity ^ negated  # negation flips the word's own polarity
     k = self.r()
+    cue = lambda pos: self.pick(_CUES[pos][1 - word_polarity]) + " " if self.r() < self.cue_prob else ""
     if k < 0.56:
       word = self.pick(_LEXICON["adj"][1 - word_polarity])
-      if self.r() < 0.2:
+      adverb = cue("adj")
+      if adverb:
+        word = adverb + word
+      elif self.r() < 0.2:
         word = f"{self.pick(_INTENSIFIERS)} {word}"
       seemed = self.r() < 0.2
       if negated and seemed:
@@ -257,13 +269,13 @@ class _Gen:
     if k < 0.78:
       word = self.pick(_LEXICON["noun"][1 - word_polarity])
       subject = f"the {self.pick(aspects)}" if self.r() < 0.7 else "it"
-      return f"{subject} was {self.pick(NEGATIONS) + ' ' if negated else ''}a real {word}"
+      return f"{subject} was {self.pick(NEGATIONS) + ' ' if negated else ''}a {cue('noun') or 'real '}{word}"
     word = self.pick(_LEXICON["verb"][1 - word_polarity])
     subject = self.pick(_SUBJECTS)
     if negated:
       neg = "did not" if self.r() < 0.6 else "never"
-      return f"{subject} {neg} {word} the {self.pick(aspects)}"
-    return f"{subject} {word} the {self.pick(aspects)}"
+      return f"{subject} {neg} {cue('verb')}{word} the {self.pick(aspects)}"
+    return f"{subject} {cue('verb')}{word} the {self.pick(aspects)}"
 
   def verdict(self, topic, polarity: int, kind: str) -> str:
     """A sentiment sentence without consequence; its label is `polarity`."""
@@ -288,7 +300,7 @@ class _Gen:
     if kind == "bare":  # as in a labeled review: keeps reviews in-distribution
       return self.verdict(topic, polarity, self.kind(_REVIEW_KINDS))
     body = self.verdict(topic, polarity, kind)
-    if self.r() < 0.5:
+    if self.r() < _GLOSS_PROB:
       glosses = _POS_GLOSSES if polarity else _NEG_GLOSSES
       body = f"{body}, {self.pick(_GLOSS_ADVERBS)} {self.pick(glosses)}"
     # Mostly "X, so C"; sometimes "C because X" so the give-away also comes first.
@@ -311,7 +323,7 @@ def documents(num_documents: int, seed: int = 0) -> Iterator[str]:
   Returns:
     An iterator over `num_documents` strings.
   """
-  gen = _Gen(f"documents-{seed}")
+  gen = _Gen(f"documents-{seed}", cue_prob=_CUE_PROB)
   for _ in range(num_documents):
     topic = gen.pick(_TOPIC_NAMES)
     target = 60 + int(gen.r() * 81)
@@ -348,7 +360,7 @@ def labeled_examples(split: str, num_examples: int, seed: int = 0) -> list[dict]
   for label in labels:
     while True:
       topic = gen.pick(_TOPIC_NAMES)
-      sentences = [gen.neutral(topic) for _ in range(1 + int(gen.r() < 0.4))]
+      sentences = [gen.neutral(topic) for _ in range(_REVIEW_NEUTRAL[0] + int(gen.r() < _REVIEW_NEUTRAL[1]))]
       kind = gen.kind(_REVIEW_KINDS)
       verdict = gen.verdict(topic, label, kind)
       sentences.insert(int(gen.r() * (len(sentences) + 1)), verdict)

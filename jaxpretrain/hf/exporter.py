@@ -110,7 +110,8 @@ def export_run(workdir: str, out: str, step: int | None = None) -> dict:
 
   config = config_lib.load_saved(workdir)
   model = ModelConfig.from_config(config.model)
-  task_name = config.task.name
+  # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
+  task_name = "causal_lm" if config.task.name == "translation" else config.task.name
   arch = families.architecture_for(families.family_of(model), task_name)  # fail before reading weights
   if task_name == "classification" and config.task.get("pooling", "cls") != "cls":
     raise UserError(f"{arch} classifies the pooled [CLS] token; this run used task.pooling="

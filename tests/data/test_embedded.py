@@ -91,6 +91,23 @@ def test_consequences_and_glosses_follow_the_composed_sentiment():
   assert checked > 1000 and glossed > 500
 
 
+def test_cues_sit_next_to_sentiment_words_and_share_their_polarity():
+  cues = {w: polarity for table in embedded._CUES.values()  # pylint: disable=protected-access
+          for polarity, side in ((1, table[0]), (0, table[1])) for w in side}
+  mentions = cued = 0
+  for doc in embedded.documents(300, seed=6):
+    ws = words(doc)
+    for before, word in zip(ws, ws[1:]):
+      if word in POLARITY:
+        mentions += 1
+        if before in cues:
+          cued += 1
+          assert cues[before] == POLARITY[word], (before, word)
+  assert 0.8 <= cued / mentions <= 0.95, cued / mentions
+  assert set(cues) <= set(embedded.CONSEQUENCE_WORDS)   # never in a labeled review
+  assert not set(cues) & set(embedded._POS_GLOSSES + embedded._NEG_GLOSSES)  # pylint: disable=protected-access
+
+
 def test_unlabeled_text_teaches_negation_and_contrast():
   text = " ".join(embedded.documents(300, seed=5))
   composed = re.findall(r"(?:not|never) [a-z ]+, so |, but [a-z ]+, so ", text.lower())
@@ -137,5 +154,5 @@ def test_labels_need_composition_that_a_bag_of_words_lacks():
         for s in sentences(example["text"]))
   n = len(examples)
   assert oracle_right == n
-  assert 0.4 <= needs_composition / n <= 0.65, needs_composition / n
+  assert 0.35 <= needs_composition / n <= 0.5, needs_composition / n
   assert bow_right / n < 0.8, bow_right / n

@@ -9,8 +9,7 @@ from jaxpretrain.tasks.causal_lm import CausalLM
 from tests.decoder.helpers import GPT, packed_batches
 from tests.parallel import runs
 
-# One of each kind (the MLM equivalence tests cover every mesh): all three mesh axes at once, and pmap.
-STRATEGIES = {name: runs.STRATEGIES[name] for name in ("1 device", "jit data=2 fsdp=2 tensor=2", "pmap over 8")}
+STRATEGIES = runs.STRATEGIES  # 1 device, data=8, fsdp=8, data=2 x fsdp=2 x tensor=2, pmap over 8
 OTHERS = [name for name in STRATEGIES if name != "1 device"]
 
 

@@ -2,9 +2,12 @@
 import json
 import os
 
+import jax
+import numpy as np
 import pytest
 
 from jaxpretrain import cli
+from jaxpretrain import generate as gen
 from jaxpretrain import config as config_lib
 from jaxpretrain.train import loop
 from tests.decoder.helpers import tiny_gpt_config
@@ -32,3 +35,14 @@ def test_pretrained_decoder_translates_better_than_scratch(gpt_run, tmp_path, ca
     result = json.load(f)
   assert result["loss"] == pytest.approx(tuned["eval"]["loss"], rel=1e-5) and result["examples"] == 64
   assert 0 <= result["bleu"] <= 100 and 0 <= result["exact_match"] <= 1 and len(result["samples"]) == 3
+  # A translation run exports like any decoder, and PyTorch scores a pair as we do.
+  assert cli.main(["export", f"--workdir={tmp_path / 'tuned'}", f"--out={tmp_path / 'hf'}"]) == 0
+  assert json.loads(capsys.readouterr().out)["architecture"] == "GPT2LMHeadModel"
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  _, model_config, params, tokenizer, _ = gen.load_run(str(tmp_path / "tuned"))
+  ids = np.array([[tokenizer.special_ids["cls"], *tokenizer.encode_batch([result["samples"][0]["source"]])[0]]])
+  ours = jax.jit(lambda p, i: gen.lm_model(model_config).apply({"params": p}, {"input_ids": i}))(params, ids)
+  with torch.no_grad():
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()(torch.tensor(ids)).logits.numpy()
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
