@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaxpretrain.data.sources import parse_tfds_spec
+from jaxpretrain.data.sources import parse_tfds_spec, tfds_builder
 from jaxpretrain.errors import UserError
 
 SINGLE_FIELDS = ("text", "sentence", "content", "document")
@@ -188,13 +188,7 @@ def _tfds(spec: str, task_name: str, split: str, limit: int) -> tuple[list[dict]
 
   name, given_split = parse_tfds_spec(spec)
   explicit = ":" in spec[len("tfds:"):]
-  try:
-    builder = tfds.builder(name)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are "
-                    "unavailable without it)") from None
-  except Exception as e:  # pylint: disable=broad-except  (config and version problems are the user's)
-    raise UserError(f"cannot open {spec}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+  builder = tfds_builder(spec)
   if explicit or split == "train":
     candidates = [given_split]
   else:  # a prepared dataset lists its splits; an unprepared one is asked for each in turn

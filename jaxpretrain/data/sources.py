@@ -158,6 +158,27 @@ def parse_tfds_spec(spec: str) -> tuple[str, str]:
   return name, split or "train"
 
 
+def tfds_builder(spec: str):
+  """The tfds builder of a `tfds:NAME/CONFIG[:split]` spec; a missing or broken dataset is a UserError.
+
+  Args:
+    spec: the data spec, for the message.
+
+  Returns:
+    The `tfds.core.DatasetBuilder`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
+
+  name, _ = parse_tfds_spec(spec)
+  try:
+    return tfds.builder(name)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are "
+                    "unavailable without it)") from None
+  except Exception as e:  # pylint: disable=broad-except  (config and version problems are the user's)
+    raise UserError(f"cannot open {spec}: {_first_line(e)}") from None
+
+
 def _iter_tfds(spec: str) -> Iterator[str]:
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
 

@@ -91,16 +91,10 @@ def _pair(row, where: str, source_field: str, target_field: str) -> dict:
 
 def _tfds_pairs(spec: str, split: str, limit: int, source_field: str, target_field: str) -> list[dict]:
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
-  from jaxpretrain.data.sources import parse_tfds_spec  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.sources import parse_tfds_spec, tfds_builder  # pylint: disable=import-outside-toplevel
 
   name, given_split = parse_tfds_spec(spec)
-  try:
-    builder = tfds.builder(name)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are "
-                    "unavailable without it)") from None
-  except Exception as e:  # pylint: disable=broad-except  (config and version problems are the user's)
-    raise UserError(f"cannot open {spec}: {_first_line(e)}") from None
+  builder = tfds_builder(spec)
   if ":" not in spec[len("tfds:"):] and split != "train":
     splits = list(builder.info.splits.keys())
     given_split = next((s for s in ("validation", "test") if s in splits), "validation")
