@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaxpretrain.data.sources import parse_tfds_spec, tfds_builder
+from jaxpretrain.data.sources import jsonl_rows, parse_tfds_spec, tfds_builder
 from jaxpretrain.errors import UserError
 
 SINGLE_FIELDS = ("text", "sentence", "content", "document")
@@ -73,21 +73,6 @@ def _embedded(task_name: str, split: str, limit: int, seed: int) -> list[dict]:
   examples = embedded.labeled_examples("train" if split == "train" else "test", limit, seed)
   return [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": f"embedded:{split}[{i}]"}
           for i, e in enumerate(examples)]
-
-
-def jsonl_rows(path: str) -> Iterator[tuple[str, dict]]:
-  """("path:line", object) for every non-blank line of a .jsonl file; bad lines are UserErrors."""
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{number}: not JSON ({e.msg})") from None
-      if not isinstance(row, dict):
-        raise UserError(f"{path}:{number}: expected a JSON object")
-      yield f"{path}:{number}", row
 
 
 def _csv_rows(path: str) -> Iterator[tuple[str, dict]]:

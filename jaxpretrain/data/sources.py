@@ -133,19 +133,36 @@ def _iter_text(path: str) -> Iterator[str]:
     yield "\n".join(paragraph)
 
 
-def _iter_jsonl(path: str) -> Iterator[str]:
+def jsonl_rows(path: str, expected: str = "a JSON object") -> Iterator[tuple[str, dict]]:
+  """("path:line", object) for every non-blank line of a .jsonl file.
+
+  Args:
+    path: the file.
+    expected: what a line must hold, for the message when it is not a JSON object.
+
+  Returns:
+    An iterator of (where, row); bad UTF-8, bad JSON and non-objects are UserErrors naming the line.
+  """
   for number, line in _lines(path):
     if not line.strip():
       continue
     try:
-      record = json.loads(line)
+      row = json.loads(line)
     except json.JSONDecodeError as e:
       raise UserError(f"{path}:{number}: not JSON ({e.msg})") from None
-    if not isinstance(record, dict) or "text" not in record:
-      raise UserError(f"{path}:{number}: expected a JSON object with a 'text' field")
+    if not isinstance(row, dict):
+      raise UserError(f"{path}:{number}: expected {expected}")
+    yield f"{path}:{number}", row
+
+
+def _iter_jsonl(path: str) -> Iterator[str]:
+  expected = "a JSON object with a 'text' field"
+  for where, record in jsonl_rows(path, expected):
+    if "text" not in record:
+      raise UserError(f"{where}: expected {expected}")
     text = record["text"]
     if not isinstance(text, str):
-      raise UserError(f"{path}:{number}: 'text' is {type(text).__name__}, not a string")
+      raise UserError(f"{where}: 'text' is {type(text).__name__}, not a string")
     if text.strip():
       yield text
 

@@ -24,7 +24,7 @@ import os
 import jax
 import numpy as np
 
-from jaxpretrain.data import labeled_sources
+from jaxpretrain.data import sources
 from jaxpretrain.data.labeled import LabeledBatches, padded_batches, resolve_tokenizer
 from jaxpretrain.data.pipeline import RunData
 from jaxpretrain.data.prepare import held_out
@@ -59,7 +59,7 @@ def read_pairs(spec: str, split: str, *, limit: int = 0, seed: int = 0, source_f
   if not os.path.isfile(spec):
     raise UserError(f"translation data file not found: {spec}")
   out = []
-  for where, row in labeled_sources.jsonl_rows(spec):
+  for where, row in sources.jsonl_rows(spec):
     out.append(_pair(row, where, source_field, target_field))
     if limit and len(out) == limit:
       break
