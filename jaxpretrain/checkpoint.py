@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from typing import Any
 
 import grain
@@ -26,6 +27,30 @@ ITEMS = ("state", "data", "tokenizer", "meta")
 # What a failed write looks like: the OS's OSError, tensorstore's ValueError (e.g. "Error writing
 # ... No space left on device"), or a RuntimeError from orbax's background thread.
 _WRITE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def _is_late_write_callback(unraisable) -> bool:
+  """A tensorstore write finishing after orbax's event loop closed (as after a failed write)."""
+  error = unraisable.exc_value
+  return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+def _quiet_late_write_callbacks() -> None:
+  """Keeps the one-line error of a failed write the only report of it.
+
+  When one write fails, orbax closes its event loop while tensorstore still completes the other
+  writes; each completion then raises "Event loop is closed" inside tensorstore's threads, which
+  Python reports through `sys.unraisablehook` as a traceback per file. Those say nothing the
+  error does not, so the hook drops exactly them and passes everything else on.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxpretrain", False):
+    return
+  def hook(unraisable):
+    if not _is_late_write_callback(unraisable):
+      previous(unraisable)
+  hook._jaxpretrain = True
+  sys.unraisablehook = hook
 
 
 def _first_line(error: Exception) -> str:
@@ -94,6 +119,8 @@ class Checkpointer:
                 "tokenizer": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     self.read_only = read_only
+    if not read_only:
+      _quiet_late_write_callbacks()
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

@@ -2,6 +2,8 @@
 
 The loop asks `should_stop(step)` after every step; on True it saves, waits for the save and
 returns normally, so the process exits 0 and a re-run of the same command resumes exactly.
+Every process of a multi-process run must stop after the same step (the save is collective), even
+when only one of them was signalled.
 """
 from __future__ import annotations
 
@@ -9,40 +11,52 @@ import signal
 import threading
 
 import jax
+import numpy as np
+
+
+def _preemption_service():
+  """JAX's preemption sync manager when this process runs one (multi-process runs), else None."""
+  if jax.process_count() == 1:
+    return None
+  from jax._src import distributed  # no public accessor; `reached_preemption_sync_point` reads the same
+  return distributed.global_state.preemption_sync_manager
 
 
 class PreemptionWatcher:
-  """Turns SIGTERM into a flag the loop polls; a context manager that restores the old handler."""
+  """Answers "stop after this step?" the same way on every process; a context manager.
+
+  Multi-process runs with JAX's preemption service (the default): the service's own C++ SIGTERM
+  handler catches the signal, and the coordination service picks one step at which every process's
+  `reached_preemption_sync_point` is True. A Python SIGTERM handler would replace the C++ one, so
+  none is installed then. Single process: a Python handler sets a flag. Multi-process without the
+  service: the flag, OR-ed across processes every step (one small collective per step).
+  """
 
   def __init__(self):
     self.requested = False
     self._previous = None
+    self._service = None
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    self._service = _preemption_service()
+    if self._service is None and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._on_signal)
     return self
 
   def __exit__(self, *exc):
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
 
   def _on_signal(self, signum, frame):
     del signum, frame
     self.requested = True
 
   def should_stop(self, step: int) -> bool:
-    """True when this step is where every process stops together.
-
-    Multi-host: JAX's preemption sync point (the coordination service tells every process the
-    same step once any of them is notified); a local SIGTERM also counts, so a single-host
-    SIGTERM is honoured even without the service.
-    """
+    """True when `step` is where every process stops together; call it after every step."""
+    from jax.experimental import multihost_utils
+    if self._service is not None:
+      return bool(multihost_utils.reached_preemption_sync_point(step))
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-      try:
-        if multihost_utils.reached_preemption_sync_point(step):
-          return True
-      except RuntimeError:  # no preemption service (e.g. CPU gloo runs): fall back to the flag
-        pass
+      return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
     return self.requested

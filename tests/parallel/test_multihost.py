@@ -1,9 +1,11 @@
 """End to end through the CLI: 2 processes x 4 devices reproduce 1 process x 8 devices, and pmap
 reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl)."""
 import json
+import signal
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -78,3 +80,43 @@ def test_a_failing_process_fails_the_launch(tmp_path):
   result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=150)
   assert result.returncode == 2
   assert "unknown config key: no_such_key" in result.stdout
+
+
+@pytest.mark.parametrize("service", ["jax_preemption_service", "flag_allgather"])
+def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(service, tiny_prepared, tmp_path):
+  """A preemption notice reaches one host: both save the same step, exit 0, and the rerun resumes exactly."""
+  sys.path.insert(0, os.path.join(ROOT, "launch"))
+  from local import free_port, process_env
+  steps, workdir = 60, tmp_path / "run"
+  flags = _flags(tiny_prepared, workdir, "--config.mesh.fsdp=2", f"--config.train.steps={steps}",
+                 "--config.checkpoint.every_steps=1000")
+  env = process_env(4)
+  env["JAX_ENABLE_PREEMPTION_SERVICE"] = "true" if service == "jax_preemption_service" else "false"
+  port = free_port()
+  procs = [subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags, f"--coordinator_address=localhost:{port}",
+                             "--num_processes=2", f"--process_id={i}"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+  metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
+  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)     # the notice reaches process 1 only
+  outputs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+  summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+  stop = summaries[0]["step"]
+  assert all(s["preempted"] and s["step"] == stop for s in summaries) and 3 <= stop < steps
+  from jaxpretrain import checkpoint as checkpoint_lib
+  assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == stop
+  if service != "jax_preemption_service":
+    return   # the resume below does not depend on how the processes agreed on the step
+
+  resumed = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2",
+                            "--devices_per_process=4", "--timeout=400", "--", *flags],
+                           cwd=ROOT, capture_output=True, text=True, timeout=450)
+  assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+  reference = tmp_path / "reference"
+  assert cli.main(_flags(tiny_prepared, reference, "--config.mesh.fsdp=2", f"--config.train.steps={steps}")) == 0
+  run_steps, losses = _losses(workdir)
+  assert run_steps == list(range(1, steps + 1))   # no step lost or repeated across the stop
+  np.testing.assert_allclose(losses, _losses(reference)[1], rtol=1e-5)
