@@ -8,7 +8,8 @@ not depend on the machine's other cores. `prepare` is timed end to end twice (fr
 generator, and from the same documents written to a text file, which is what a real corpus looks
 like) and then stage by stage, to show where its time goes: generating or reading the source,
 WordPiece encoding (tokenizers' Rust `encode_batch`), packing + ArrayRecord writing. Tokenizer training
-is a one-off per corpus and is reported apart. Prints one JSON line per measurement, with
+(once per corpus) and the transformers import of the first tokenizer load (once per process) are
+reported apart. Prints one JSON line per measurement, with
 wall-clock tokens/s and tokens per CPU-second of the process (user + system time of all its
 threads): on a shared machine the wall clock also measures the neighbours, CPU time much less.
 """
@@ -88,6 +89,12 @@ def measure_prepare(args, work: str) -> None:
                       ("pack_and_write", pack)):
     _emit(measure=f"prepare_stage:{name}", cores=cores, **_rates(tokens, timer))
 
+  # Loading a tokenizer imports transformers (and with it torch, when installed): seconds once per
+  # process, whatever the corpus size, so it is timed apart rather than charged to the first run.
+  with _Timer() as imports:
+    Tokenizer.load(tok_dir)
+  _emit(measure="one_off_imports", seconds=round(imports.wall, 2), cpu_seconds=round(imports.cpu, 2),
+        note="transformers (+ torch) import on the first Tokenizer.load; not in the tokens/s below")
   for spec in ("embedded", corpus):
     out = os.path.join(work, "prepared-" + ("embedded" if spec == "embedded" else "file"))
     with _Timer() as end_to_end:

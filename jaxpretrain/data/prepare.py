@@ -30,8 +30,10 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import shutil
 import sys
+import threading
 import time
 from typing import Iterator
 
@@ -248,6 +250,51 @@ class _CausalPacker(_Packer):
 PACKERS = {"bert": _Packer, "gpt": _CausalPacker}
 
 
+def read_ahead(items, depth: int):
+  """Yields `items` while a background thread already produces up to `depth` more.
+
+  Reading a source (Python generators, file or tfds decoding) then overlaps with encoding, whose
+  Rust code releases the GIL. An exception of the source is raised here, at its place in the order.
+
+  Args:
+    items: any iterable.
+    depth: how many items the thread may run ahead.
+
+  Yields:
+    The items of `items`, in order.
+  """
+  buffer, done = queue.Queue(maxsize=depth), object()
+  stop = threading.Event()
+
+  def produce():
+    try:
+      for item in items:
+        while not stop.is_set():
+          try:
+            buffer.put((item, None), timeout=0.1)
+            break
+          except queue.Full:
+            continue
+        if stop.is_set():
+          return
+      buffer.put((done, None))
+    except BaseException as e:  # handed to the consumer, raised there
+      buffer.put((done, e))
+
+  thread = threading.Thread(target=produce, name="prepare-read-ahead", daemon=True)
+  thread.start()
+  try:
+    while True:
+      item, error = buffer.get()
+      if item is done:
+        if error is not None:
+          raise error
+        return
+      yield item
+  finally:
+    stop.set()
+
+
 def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, records_per_shard,
                    shard_index, num_shards, seed, spec, progress, packer_class=None) -> dict:
   ids = tokenizer.special_ids
@@ -275,7 +322,7 @@ def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, record
     batch_texts.clear()
 
   block = 0
-  for d, text in enumerate(documents):
+  for d, text in enumerate(read_ahead(documents, 2 * DOCS_PER_BLOCK)):
     seen += 1
     if d // DOCS_PER_BLOCK != block:
       if batch_texts:

@@ -278,3 +278,34 @@ def test_eval_split_smaller_than_a_batch_warns_once(tiny_prepared, tmp_path, cap
   config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8})
   assert len(pipeline.build_pretraining(config, str(tmp_path)).eval_batches()) == 1
   assert capsys.readouterr().err == ""
+
+
+def test_read_ahead_keeps_order_raises_source_errors_in_place_and_stops_with_its_consumer():
+  import threading
+  from jaxpretrain.data.prepare import read_ahead
+  assert list(read_ahead(range(1000), 7)) == list(range(1000))
+
+  def failing():
+    yield from range(5)
+    raise UserError("source broke")
+  seen = []
+  with pytest.raises(UserError, match="source broke"):
+    for item in read_ahead(failing(), 2):
+      seen.append(item)
+  assert seen == [0, 1, 2, 3, 4]
+
+  produced = []
+  def endless():
+    i = 0
+    while True:
+      produced.append(i)
+      yield i
+      i += 1
+  reader = read_ahead(endless(), 3)
+  assert [next(reader) for _ in range(4)] == [0, 1, 2, 3]
+  reader.close()   # the consumer stops early: the producer thread ends, it does not run on
+  for thread in threading.enumerate():
+    if thread.name == "prepare-read-ahead":
+      thread.join(timeout=2)
+      assert not thread.is_alive()
+  assert len(produced) <= 4 + 3 + 2
