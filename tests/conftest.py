@@ -16,3 +16,12 @@ def tiny_prepared(tmp_path_factory):
   prepare.prepare("embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.05, embedded_documents=400,
                   records_per_shard=200)
   return out
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "starts_first: a test of several CPU-minutes, started before the rest "
+                                     "so that under `-n 2` the other worker runs the suite meanwhile")
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)   # stable: order kept otherwise

@@ -12,6 +12,8 @@ from jaxpretrain.metrics import read_metrics
 from jaxpretrain.train import loop
 from tests.run_configs import tiny_pretrain_config
 
+pytestmark = pytest.mark.xdist_group("checkpoint_faults")   # shares its module/session fixtures on one worker
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_prepared):

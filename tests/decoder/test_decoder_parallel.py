@@ -9,6 +9,8 @@ from jaxpretrain.tasks.causal_lm import CausalLM
 from tests.decoder.helpers import GPT, packed_batches
 from tests.parallel import runs
 
+pytestmark = pytest.mark.xdist_group("decoder_strategy_runs")   # shares its module/session fixtures on one worker
+
 STRATEGIES = runs.STRATEGIES  # 1 device, data=8, fsdp=8, data=2 x fsdp=2 x tensor=2, pmap over 8
 OTHERS = [name for name in STRATEGIES if name != "1 device"]
 

@@ -1,6 +1,7 @@
 """The claim the demo makes, checked in the suite with the demo's own recipe: on a fixed label budget of embedded
 reviews, fine-tuning the pretrained encoder beats the same architecture from scratch (same examples, steps, seeds)."""
 import numpy as np
+import pytest
 
 from jaxpretrain import config as config_lib
 from jaxpretrain import demo
@@ -13,6 +14,7 @@ from jaxpretrain.train import loop
 BUDGET, SEEDS = 256, 2   # 2N of the demo; measured there: pretrained 0.63, scratch 0.53
 
 
+@pytest.mark.starts_first
 def test_pretrained_encoder_beats_scratch_on_a_small_label_budget(tmp_path):
   config = config_lib.load("configs/demo.py")
   # The demo's own model, corpus and pretraining (~5M tokens, ~4 CPU-minutes): 800 steps on a third

@@ -5,6 +5,8 @@ import pytest
 
 from tests.parallel import runs
 
+pytestmark = pytest.mark.xdist_group("strategy_runs")   # shares its module/session fixtures on one worker
+
 OTHERS = [name for name in runs.STRATEGIES if name != "1 device"]
 
 

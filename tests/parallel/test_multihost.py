@@ -1,5 +1,6 @@
 """End to end through the CLI: 2 processes x 4 devices reproduce 1 process x 8 devices, and pmap
 reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl)."""
+import importlib.util
 import json
 import signal
 import os
@@ -13,7 +14,7 @@ import pytest
 from jaxpretrain import cli
 from jaxpretrain.metrics import read_metrics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multihost")]   # one_process_runs once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 4
@@ -82,17 +83,17 @@ def test_a_failing_process_fails_the_launch(tmp_path):
   assert "unknown config key: no_such_key" in result.stdout
 
 
-@pytest.mark.parametrize("service", ["jax_preemption_service", "flag_allgather"])
-def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(service, tiny_prepared, tmp_path):
-  """A preemption notice reaches one host: both save the same step, exit 0, and the rerun resumes exactly."""
-  sys.path.insert(0, os.path.join(ROOT, "launch"))
-  from local import free_port, process_env
-  steps, workdir = 60, tmp_path / "run"
+def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny_prepared, tmp_path):
+  """A preemption notice reaches one host: both save the same step, exit 0, and the rerun resumes exactly.
+
+  JAX's preemption service picks the step (its fallback without the service: tests/train/test_preemption.py)."""
+  spec = importlib.util.spec_from_file_location("local_launcher", os.path.join(ROOT, "launch", "local.py"))
+  launcher = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launcher)
+  steps, workdir = 40, tmp_path / "run"
   flags = _flags(tiny_prepared, workdir, "--config.mesh.fsdp=2", f"--config.train.steps={steps}",
                  "--config.checkpoint.every_steps=1000")
-  env = process_env(4)
-  env["JAX_ENABLE_PREEMPTION_SERVICE"] = "true" if service == "jax_preemption_service" else "false"
-  port = free_port()
+  env, port = launcher.process_env(4), launcher.free_port()
   procs = [subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags, f"--coordinator_address=localhost:{port}",
                              "--num_processes=2", f"--process_id={i}"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
@@ -108,8 +109,6 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(serv
   assert all(s["preempted"] and s["step"] == stop for s in summaries) and 3 <= stop < steps
   from jaxpretrain import checkpoint as checkpoint_lib
   assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == stop
-  if service != "jax_preemption_service":
-    return   # the resume below does not depend on how the processes agreed on the step
 
   resumed = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2",
                             "--devices_per_process=4", "--timeout=400", "--", *flags],

@@ -3,6 +3,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.sharding import PartitionSpec as P
 
 from jaxpretrain import config as config_lib
@@ -12,6 +13,8 @@ from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 from tests.parallel import runs
 from tests.train.helpers import TINY
+
+pytestmark = pytest.mark.xdist_group("strategy_runs")   # shares its module/session fixtures on one worker
 
 MEGATRON = "jit data=2 fsdp=2 tensor=2"
 
