@@ -9,7 +9,9 @@ Each process gets `--xla_force_host_platform_device_count=D` fake CPU devices an
 so together they form one N×D-device run: exactly what N hosts of a cluster do, on one machine.
 Process 0's output passes through unchanged (its last line is the command's JSON summary); the
 others' lines are prefixed with `[pI]`. When any process fails, the rest are stopped and the
-launcher exits with that process's status; a timeout stops all of them (status 124).
+launcher exits with that process's status; a timeout stops all of them (status 124). SIGTERM is
+passed on to every process (each saves at a common step and exits 0, and so does the launcher);
+Ctrl-C stops them all.
 """
 from __future__ import annotations
 
@@ -87,11 +89,17 @@ def launch(command: list[str], processes: int, devices_per_process: int, timeout
     t.start()
     pumps.append(t)
 
-  def on_signal(signum, _frame):
+  def on_interrupt(signum, _frame):
     _stop(procs)
     sys.exit(128 + signum)
-  for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, on_signal)
+
+  def on_preemption(signum, _frame):
+    # Like a scheduler's notice: every process gets it, saves at a common step and exits 0 itself.
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signum)
+  signal.signal(signal.SIGINT, on_interrupt)
+  signal.signal(signal.SIGTERM, on_preemption)
 
   start, status = time.monotonic(), 0
   try:

@@ -119,3 +119,23 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   run_steps, losses = _losses(workdir)
   assert run_steps == list(range(1, steps + 1))   # no step lost or repeated across the stop
   np.testing.assert_allclose(losses, _losses(reference)[1], rtol=1e-5)
+
+
+def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_path):
+  steps, workdir = 40, tmp_path / "run"
+  command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=4",
+             "--timeout=400", "--", *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}",
+                                             "--config.checkpoint.every_steps=1000")]
+  launcher = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
+  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+    time.sleep(0.05)
+  launcher.send_signal(signal.SIGTERM)
+  out, err = launcher.communicate(timeout=300)
+  assert launcher.returncode == 0, out[-3000:] + err[-3000:]
+  lines = [line.removeprefix("[p1] ") for line in out.splitlines()]
+  summaries = [json.loads(line) for line in lines if line.startswith('{"step"')]
+  assert len(summaries) == 2 and summaries[0]["step"] == summaries[1]["step"]
+  assert summaries[0]["preempted"] and summaries[1]["preempted"] and 3 <= summaries[0]["step"] < steps
+  from jaxpretrain import checkpoint as checkpoint_lib
+  assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == summaries[0]["step"]
