@@ -31,6 +31,11 @@ def _flags(prepared_dir, workdir, *extra):
           "--config.eval.batches=1", "--config.checkpoint.every_steps=0", *extra]
 
 
+def _read(file) -> str:
+  file.seek(0)
+  return file.read()
+
+
 def _losses(workdir, split=None):
   rows = [r for r in read_metrics(str(workdir)) if r.get("split") == split and "loss" in r]
   return [r["step"] for r in rows], [r["loss"] for r in rows]
@@ -94,14 +99,18 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   flags = _flags(tiny_prepared, workdir, "--config.mesh.fsdp=2", f"--config.train.steps={steps}",
                  "--config.checkpoint.every_steps=1000")
   env, port = launcher.process_env(4), launcher.free_port()
+  # Output to files, not pipes: nothing reads a pipe until the end, and a full one would block the run.
+  logs = [(open(tmp_path / f"p{i}.out", "w+"), open(tmp_path / f"p{i}.err", "w+")) for i in range(2)]
   procs = [subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags, f"--coordinator_address=localhost:{port}",
                              "--num_processes=2", f"--process_id={i}"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+                            stdout=out, stderr=err) for i, (out, err) in enumerate(logs)]
   metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
   while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
     time.sleep(0.05)
   procs[1].send_signal(signal.SIGTERM)     # the notice reaches process 1 only
-  outputs = [p.communicate(timeout=300) for p in procs]
+  for p in procs:
+    p.wait(timeout=300)
+  outputs = [(_read(out), _read(err)) for out, err in logs]
   for p, (out, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]
   summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
@@ -126,12 +135,14 @@ def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_p
   command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=4",
              "--timeout=400", "--", *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}",
                                              "--config.checkpoint.every_steps=1000")]
-  launcher = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  out_file, err_file = open(tmp_path / "launcher.out", "w+"), open(tmp_path / "launcher.err", "w+")
+  launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file, text=True)
   metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
   while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
     time.sleep(0.05)
   launcher.send_signal(signal.SIGTERM)
-  out, err = launcher.communicate(timeout=300)
+  launcher.wait(timeout=300)
+  out, err = _read(out_file), _read(err_file)
   assert launcher.returncode == 0, out[-3000:] + err[-3000:]
   lines = [line.removeprefix("[p1] ") for line in out.splitlines()]
   summaries = [json.loads(line) for line in lines if line.startswith('{"step"')]
