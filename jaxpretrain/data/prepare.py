@@ -266,20 +266,24 @@ def read_ahead(items, depth: int):
   buffer, done = queue.Queue(maxsize=depth), object()
   stop = threading.Event()
 
+  def put(entry) -> bool:
+    """Waits for room; False once the consumer has stopped (nobody will take it)."""
+    while not stop.is_set():
+      try:
+        buffer.put(entry, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
+
   def produce():
     try:
       for item in items:
-        while not stop.is_set():
-          try:
-            buffer.put((item, None), timeout=0.1)
-            break
-          except queue.Full:
-            continue
-        if stop.is_set():
+        if not put((item, None)):
           return
-      buffer.put((done, None))
+      put((done, None))
     except BaseException as e:  # handed to the consumer, raised there
-      buffer.put((done, e))
+      put((done, e))
 
   thread = threading.Thread(target=produce, name="prepare-read-ahead", daemon=True)
   thread.start()

@@ -12,6 +12,7 @@ import threading
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 def _preemption_service():
@@ -54,7 +55,6 @@ class PreemptionWatcher:
 
   def should_stop(self, step: int) -> bool:
     """True when `step` is where every process stops together; call it after every step."""
-    from jax.experimental import multihost_utils
     if self._service is not None:
       return bool(multihost_utils.reached_preemption_sync_point(step))
     if jax.process_count() > 1:

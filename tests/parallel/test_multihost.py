@@ -1,5 +1,6 @@
-"""End to end through the CLI: 2 processes x 4 devices reproduce 1 process x 8 devices, and pmap
-reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl)."""
+"""End to end through the CLI: 2 processes x 4 devices reproduce 1 process x 8 devices, pmap
+reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl), and a SIGTERM stops
+every process at one step."""
 import importlib.util
 import json
 import signal
@@ -31,9 +32,16 @@ def _flags(prepared_dir, workdir, *extra):
           "--config.eval.batches=1", "--config.checkpoint.every_steps=0", *extra]
 
 
-def _read(file) -> str:
-  file.seek(0)
-  return file.read()
+def _read(path) -> str:
+  with open(path) as f:
+    return f.read()
+
+
+def _wait_for_rows(workdir, rows: int, timeout: float = 300) -> None:
+  """Returns once the run has logged `rows` metrics rows (it is then inside its training loop)."""
+  metrics, deadline = workdir / "metrics.jsonl", time.time() + timeout
+  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= rows):
+    time.sleep(0.05)
 
 
 def _losses(workdir, split=None):
@@ -100,13 +108,14 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
                  "--config.checkpoint.every_steps=1000")
   env, port = launcher.process_env(4), launcher.free_port()
   # Output to files, not pipes: nothing reads a pipe until the end, and a full one would block the run.
-  logs = [(open(tmp_path / f"p{i}.out", "w+"), open(tmp_path / f"p{i}.err", "w+")) for i in range(2)]
-  procs = [subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags, f"--coordinator_address=localhost:{port}",
-                             "--num_processes=2", f"--process_id={i}"], cwd=ROOT, env=env, text=True,
-                            stdout=out, stderr=err) for i, (out, err) in enumerate(logs)]
-  metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
-  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-    time.sleep(0.05)
+  logs = [(tmp_path / f"p{i}.out", tmp_path / f"p{i}.err") for i in range(2)]
+  procs = []
+  for i, (out, err) in enumerate(logs):
+    with open(out, "w") as out_file, open(err, "w") as err_file:   # the child keeps its own copies
+      procs.append(subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags,
+                                     f"--coordinator_address=localhost:{port}", "--num_processes=2",
+                                     f"--process_id={i}"], cwd=ROOT, env=env, stdout=out_file, stderr=err_file))
+  _wait_for_rows(workdir, 3)
   procs[1].send_signal(signal.SIGTERM)     # the notice reaches process 1 only
   for p in procs:
     p.wait(timeout=300)
@@ -135,14 +144,13 @@ def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_p
   command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=4",
              "--timeout=400", "--", *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}",
                                              "--config.checkpoint.every_steps=1000")]
-  out_file, err_file = open(tmp_path / "launcher.out", "w+"), open(tmp_path / "launcher.err", "w+")
-  launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file, text=True)
-  metrics, deadline = workdir / "metrics.jsonl", time.time() + 300
-  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-    time.sleep(0.05)
+  out_path, err_path = tmp_path / "launcher.out", tmp_path / "launcher.err"
+  with open(out_path, "w") as out_file, open(err_path, "w") as err_file:   # files, not pipes: see above
+    launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
+  _wait_for_rows(workdir, 3)
   launcher.send_signal(signal.SIGTERM)
   launcher.wait(timeout=300)
-  out, err = _read(out_file), _read(err_file)
+  out, err = _read(out_path), _read(err_path)
   assert launcher.returncode == 0, out[-3000:] + err[-3000:]
   lines = [line.removeprefix("[p1] ") for line in out.splitlines()]
   summaries = [json.loads(line) for line in lines if line.startswith('{"step"')]
