@@ -1,19 +1,28 @@
-"""The GPU throughput table: `jaxpretrain bench` rows and the reference anchors, in one run.
+"""The GPU table: correctness checks, `jaxpretrain bench` rows with profiles, and the anchors, in one run.
 
-    python benchmarks/gpu_table.py [--budget_s=570] [--steps=20] [--out=FILE.jsonl]
+    python benchmarks/gpu_table.py [--budget_s=570] [--steps=20] [--out=FILE.jsonl] [--jobs=a,b,...]
 
-Runs, most important first, each in its own process and within a total time budget (default
-under 10 minutes on one H200; what does not fit is listed as skipped):
-  1. jaxpretrain bench: bert-base-128 b256, bert-large-512 b32, gpt2-1024 b32 with dropout 0,
-  2. the same with dropout 0.1 (hidden and attention probabilities, BERT's default),
-  3. the anchors (benchmarks/anchors/, copied from the shared reference scripts): HF PyTorch
-     eager (dropout 0.1) and plain Flax (no dropout),
-  4. extra rows for bert-base: hidden dropout 0.1 but no attention dropout (keeps the cuDNN
-     flash path); dropout 0.1 with JAX_DEFAULT_PRNG_IMPL=unsafe_rbg (cheaper dropout bits); the
-     XLA flags of docs/performance.md; then the masked-head anchor probe.
-gpt2-1024 needs the causal_lm task; where it is missing its rows say so and the run goes on.
-Every result is one JSON object in --out (default benchmarks/results/gpu-DATE.jsonl); a
-markdown table goes to stdout.
+Runs, most important first, each in its own process and within a total time budget (what does
+not fit is listed as skipped); `--jobs` picks and orders them:
+  check        benchmarks/gpu_check.py: one step on the GPU equals the CPU's; cuDNN attention
+               equals XLA's with padding and packing;
+  base, large, gpt2
+               jaxpretrain bench: bert-base-128 b256, bert-large-512 b32, gpt2-1024 b32, dropout 0,
+               each followed by a traced window of 3 steps summarised by benchmarks/trace_summary.py
+               (device time by kernel category; the trace is copied beside --out);
+  probe2, jaxref, hf
+               the anchors (benchmarks/anchors/, copies of the shared reference scripts): plain Flax
+               with the masked-only head, plain Flax with full logits (GPT-2), HF PyTorch eager;
+  base-dropout, large-dropout, gpt2-dropout
+               the bench rows with dropout 0.1/0.1 (BERT's default);
+  base-maxpred20, large-maxpred80, base-b512
+               the masked head capped at BERT's max_predictions_per_seq (20 at 128, 80 at 512);
+               bert-base at batch 512;
+  base-hidden-dropout, base-rbg, base-flags
+               bert-base with hidden dropout only (keeps cuDNN attention), with
+               JAX_DEFAULT_PRNG_IMPL=unsafe_rbg, and with the XLA flags of docs/performance.md.
+Every result is one JSON object in --out (default benchmarks/results/gpu-DATE.jsonl); markdown
+tables go to stdout.
 """
 from __future__ import annotations
 
@@ -21,9 +30,14 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # trace_summary lies beside this script
+import trace_summary  # pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANCHORS = os.path.join(ROOT, "benchmarks", "anchors")
@@ -31,6 +45,8 @@ CONFIGS = {"bert-base-128": "benchmarks/configs/bert_base_128.py",
            "bert-large-512": "benchmarks/configs/bert_large_512.py",
            "gpt2-1024": "benchmarks/configs/gpt2_1024.py"}
 TARGETS = {"bert-base-128": 850_000, "bert-large-512": 270_000, "gpt2-1024": 550_000}   # tokens/s, issue 7
+SHORT = {"base": "bert-base-128", "large": "bert-large-512", "gpt2": "gpt2-1024"}        # --jobs names
+PROFILE_STEPS = 3
 # The XLA flags docs/performance.md suggests (verified to parse with the pinned jaxlib).
 PERF_FLAGS = "--xla_gpu_enable_latency_hiding_scheduler=true --xla_gpu_enable_triton_gemm=false"
 
@@ -41,11 +57,15 @@ SMOKE = ["--config.model.num_hidden_layers=1", "--config.model.hidden_size=64", 
          "--config.model.dtype=float32", "--warmup=1"]
 
 
-def _bench_job(name, hidden_dropout, attention_dropout, *, steps, xla_flags="", prng="", smoke=False):
+def _bench_job(name, hidden_dropout, attention_dropout, *, steps, xla_flags="", prng="", smoke=False,
+               profile_dir="", overrides=()):
   argv = [sys.executable, "-m", "jaxpretrain.cli", "bench", f"--config={CONFIGS[name]}", f"--steps={steps}",
           "--rounds=2", f"--config.model.hidden_dropout_prob={hidden_dropout}",
-          f"--config.model.attention_probs_dropout_prob={attention_dropout}", *(SMOKE if smoke else [])]
-  label = {"system": "jaxpretrain" + (" +xla-flags" if xla_flags else "") + (f" +prng={prng}" if prng else ""),
+          f"--config.model.attention_probs_dropout_prob={attention_dropout}", *(SMOKE if smoke else []), *overrides]
+  if profile_dir:
+    argv += [f"--profile_dir={profile_dir}", f"--profile_steps={PROFILE_STEPS}"]
+  label = {"system": "jaxpretrain" + (" +xla-flags" if xla_flags else "") + (f" +prng={prng}" if prng else "")
+           + "".join(f" {o.removeprefix('--config.')}" for o in overrides),
            "config": name, "dropout": f"{hidden_dropout}/{attention_dropout}"}
   env = ({"XLA_FLAGS": xla_flags} if xla_flags else {}) | ({"JAX_DEFAULT_PRNG_IMPL": prng} if prng else {})
   return label, argv, env, ROOT
@@ -56,17 +76,26 @@ def _anchor_job(script, *configs):
   return label, [sys.executable, script, *configs], {}, ANCHORS
 
 
-def jobs(steps: int, smoke: bool = False) -> list:
-  """(label, argv, extra env, cwd) in priority order."""
+def jobs(steps: int, smoke: bool = False, profile_root: str = "") -> dict:
+  """{name: (label, argv, extra env, cwd)} in priority order (`--jobs` picks and orders them)."""
   bench = lambda *a, **kw: _bench_job(*a, steps=steps, smoke=smoke, **kw)
-  out = [bench(n, 0.0, 0.0) for n in CONFIGS]
-  out += [bench(n, 0.1, 0.1) for n in CONFIGS]
-  out += [_anchor_job("hf_torch_anchor.py", "bert-base-128", "bert-large-512", "gpt2-1024"),
-          _anchor_job("jax_ref_anchor.py")]
-  out += [bench("bert-base-128", 0.1, 0.0), bench("bert-base-128", 0.1, 0.1, prng="unsafe_rbg"),
-          bench("bert-base-128", 0.0, 0.0, xla_flags=PERF_FLAGS)]
+  profile = lambda name: os.path.join(profile_root, name) if profile_root else ""
+  out = {"check": ({"system": "gpu_check", "config": "correctness"},
+                   [sys.executable, "benchmarks/gpu_check.py", *(["--smoke"] if smoke else [])], {}, ROOT)}
+  out |= {short: bench(n, 0.0, 0.0, profile_dir=profile(short)) for short, n in SHORT.items()}
   if not smoke:  # the probe has no CPU-sized variant
-    out.append(_anchor_job("jax_probe2.py"))
+    out["probe2"] = _anchor_job("jax_probe2.py")
+  # Plain Flax with logits on every position: the like-for-like anchor for GPT-2 (its BERT rows are
+  # in the shared results; probe2 is the like-for-like BERT anchor, with the masked-only head).
+  out["jaxref"] = _anchor_job("jax_ref_anchor.py", "gpt2-1024")
+  out["hf"] = _anchor_job("hf_torch_anchor.py", "bert-base-128", "bert-large-512", "gpt2-1024")
+  out |= {"base-maxpred20": bench("bert-base-128", 0.0, 0.0, overrides=["--config.task.max_predictions=20"]),
+          "large-maxpred80": bench("bert-large-512", 0.0, 0.0, overrides=["--config.task.max_predictions=80"]),
+          "base-b512": bench("bert-base-128", 0.0, 0.0, overrides=["--config.train.batch_size=512"])}
+  out |= {f"{short}-dropout": bench(n, 0.1, 0.1) for short, n in SHORT.items()}
+  out |= {"base-hidden-dropout": bench("bert-base-128", 0.1, 0.0),
+          "base-rbg": bench("bert-base-128", 0.1, 0.1, prng="unsafe_rbg"),
+          "base-flags": bench("bert-base-128", 0.0, 0.0, xla_flags=PERF_FLAGS)}
   return out
 
 
@@ -132,13 +161,32 @@ def header() -> dict:
   versions = out(sys.executable, "-c", "import jax, flax; print(jax.__version__, flax.__version__, "
                  "jax.default_backend())").split()
   torch_cuda = out(sys.executable, "-c", "import torch; print(torch.__version__, torch.cuda.is_available())").split()
+  # A copy of the tree without .git (a remote GPU machine) names its commit in GPU_TABLE_COMMIT.
+  commit = os.environ.get("GPU_TABLE_COMMIT") or (out("git", "rev-parse", "--short", "HEAD")
+                                                   + (" + uncommitted changes" if dirty else ""))
   return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-          "commit": out("git", "rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else ""),
+          "commit": commit,
           "gpu": out("nvidia-smi", "--query-gpu=name,driver_version,power.limit", "--format=csv,noheader"),
           "jax": versions[0] if versions else "", "flax": versions[1] if len(versions) > 1 else "",
           "jax_backend": versions[2] if len(versions) > 2 else "",
           "torch": torch_cuda[0] if torch_cuda else "not installed",
           "torch_cuda": len(torch_cuda) > 1 and torch_cuda[1] == "True"}
+
+
+def _profile_rows(rows: list[dict], profile_dir: str, copy_to: str) -> None:
+  """Adds a `profile` summary (benchmarks/trace_summary.py) to the bench rows; copies the trace."""
+  try:
+    summary = trace_summary.summarize_dir(profile_dir, PROFILE_STEPS)
+  except (OSError, ValueError) as e:
+    summary = {"error": str(e)[:300]}
+  if copy_to and "trace" in summary:
+    shutil.copyfile(summary["trace"], copy_to)
+    summary["trace"] = copy_to
+  for row in rows:
+    if "tokens_per_s" in row:
+      row["profile"] = summary
+      print(f"\nprofile of {row['config']} (dropout {row['dropout']}, {row['step_ms']} ms/step):\n"
+            f"{trace_summary.markdown(summary)}\n", flush=True)
 
 
 def main() -> int:
@@ -147,12 +195,23 @@ def main() -> int:
   parser.add_argument("--steps", type=int, default=20, help="timed steps per bench row")
   parser.add_argument("--job_timeout_s", type=float, default=180, help="cap for one job")
   parser.add_argument("--out", default="", help="JSONL output (default benchmarks/results/gpu-DATE.jsonl)")
+  parser.add_argument("--jobs", default="", help="comma-separated job names to run, in this order (default all: "
+                      "check, base, large, gpt2, probe2, jaxref, hf, then the dropout and extra rows)")
+  parser.add_argument("--no_profile", action="store_true", help="do not trace the dropout-0 bench rows")
   parser.add_argument("--smoke", action="store_true", help="toy sizes: check the script itself on a CPU")
   args = parser.parse_args()
   start = time.perf_counter()
   out_path = args.out or os.path.join(ROOT, "benchmarks", "results",
                                       f"gpu-{datetime.date.today().isoformat()}.jsonl")
-  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  out_dir = os.path.dirname(os.path.abspath(out_path))
+  os.makedirs(out_dir, exist_ok=True)
+  profile_root = "" if args.no_profile else tempfile.mkdtemp(prefix="gpu_table_profiles_")
+  all_jobs = jobs(args.steps, args.smoke, profile_root)
+  names = [n.strip() for n in args.jobs.split(",") if n.strip()] or list(all_jobs)
+  unknown = [n for n in names if n not in all_jobs]
+  if unknown:
+    print(f"gpu_table: unknown job {unknown[0]!r}; choose from {', '.join(all_jobs)}", file=sys.stderr)
+    return 2
   meta = header()
   print(json.dumps(meta), flush=True)
   if meta["jax_backend"] != "gpu" and not args.smoke:
@@ -161,7 +220,8 @@ def main() -> int:
   rows = []
   with open(out_path, "w") as f:
     f.write(json.dumps(meta) + "\n")
-    for label, argv, env, cwd in jobs(args.steps, args.smoke):
+    for name in names:
+      label, argv, env, cwd = all_jobs[name]
       left = args.budget_s - (time.perf_counter() - start)
       if left < 30:
         new = [dict(label, error="skipped: time budget spent")]
@@ -169,6 +229,8 @@ def main() -> int:
         new = [dict(label, error=f"skipped: PyTorch {meta['torch']} has no CUDA here")]
       else:
         new = run_job(label, argv, env, cwd, min(left, args.job_timeout_s))
+      if name in SHORT and profile_root:
+        _profile_rows(new, os.path.join(profile_root, name), os.path.join(out_dir, f"trace-{name}.json.gz"))
       for row in new:
         print(json.dumps(row), flush=True)
         f.write(json.dumps(row) + "\n")
@@ -176,6 +238,13 @@ def main() -> int:
       rows += new
   print(f"\n{meta['date']}, commit {meta['commit']}, {meta['gpu']}, jax {meta['jax']}, "
         f"total {time.perf_counter() - start:.0f}s\n")
+  checks = [r for r in rows if "check" in r]
+  if checks:
+    print("| correctness check | ok | errors |\n|---|---|---|")
+    for r in checks:
+      errors = {k: v for k, v in r.items() if k.endswith("err") or k in ("out", "dq", "dk", "dv")}
+      print(f"| {r['check']} | {'yes' if r['ok'] else 'NO'} | {errors} |")
+    print()
   print(table(rows, targets=not args.smoke))
   return 0
 

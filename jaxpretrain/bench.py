@@ -43,7 +43,8 @@ def build_task(config, model_config: ModelConfig):
   if name == "mlm":
     from jaxpretrain.tasks.mlm import MaskedLM
     return MaskedLM(model_config, mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
-                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions)
+                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions,
+                    max_predictions_per_seq=config.task.max_predictions)
   if name == "causal_lm":
     if importlib.util.find_spec("jaxpretrain.tasks.causal_lm") is None:
       raise UserError("bench: task.name=causal_lm is not available in this version")
@@ -120,7 +121,8 @@ class _JaxSteps:
     return time.perf_counter() - start
 
 
-def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: str = "") -> dict:
+def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: str = "", profile_dir: str = "",
+        profile_steps: int = 3) -> dict:
   """Benchmarks the training step of `config` (see the module docstring).
 
   Args:
@@ -129,14 +131,18 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
     warmup: untimed steps after compilation.
     rounds: timing rounds; the median round's step time is reported.
     compare: "" or "hf-torch".
+    profile_dir: where set, after the timed rounds `profile_steps` more steps run under
+      `jax.profiler.trace` (TensorBoard/XProf `.xplane.pb` plus a Perfetto JSON trace) into this
+      directory; the timed figures do not include them.
+    profile_steps: steps to trace.
 
   Returns:
     The result dict (one JSON line on the command line).
   """
   if compare not in COMPARE:
     raise UserError(f"--compare={compare!r}; choose hf-torch (or leave it out)")
-  if steps < 1 or warmup < 0 or rounds < 1:
-    raise UserError("bench needs --steps >= 1, --rounds >= 1 and --warmup >= 0")
+  if steps < 1 or warmup < 0 or rounds < 1 or profile_steps < 1:
+    raise UserError("bench needs --steps >= 1, --rounds >= 1, --profile_steps >= 1 and --warmup >= 0")
   if compare == "hf-torch":
     from jaxpretrain.hf_torch_bench import import_torch
     import_torch()  # a missing PyTorch fails now, not after the JAX half of the run
@@ -162,6 +168,9 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
     if torch_steps is not None:
       torch_times.append(torch_steps.time(per_round) / per_round)
   jax_s = statistics.median(jax_times)
+  if profile_dir:
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+      jax_steps.time(profile_steps)
   result = _result(config, model_config, task, jax_steps, jax_s, per_round * rounds)
   tokens_per_step = config.train.batch_size * config.data.seq_len
   energy = meter.result()

@@ -100,7 +100,8 @@ def cmd_bench(args, overrides):
   from jaxpretrain import bench
   config = load_config(args, overrides)
   print(json.dumps(bench.run(config, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
-                             compare=args.compare)))
+                             compare=args.compare, profile_dir=args.profile_dir,
+                             profile_steps=args.profile_steps)))
 
 
 def cmd_export(args, overrides):
@@ -177,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   p.add_argument("--rounds", type=int, default=3, help="timing rounds (the median is reported)")
   p.add_argument("--compare", default="", help="hf-torch: also time HF transformers (PyTorch) on the same dims")
+  p.add_argument("--profile_dir", default="", help="also trace --profile_steps steps after timing (jax.profiler) here")
+  p.add_argument("--profile_steps", type=int, default=3, help="steps to trace with --profile_dir")
   p = command("evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json")
   p.add_argument("--step", type=int, default=-1, help="checkpoint step (default: best by eval.metric, else latest)")
   p = command("generate", cmd_generate, "continue prompts with a causal-LM run (KV-cached decoding)", config=False)

@@ -220,6 +220,7 @@ def defaults() -> ml_collections.ConfigDict:
   t.mask_token_prob = 0.8
   t.random_token_prob = 0.1
   t.head_positions = "masked"         # mlm: masked = head on the selected tokens only; all = every position
+  t.max_predictions = 0               # mlm, masked head: scored tokens per row at most; 0 = 5 std above the mean
   t.num_labels = 0                    # 0 = inferred from the training data
   t.pooling = "cls"                   # cls | mean  (classification heads)
   t.classifier_dropout = 0.1

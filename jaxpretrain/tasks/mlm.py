@@ -6,8 +6,9 @@ Masking follows Devlin et al.: each non-special, non-pad token is selected with 
 drawn from the step's RNG, so a (seed, step) pair fixes the mask.
 
 By default the head runs only on the selected positions (gathered before the vocabulary
-projection, up to `max_predictions` per row — 5 standard deviations above the expected count,
-so overflow is vanishingly rare and, when it happens, the extra tokens are left unmasked and
+projection, up to `max_predictions` per row — by default 5 standard deviations above the
+expected count, so overflow is vanishingly rare; `task.max_predictions` sets a smaller cap, as
+BERT's max_predictions_per_seq does. Selected tokens beyond the cap are left unmasked and
 unscored rather than silently mis-weighted). `head_positions="all"` scores every position:
 same loss, more FLOPs.
 """
@@ -33,12 +34,15 @@ class MaskedLM(Task):
   mask_token_prob: float = 0.8
   random_token_prob: float = 0.1
   head_positions: str = "masked"      # masked | all
+  max_predictions_per_seq: int = 0    # masked head: rows scored per sequence; 0 = the 5-sigma bound
 
   name = "mlm"
 
   def __post_init__(self):
     if self.head_positions not in ("masked", "all"):
       raise UserError(f"task.head_positions={self.head_positions!r}; choose masked or all")
+    if self.max_predictions_per_seq < 0:
+      raise UserError(f"task.max_predictions={self.max_predictions_per_seq} must be >= 0 (0 = automatic)")
 
   def head(self):
     return MLMHead(self.model_config)
@@ -48,6 +52,11 @@ class MaskedLM(Task):
             "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32)}
 
   def max_predictions(self, seq_len: int) -> int:
+    """Positions per row the masked head scores: `max_predictions_per_seq` (BERT's
+    max_predictions_per_seq: 20 at seq 128, 80 at 512) or, when 0, 5 standard deviations above
+    the expected number selected."""
+    if self.max_predictions_per_seq:
+      return min(seq_len, self.max_predictions_per_seq)
     expected = seq_len * self.mask_prob
     return min(seq_len, max(1, math.ceil(expected + 5 * math.sqrt(expected * (1 - self.mask_prob)) + 1)))
 

@@ -33,7 +33,8 @@ def build_task(config, model_config, data):
     return MaskedLM(model_config, special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
                     mask_id=special["mask"], random_vocab_size=data.tokenizer.vocab_size,
                     mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
-                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions)
+                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions,
+                    max_predictions_per_seq=config.task.max_predictions)
   if name in ("causal_lm", "translation") and not model_config.causal:
     # A bidirectional model sees the token it is to predict: the loss would be meaningless.
     raise UserError(f"task.name={name} needs a decoder: set model.causal=true")
