@@ -6,6 +6,7 @@ composes any encoder with any head.
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxpretrain.models.config import ModelConfig
@@ -19,10 +20,44 @@ def _zeros(axes):
 
 
 def tied_logits(hidden, table, dtype):
-  """hidden @ table.T with float32 accumulation: [..., hidden] x [vocab, hidden] -> [..., vocab]."""
-  logits = jnp.einsum("...d,vd->...v", hidden.astype(dtype), table.astype(dtype),
-                      preferred_element_type=jnp.float32)
+  """hidden @ table.T with float32 accumulation: [..., hidden] x [vocab, hidden] -> [..., vocab].
+
+  With a 16-bit compute dtype the backward pass also multiplies in that dtype: the float32
+  logits' cotangent is rounded to it before the two gradient matmuls (float32 accumulation
+  throughout). Left to autodiff, the float32 cotangent promotes both backward matmuls to
+  float32 GEMMs: on one H200 they took 37 of GPT-2's 107 ms per step (seq 1024, vocab 50257;
+  benchmarks/RESULTS.md), several times the cost of the same matmuls in bf16.
+  """
+  hidden, table = hidden.astype(dtype), table.astype(dtype)
+  if jnp.dtype(dtype) == jnp.dtype(jnp.float32):
+    logits = _matmul_f32(hidden, table)
+  else:
+    logits = _matmul_f32_low_precision_grads(hidden, table)
   return nn.with_logical_constraint(logits, ("act_batch", "act_length", "act_vocab")[-logits.ndim:])
+
+
+def _matmul_f32(hidden, table):
+  return jnp.einsum("...d,vd->...v", hidden, table, preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def _matmul_f32_low_precision_grads(hidden, table):
+  return _matmul_f32(hidden, table)
+
+
+def _low_precision_fwd(hidden, table):
+  return _matmul_f32(hidden, table), (hidden, table)
+
+
+def _low_precision_bwd(residuals, g):
+  hidden, table = residuals
+  g = g.astype(hidden.dtype)
+  d_hidden = jnp.einsum("...v,vd->...d", g, table, preferred_element_type=jnp.float32)
+  d_table = jnp.einsum("...v,...d->vd", g, hidden, preferred_element_type=jnp.float32)
+  return d_hidden.astype(hidden.dtype), d_table.astype(table.dtype)
+
+
+_matmul_f32_low_precision_grads.defvjp(_low_precision_fwd, _low_precision_bwd)
 
 
 class MLMHead(nn.Module):

@@ -48,6 +48,8 @@ def validate(config) -> None:
   if config.train.grad_accum_steps < 1 or config.train.batch_size % config.train.grad_accum_steps:
     raise UserError(f"train.batch_size={config.train.batch_size} is not divisible by "
                     f"train.grad_accum_steps={config.train.grad_accum_steps}")
+  if config.task.max_predictions < 0:
+    raise UserError(f"task.max_predictions={config.task.max_predictions} must be >= 0 (0 = automatic)")
   if config.train.on_nonfinite not in ("raise", "skip"):
     raise UserError(f"train.on_nonfinite={config.train.on_nonfinite!r}; choose raise or skip")
 

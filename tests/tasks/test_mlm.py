@@ -68,3 +68,26 @@ def test_masked_head_equals_full_head_loss_and_grads():
   assert float(aux_a["weight"]) == float(aux_b["weight"]) > 0
   np.testing.assert_allclose(la, lb, rtol=1e-5)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), ga, gb)
+
+
+@pytest.mark.parametrize("cap", [5, 20])
+def test_max_predictions_caps_the_scored_positions(cap):
+  task = MaskedLM(CFG, special_ids=SPECIAL, mask_id=4, max_predictions_per_seq=cap)
+  assert task.max_predictions(128) == cap
+  ids, seg = _batch(rows=512)
+  m = task.mask(ids, seg != 0, jax.random.PRNGKey(0))
+  selected, weights = np.asarray(m["selected"]), np.asarray(m["weights"])
+  assert m["positions"].shape == (512, cap)
+  # Every row keeps at most `cap` selected tokens, all of them scored; tokens selected beyond the
+  # cap are left as they were (neither corrupted nor scored).
+  assert (selected.sum(1) <= cap).all() and (selected.sum(1) == weights.sum(1)).all()
+  assert (selected.sum(1) == cap).any()
+  assert (np.asarray(m["input_ids"])[~selected] == np.asarray(ids)[~selected]).all()
+  scored = np.take_along_axis(selected, np.asarray(m["positions"]), 1)
+  assert (scored == weights).all()
+
+
+def test_max_predictions_default_and_bad_value():
+  assert MaskedLM(CFG).max_predictions(128) == 41          # 19.2 expected + 5 standard deviations
+  with pytest.raises(Exception, match="task.max_predictions=-1"):
+    MaskedLM(CFG, max_predictions_per_seq=-1)
