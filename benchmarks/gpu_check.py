@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpretrain import config as config_lib
-from jaxpretrain.bench import build_task
+from jaxpretrain.commands.bench import build_task
 from jaxpretrain.models import encoder
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.train import optim

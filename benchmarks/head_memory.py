@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxpretrain import bench, config as config_lib  # noqa: E402
+from jaxpretrain.commands import bench, config as config_lib  # noqa: E402
 from jaxpretrain.models.config import ModelConfig  # noqa: E402
 from jaxpretrain.train import optim, step as step_lib  # noqa: E402
 from jaxpretrain.train.state import TrainState  # noqa: E402

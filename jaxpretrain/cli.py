@@ -76,7 +76,7 @@ def cmd_train(args, overrides):
   if args.command == "finetune":
     import jax
     if jax.process_index() == 0:
-      from jaxpretrain import run_report
+      from jaxpretrain.commands import report as run_report
       summary["report"] = run_report.write(args.workdir, summary)
   print(json.dumps(summary))
 
@@ -97,7 +97,7 @@ def cmd_bench(args, overrides):
   if args.compare and "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
     # PyTorch shares the GPU in this process: JAX must not grab 75% of its memory up front.
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-  from jaxpretrain import bench
+  from jaxpretrain.commands import bench
   config = load_config(args, overrides)
   print(json.dumps(bench.run(config, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
                              compare=args.compare, profile_dir=args.profile_dir,
@@ -112,13 +112,13 @@ def cmd_export(args, overrides):
 
 
 def cmd_evaluate(args, overrides):
-  from jaxpretrain.evaluate import evaluate
+  from jaxpretrain.commands.evaluate import evaluate
   config = load_config(args, overrides)
   print(json.dumps(evaluate(config, args.workdir, step=args.step)))
 
 
 def cmd_generate(args, overrides):
-  from jaxpretrain.generate import generate
+  from jaxpretrain.commands.generate import generate
   if overrides:
     raise UserError(f"generate takes no config overrides (got {overrides[0]})")
   print(json.dumps(generate(args.workdir, args.prompt or [], max_new_tokens=args.max_new_tokens,
@@ -135,7 +135,7 @@ def cmd_demo(args, overrides):
 
 
 def cmd_plot(args, overrides):
-  from jaxpretrain import plot
+  from jaxpretrain.commands import plot
   if overrides:
     raise UserError(f"plot takes no config overrides (got {overrides[0]})")
   print(json.dumps({"plots": plot.plot_run(args.workdir)}))

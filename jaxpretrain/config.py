@@ -17,21 +17,29 @@ import ml_collections
 
 from jaxpretrain.errors import UserError
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")   # shipped in the package
 
 
 def load(path_or_name: str) -> ml_collections.ConfigDict:
-  """Loads `get_config()` from a config file path, or from `configs/NAME.py` given a bare name.
+  """Loads `get_config()` from a config file path, or a shipped config by name.
+
+  A bare name (`tiny`) and a relative `configs/NAME.py` that does not exist from the current
+  directory both name the config shipped in the package (`jaxpretrain/configs/NAME.py`), so the
+  README's `--config=configs/tiny.py` works from any directory after `pip install`.
 
   Args:
-    path_or_name: `configs/tiny.py`, an absolute path, or `tiny`.
+    path_or_name: `configs/tiny.py`, any config file path, or `tiny`.
 
   Returns:
     The (unlocked) config.
   """
   path = path_or_name
-  if not os.path.exists(path) and not path.endswith(".py"):
-    path = os.path.join(CONFIG_DIR, f"{path_or_name}.py")
+  if not os.path.exists(path):
+    head, name = os.path.split(path)
+    if not path.endswith(".py"):
+      path = os.path.join(CONFIG_DIR, f"{path_or_name}.py")
+    elif os.path.normpath(head) == "configs":
+      path = os.path.join(CONFIG_DIR, name)
   if not os.path.isfile(path):
     raise UserError(f"config file not found: {path_or_name}")
   spec = importlib.util.spec_from_file_location(f"_jaxpretrain_config_{abs(hash(path))}", path)

@@ -55,14 +55,14 @@ def translation_scores(config, params, model_config, tokenizer, *, samples: int 
   """
   import sacrebleu  # pylint: disable=import-outside-toplevel
 
-  from jaxpretrain import generate  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks import decoding  # pylint: disable=import-outside-toplevel
   from jaxpretrain.data import translation as data  # pylint: disable=import-outside-toplevel
 
   pairs, _ = data.read(config, "eval")
   prompts = data.prompts(pairs, tokenizer, config.data.seq_len)
   prompt_len = max(len(p) for p in prompts)
   _, eos = boundary_ids(tokenizer.special_ids)
-  outputs = generate.complete(params, model_config, prompts, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
+  outputs = decoding.complete(params, model_config, prompts, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
                               max_new_tokens=config.data.seq_len - prompt_len, prompt_len=prompt_len,
                               batch_size=min(len(prompts), config.eval.batch_size or config.train.batch_size))
   hypotheses = [_normalize(tokenizer.decode(ids, skip_special_tokens=True)) for ids, _ in outputs]

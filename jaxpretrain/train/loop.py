@@ -20,7 +20,7 @@ from jaxpretrain import __version__
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
-from jaxpretrain.metrics import MetricsWriter
+from jaxpretrain.train.metrics import MetricsWriter
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry

@@ -1,9 +1,9 @@
-"""Tests for the vector-space-model baseline (jaxpretrain.baselines.vsm)."""
+"""Tests for the vector-space-model baseline (jaxpretrain.demo.vsm)."""
 
 import numpy as np
 import pytest
 
-from jaxpretrain.baselines import VSMBaseline, randomized_svd, word_vectors_from_doc_vectors
+from jaxpretrain.demo.vsm import VSMBaseline, randomized_svd, word_vectors_from_doc_vectors
 
 
 def _two_topic_corpus(rng, num_docs, vocab_size=64, length=20):

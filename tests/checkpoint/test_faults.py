@@ -8,7 +8,7 @@ import pytest
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.cli import main as cli_main
 from jaxpretrain.errors import UserError
-from jaxpretrain.metrics import read_metrics
+from jaxpretrain.train.metrics import read_metrics
 from jaxpretrain.train import loop
 from tests.run_configs import tiny_pretrain_config
 

@@ -12,7 +12,7 @@ from jaxpretrain import cli
 from jaxpretrain.data import loader, prepare
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
-from jaxpretrain.metrics import read_metrics
+from jaxpretrain.train.metrics import read_metrics
 from jaxpretrain.tasks.causal_lm import CausalLM
 from jaxpretrain.train import loop
 from tests.decoder.helpers import TINY_GPT, random_params, tiny_gpt_config

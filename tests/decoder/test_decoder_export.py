@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain import generate as gen
+from jaxpretrain.commands.generate import load_run
+from jaxpretrain.tasks import decoding as gen
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -19,7 +20,7 @@ def test_export_gpt2_logits_and_greedy_generation_match(gpt_run, tmp_path, capsy
   hf_model, info = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf", output_loading_info=True)
   assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
   hf_model.eval()
-  _, model_config, params, tokenizer, _ = gen.load_run(workdir)
+  _, model_config, params, tokenizer, _ = load_run(workdir)
   prompt = [tokenizer.special_ids["cls"], *tokenizer.encode_batch(["the soup was"])[0]]
   model = gen.lm_model(model_config)
   ours = np.asarray(jax.jit(lambda p, i: model.apply({"params": p}, {"input_ids": i}))(params, np.array([prompt])))

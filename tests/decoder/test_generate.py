@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain import generate as gen
+from jaxpretrain.tasks import decoding as gen
 from jaxpretrain.models.heads import CausalLMHead, Model
 from tests.decoder.helpers import TINY_GPT, random_params
 

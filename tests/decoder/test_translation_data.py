@@ -125,7 +125,8 @@ def test_translation_loss_counts_target_tokens_of_real_rows_only(tokenizer):
 
 
 def test_bleu_and_exact_match_score_the_generated_text(monkeypatch, tokenizer):
-  from jaxpretrain import config as config_lib, generate
+  from jaxpretrain import config as config_lib
+  from jaxpretrain.tasks import decoding
   from jaxpretrain.tasks.translation import translation_scores
   config = config_lib.load("translate_tiny")
   config.data.eval_examples = 8
@@ -139,7 +140,7 @@ def test_bleu_and_exact_match_score_the_generated_text(monkeypatch, tokenizer):
     assert kw["eos_id"] == tokenizer.special_ids["sep"]
     return outputs
 
-  monkeypatch.setattr(generate, "complete", fake_complete)
+  monkeypatch.setattr(decoding, "complete", fake_complete)
   perfect = translation_scores(config, None, TINY_GPT, tokenizer)
   assert perfect["bleu"] == 100.0 and perfect["exact_match"] == 1.0
   assert perfect["samples"][0]["translation"] == perfect["samples"][0]["reference"] == pairs[0]["target"].lower()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain import generate as gen
+from jaxpretrain.commands.generate import load_run
+from jaxpretrain.tasks import decoding as gen
 from jaxpretrain import config as config_lib
 from jaxpretrain.train import loop
 from tests.decoder.helpers import tiny_gpt_config
@@ -40,7 +41,7 @@ def test_pretrained_decoder_translates_better_than_scratch(gpt_run, tmp_path, ca
   assert json.loads(capsys.readouterr().out)["architecture"] == "GPT2LMHeadModel"
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
-  _, model_config, params, tokenizer, _ = gen.load_run(str(tmp_path / "tuned"))
+  _, model_config, params, tokenizer, _ = load_run(str(tmp_path / "tuned"))
   ids = np.array([[tokenizer.special_ids["cls"], *tokenizer.encode_batch([result["samples"][0]["source"]])[0]]])
   ours = jax.jit(lambda p, i: gen.lm_model(model_config).apply({"params": p}, {"input_ids": i}))(params, ids)
   with torch.no_grad():

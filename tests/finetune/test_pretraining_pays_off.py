@@ -8,7 +8,7 @@ from jaxpretrain import demo
 from jaxpretrain.data import embedded
 from jaxpretrain.data.features import encode_classification
 from jaxpretrain.data.tokenizer import Tokenizer
-from jaxpretrain.finetune_sweep import Sweep
+from jaxpretrain.demo.sweep import Sweep
 from jaxpretrain.train import loop
 
 BUDGET, SEEDS = 256, 2   # 2N of the demo; measured there: pretrained 0.63, scratch 0.53

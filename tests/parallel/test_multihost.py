@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain.metrics import read_metrics
+from jaxpretrain.train.metrics import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multihost")]   # one_process_runs once
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from jaxpretrain import cli, flops
+from jaxpretrain import cli
+from jaxpretrain.train import flops
 from jaxpretrain.models import presets
 from jaxpretrain.models.config import ModelConfig
 

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from jaxpretrain import power
+from jaxpretrain.commands.bench import power
 
 
 def _fake_nvml(counters):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from jaxpretrain import plot
+from jaxpretrain.commands import plot
 
 
 def _number(value) -> str:

@@ -12,7 +12,7 @@ Keys: layers, hidden, heads, mlp, vocab, seq, batch, step_ms, tokens_per_s, tflo
 compile_s, peak_memory_bytes (+ context: task, dtype, attention, remat, scan_layers, dropout,
 device, flops_per_token, peak_tflops, loss, ...); on NVIDIA GPUs with nvidia-ml-py also
 avg_power_w and joules_per_token; with the comparison hf_torch_tokens_per_s, hf_torch_step_ms
-and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.flops`.
+and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.train.flops`.
 """
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpretrain import flops as flops_lib
+from jaxpretrain.train import flops as flops_lib
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import resolve_attention
 from jaxpretrain.parallel import strategy as strategy_lib
-from jaxpretrain.power import EnergyMeter
+from jaxpretrain.commands.bench.power import EnergyMeter
 from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 
@@ -144,7 +144,7 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
   if steps < 1 or warmup < 0 or rounds < 1 or profile_steps < 1:
     raise UserError("bench needs --steps >= 1, --rounds >= 1, --profile_steps >= 1 and --warmup >= 0")
   if compare == "hf-torch":
-    from jaxpretrain.hf_torch_bench import import_torch
+    from jaxpretrain.commands.bench.hf_torch import import_torch
     import_torch()  # a missing PyTorch fails now, not after the JAX half of the run
   from jaxpretrain.train.loop import validate
   validate(config)
@@ -156,7 +156,7 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
   jax_steps.time(warmup + 1)
   torch_steps = None
   if compare == "hf-torch":
-    from jaxpretrain.hf_torch_bench import TorchStep
+    from jaxpretrain.commands.bench.hf_torch import TorchStep
     torch_steps = TorchStep(model_config, task.name, config.train.batch_size, config.data.seq_len, config.train,
                             mask_prob=config.task.mask_prob, on_gpu=jax.default_backend() == "gpu")
     torch_steps.time(max(warmup, 1))

@@ -10,7 +10,7 @@ import math
 import os
 
 from jaxpretrain.errors import UserError
-from jaxpretrain.metrics import read_metrics
+from jaxpretrain.train.metrics import read_metrics
 
 
 def _pyplot():

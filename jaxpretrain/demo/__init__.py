@@ -104,7 +104,7 @@ def run(config, workdir: str) -> dict:
   from jaxpretrain.data import embedded, pipeline  # pylint: disable=import-outside-toplevel
   from jaxpretrain.data.features import encode_classification  # pylint: disable=import-outside-toplevel
   from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.finetune_sweep import Sweep  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.demo.sweep import Sweep  # pylint: disable=import-outside-toplevel
   from jaxpretrain.train import loop  # pylint: disable=import-outside-toplevel
 
   validate(config)
@@ -162,7 +162,7 @@ def run(config, workdir: str) -> dict:
 
 def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: list[int], seeds: int, say) -> dict:
   """Test accuracy of the VSM baseline per budget and seed, word vectors fit once on the corpus."""
-  from jaxpretrain.baselines import VSMBaseline  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.demo.vsm import VSMBaseline  # pylint: disable=import-outside-toplevel
   from jaxpretrain.data import embedded  # pylint: disable=import-outside-toplevel
 
   documents = tokenizer.encode_batch(list(embedded.documents(config.data.embedded_documents, config.train.seed)))
@@ -181,9 +181,9 @@ def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: 
 
 def write_report(workdir: str, result: dict, runs: dict, timings: dict, summary: dict, config) -> None:
   """DIR/report.md with the results table, the two targets, timings and the plots."""
-  from jaxpretrain import plot  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.commands import plot  # pylint: disable=import-outside-toplevel
 
-  from jaxpretrain.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.train.metrics import read_metrics  # pylint: disable=import-outside-toplevel
 
   loss_png = plot.loss_plot(read_metrics(os.path.join(workdir, "pretrain")),
                             os.path.join(workdir, "pretrain_loss.png"), title="MLM pretraining loss")

@@ -1,0 +1,80 @@
+"""`jaxpretrain generate`: continue prompts with a causal-LM run's checkpoint (`tasks/decoding.py`)."""
+from __future__ import annotations
+
+import os
+
+import jax
+
+from jaxpretrain import checkpoint as checkpoint_lib
+from jaxpretrain import config as config_lib
+from jaxpretrain.errors import UserError
+from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.tasks.causal_lm import boundary_ids
+from jaxpretrain.tasks.decoding import complete
+
+
+def load_run(workdir: str, step: int | None = None):
+  """(config, ModelConfig, params on the default device, Tokenizer, step) of a decoder run."""
+  from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.hf.exporter import restore_params  # pylint: disable=import-outside-toplevel
+
+  config = config_lib.load_saved(workdir)
+  model_config = ModelConfig.from_config(config.model)
+  if not model_config.causal:
+    raise UserError(f"{workdir} is a {config.task.name} run of a bidirectional model (model.causal=false); "
+                    "generate needs a causal LM")
+  ckpt = checkpoint_lib.require_run(workdir)
+  try:
+    steps = ckpt.all_steps()
+    step = ckpt.latest_step() if step is None or step < 0 else step
+    if step not in steps:
+      raise UserError(f"{workdir} has no checkpoint at step {step} (it has {', '.join(map(str, sorted(steps)))})")
+    state_dir = ckpt.item_path(step)
+  finally:
+    ckpt.close()
+  params = jax.device_put(restore_params(state_dir))
+  tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
+  return config, model_config, params, tokenizer, step
+
+
+def generate(workdir: str, prompts: list[str], *, max_new_tokens: int = 32, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int = 0, step: int | None = None) -> dict:
+  """Continues each prompt with the run's latest (or `step`) checkpoint.
+
+  Args:
+    workdir: a causal-LM run, or a translation run (a prompt is then a source text and the
+      completion its translation).
+    prompts: the prompt texts, decoded together as one left-padded batch.
+    max_new_tokens: tokens to generate at most per prompt.
+    temperature: 0 = greedy; otherwise sampling temperature.
+    top_k: sample among the k most likely tokens (0 = all).
+    top_p: sample within the top-p nucleus (1 = all).
+    seed: the sampling seed.
+    step: checkpoint step (None = latest).
+
+  Returns:
+    {"step", "completions": [{"prompt", "completion", "new_tokens", "eos"}]}.
+  """
+  if not prompts:
+    raise UserError("give at least one --prompt")
+  if max_new_tokens < 1:
+    raise UserError(f"--max_new_tokens must be positive, got {max_new_tokens}")
+  if temperature < 0:
+    raise UserError(f"--temperature must be >= 0, got {temperature}")
+  if top_k < 0:
+    raise UserError(f"--top_k must be >= 0, got {top_k}")
+  if not 0 < top_p <= 1:
+    raise UserError(f"--top_p must be in (0, 1], got {top_p}")
+  config, model_config, params, tokenizer, step = load_run(workdir, step)
+  bos, eos = boundary_ids(tokenizer.special_ids)
+  if top_k > model_config.vocab_size:
+    raise UserError(f"--top_k={top_k} exceeds the vocabulary ({model_config.vocab_size})")
+  # A translation run reads `[BOS] source [SEP]` and writes the target: a prompt is a source.
+  end = [tokenizer.special_ids["sep"]] if config.task.name == "translation" else []
+  ids = [[bos, *tokens, *end] for tokens in tokenizer.encode_batch(prompts)]
+  results = complete(params, model_config, ids, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
+                     max_new_tokens=max_new_tokens, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p)
+  return {"step": int(step), "completions": [
+      {"prompt": prompt, "completion": tokenizer.decode(generated, skip_special_tokens=True),
+       "new_tokens": len(generated) + int(finished), "eos": finished}
+      for prompt, (generated, finished) in zip(prompts, results)]}
