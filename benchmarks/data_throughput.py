@@ -50,8 +50,8 @@ def _rates(tokens: int, timer: _Timer) -> dict:
 
 def measure_prepare(args, work: str) -> None:
   """End-to-end and per-stage prepare throughput (runs on the cores this process is pinned to)."""
-  from jaxpretrain.data import prepare as prepare_lib
-  from jaxpretrain.data import sources
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+  from jaxpretrain.data.readers import text as sources
   from jaxpretrain.data.tokenizer import Tokenizer
 
   cores = len(os.sched_getaffinity(0))
@@ -107,7 +107,7 @@ def measure_prepare(args, work: str) -> None:
 
 def measure_loader(args, work: str) -> None:
   """Batches/s of the grain loader over the prepared shards (the training split, shuffled)."""
-  from jaxpretrain.data import loader
+  from jaxpretrain.data.pretrain import loader
 
   out = os.path.join(work, "prepared-file")
   it = iter(loader.make_dataset(out, "train", global_batch_size=args.batch, seed=0, shuffle=True, repeat=True))

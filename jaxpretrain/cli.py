@@ -53,16 +53,18 @@ def _distributed(args) -> None:
 
 
 def cmd_prepare(args, overrides):
-  from jaxpretrain.data import prepare as prepare_lib
-  from jaxpretrain.data.pipeline import packing
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+  from jaxpretrain.tasks import registry
+  from jaxpretrain.config_schema import validate
   config = load_config(args, overrides)
+  validate(config)
   out = config.data.prepared_dir or os.path.join(args.workdir, "data")
   meta = prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
                              tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
                              embedded_documents=config.data.embedded_documents,
                              records_per_shard=config.data.records_per_shard, shard_index=args.shard_index,
                              num_shards=args.num_shards, seed=config.train.seed, progress=True,
-                             packing=packing(config))
+                             packing=registry.packing(config))
   print(json.dumps({"prepared_dir": out, **{k: meta[k] for k in ("seq_len", "splits") if k in meta}}))
 
 
@@ -211,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt:
     print("jaxpretrain: interrupted", file=sys.stderr)
     return 130
+  except BrokenPipeError:
+    # `jaxpretrain checkpoints --json | head`: the reader has what it wanted. Point stdout at
+    # /dev/null so that the interpreter's final flush does not raise again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
   return 0
 
 

@@ -1,9 +1,10 @@
-"""Configs: `configs/NAME.py` files with `get_config()`, strict dotted overrides, validation.
+"""Configs: `configs/NAME.py` files with `get_config()`, strict dotted overrides, saved runs.
 
 A config is an `ml_collections.ConfigDict` with the sections `model`, `data`, `task`, `train`,
 `eval`, `checkpoint`, `mesh` (see `configs/tiny.py`). Overrides use the same dotted names as the
 CLI (`train.steps=10`); a key that does not exist is an error naming it, so a typo never silently
-trains the default.
+trains the default. What each key means and allows, and `validate`, are in `config_schema`.
+A config file is Python code, executed on load; a run's config.json is data.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 
 import ml_collections
 
+from jaxpretrain import config_schema
 from jaxpretrain.errors import UserError
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")   # shipped in the package
@@ -89,7 +91,8 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str | tuple[str, str]]):
-  """Applies `key=value` overrides in place; an unknown key is a `UserError` naming it.
+  """Applies `key=value` overrides in place; an unknown key is a `UserError` naming it (and the
+  closest known key: `unknown config key: train.stpes (did you mean train.steps?)`).
 
   Args:
     config: the config to change.
@@ -108,11 +111,12 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str |
     node = config
     for i, part in enumerate(parts[:-1]):
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise UserError(f"unknown config key: {key} (no section {'.'.join(parts[:i + 1])})")
+        raise UserError(f"unknown config key: {key} (no section {'.'.join(parts[:i + 1])})"
+                        f"{config_schema.did_you_mean(key, config_schema.flatten(config))}")
       node = node[part]
     leaf = parts[-1]
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise UserError(f"unknown config key: {key}")
+      raise UserError(f"unknown config key: {key}{config_schema.did_you_mean(key, config_schema.flatten(config))}")
     if isinstance(node[leaf], ml_collections.ConfigDict):
       raise UserError(f"config key {key} is a section; set one of its keys instead")
     value = _parse_value(text, node[leaf], key) if isinstance(text, str) else text
@@ -165,7 +169,9 @@ def _merge(base: dict, update: dict) -> None:
 def defaults() -> ml_collections.ConfigDict:
   """Every config key with its default; `configs/*.py` start from this and change what they need.
 
-  Model keys use Hugging Face `BertConfig` names where one exists.
+  Model keys use Hugging Face `BertConfig` names where one exists. Each key's meaning and allowed
+  values are in `config_schema.KEYS` (docs/configuration.md is generated from it); a new key needs
+  a row there.
   """
   c = ml_collections.ConfigDict()
   c.init_from = ""      # pretraining workdir (or hf:PATH) whose encoder a fine-tune starts from

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 def tiny_prepared(tmp_path_factory):
   """A small embedded corpus prepared once per session (seq_len 32, vocab 512): shared by the
   end-to-end tests so each run compiles a tiny model instead of re-preparing data."""
-  from jaxpretrain.data import prepare
+  from jaxpretrain.data.pretrain import prepare
   out = str(tmp_path_factory.mktemp("prepared") / "data")
   prepare.prepare("embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.05, embedded_documents=400,
                   records_per_shard=200)

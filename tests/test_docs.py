@@ -5,6 +5,7 @@ import re
 import pytest
 
 from jaxpretrain import config as config_lib
+from jaxpretrain import config_schema
 from jaxpretrain import docs_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,44 +17,45 @@ def test_committed_configuration_md_is_the_generated_one():
   assert committed == docs_config.render(), "docs/configuration.md is stale: run python -m jaxpretrain.docs_config"
 
 
-def test_every_default_key_is_documented_with_its_default():
+def test_every_key_is_documented_with_its_default_and_allowed_values():
   text = docs_config.render()
-  rows = dict(re.findall(r"^\| `([\w.]+)` \| `(.*?)` \|", text, re.M))
-  flat = dict(docs_config._flat(config_lib.defaults()))  # pylint: disable=protected-access
-  assert set(rows) == set(flat)
-  assert rows["train.learning_rate"] == "0.0001" and rows["model.hidden_act"] == "'gelu'"
+  rows = {key: (default, allowed) for key, default, allowed in
+          re.findall(r"^\| `([\w.]+)` \| `(.*?)` \| (.*?) \|", text, re.M)}
+  flat = config_schema.flatten(config_lib.defaults())
+  demo = [k for k in config_schema.flatten(config_lib.load("demo")) if k.startswith("demo.")]
+  assert set(rows) == set(flat) | set(demo) == set(config_schema.KEYS)
+  assert rows["train.learning_rate"] == ("0.0001", "number > 0") and rows["model.hidden_act"][0] == "'gelu'"
+  assert rows["checkpoint.keep"][1] == "integer >= 1" and rows["train.schedule"][1] == "linear, cosine or constant"
+  assert rows["demo.budgets"][0] == "[128, 256, 512, 1024]"
 
 
-SOURCE = '''
-def defaults():
-  c = ml_collections.ConfigDict()
-  c.init_from = ""      # where to start
-  c.model = m = ml_collections.ConfigDict()
-  m.width = 8           # units per layer;
-                        # a continuation line
-  # A block introducing the next key,
-  # over two lines.
-  m.mode = "a"
-  m.plain = 1
-'''
+def test_the_page_says_config_files_are_code_and_config_json_is_data():
+  text = docs_config.render()
+  assert "**Config files are Python code**" in text and "run only" in text and "plain JSON data" in text
 
 
-def test_source_comments_joins_trailing_continuation_and_block_comments():
-  comments = docs_config.source_comments(SOURCE)
-  assert comments == {"init_from": "where to start", "model.width": "units per layer; a continuation line",
-                      "model.mode": "A block introducing the next key, over two lines.", "model.plain": ""}
-
-
-def test_an_undocumented_key_fails_the_generator(monkeypatch):
+def test_a_default_key_without_a_row_in_the_table_fails_the_generator(monkeypatch):
   original = config_lib.defaults
-
-  def with_new_key():
-    c = original()
-    c.train.brand_new_key = 3
-    return c
-
-  monkeypatch.setattr(config_lib, "defaults", with_new_key)
+  monkeypatch.setattr(config_lib, "defaults", lambda: _with_key(original(), "train"))
   with pytest.raises(ValueError, match="train.brand_new_key"):
+    docs_config.render()
+
+
+def test_a_demo_key_without_a_row_in_the_table_fails_the_generator(monkeypatch):
+  original = config_lib.load
+  monkeypatch.setattr(config_lib, "load", lambda name: _with_key(original(name), "demo"))
+  with pytest.raises(ValueError, match="demo.brand_new_key"):
+    docs_config.render()
+
+
+def _with_key(config, section):
+  config[section].brand_new_key = 3
+  return config
+
+
+def test_a_row_for_a_key_no_config_has_fails_the_generator(monkeypatch):
+  monkeypatch.setitem(config_schema.KEYS, "train.gone_key", config_schema.flag("removed long ago"))
+  with pytest.raises(ValueError, match="train.gone_key"):
     docs_config.render()
 
 

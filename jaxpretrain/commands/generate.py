@@ -7,32 +7,24 @@ import jax
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
+from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.tasks.causal_lm import boundary_ids
+from jaxpretrain.tasks import registry
 from jaxpretrain.tasks.decoding import complete
 
 
 def load_run(workdir: str, step: int | None = None):
   """(config, ModelConfig, params on the default device, Tokenizer, step) of a decoder run."""
   from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.hf.exporter import restore_params  # pylint: disable=import-outside-toplevel
 
   config = config_lib.load_saved(workdir)
   model_config = ModelConfig.from_config(config.model)
   if not model_config.causal:
     raise UserError(f"{workdir} is a {config.task.name} run of a bidirectional model (model.causal=false); "
                     "generate needs a causal LM")
-  ckpt = checkpoint_lib.require_run(workdir)
-  try:
-    steps = ckpt.all_steps()
-    step = ckpt.latest_step() if step is None or step < 0 else step
-    if step not in steps:
-      raise UserError(f"{workdir} has no checkpoint at step {step} (it has {', '.join(map(str, sorted(steps)))})")
-    state_dir = ckpt.item_path(step)
-  finally:
-    ckpt.close()
-  params = jax.device_put(restore_params(state_dir))
+  step, _ = checkpoint_lib.resolve_step(workdir, step)
+  params = jax.device_put(checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step)))
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
   return config, model_config, params, tokenizer, step
 
@@ -70,7 +62,7 @@ def generate(workdir: str, prompts: list[str], *, max_new_tokens: int = 32, temp
   if top_k > model_config.vocab_size:
     raise UserError(f"--top_k={top_k} exceeds the vocabulary ({model_config.vocab_size})")
   # A translation run reads `[BOS] source [SEP]` and writes the target: a prompt is a source.
-  end = [tokenizer.special_ids["sep"]] if config.task.name == "translation" else []
+  end = [tokenizer.special_ids["sep"]] if registry.spec(config.task.name).source_prompts else []
   ids = [[bos, *tokens, *end] for tokens in tokenizer.encode_batch(prompts)]
   results = complete(params, model_config, ids, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
                      max_new_tokens=max_new_tokens, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p)

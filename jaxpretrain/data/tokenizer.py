@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, first_line
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4 in that order
 
@@ -117,8 +117,7 @@ class Tokenizer:
       else:
         hf = AutoTokenizer.from_pretrained(path_or_dir, use_fast=True)
     except (OSError, ValueError, json.JSONDecodeError) as e:
-      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-      raise UserError(f"cannot load tokenizer from {path_or_dir}: {first}") from None
+      raise UserError(f"cannot load tokenizer from {path_or_dir}: {first_line(e)}") from None
     if not getattr(hf, "is_fast", False):
       raise UserError(f"tokenizer in {path_or_dir} has no fast (tokenizer.json) version")
     return cls(hf)

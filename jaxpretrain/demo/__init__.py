@@ -62,15 +62,26 @@ def finetune_config(config, tokenizer_dir: str):
 
 
 def validate(config) -> None:
-  """Demo settings checks, before any work."""
-  d = config.demo
-  budgets = list(d.budgets)
-  if not budgets or any(not isinstance(b, int) or b < 2 for b in budgets) or budgets != sorted(set(budgets)):
-    raise UserError(f"demo.budgets={budgets}: expected increasing label counts >= 2, e.g. [32, 64, 128, 256]")
-  if d.seeds < 1:
-    raise UserError(f"demo.seeds must be positive, got {d.seeds}")
-  if d.pooling not in ("cls", "mean"):
-    raise UserError(f"demo.pooling={d.pooling!r}; choose cls or mean")
+  """Checks a demo config before any work: every key (`config_schema`), the `demo.*` section, and
+  the device mesh against the model and the pretraining and fine-tuning batch sizes.
+
+  Args:
+    config: the demo config (`configs/demo.py` plus overrides).
+
+  Raises:
+    UserError: naming the first bad key.
+  """
+  from jaxpretrain import config_schema  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.parallel import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+  if "demo" not in config:
+    raise UserError("the demo needs the demo.* keys of configs/demo.py: run it with --config=configs/demo.py "
+                    "or a config built on it")
+  config_schema.validate(config)
+  strategy = strategy_lib.create(config.mesh)
+  strategy.check_batch_size(config.train.batch_size, grad_accum_steps=config.train.grad_accum_steps)
+  strategy.check_batch_size(config.demo.batch_size, "demo.batch_size")
+  strategy.check_model(ModelConfig.from_config(config.model))
 
 
 def summarize(budgets: list[int], runs: dict[str, dict[int, list[float]]]) -> dict:
@@ -101,10 +112,12 @@ def run(config, workdir: str) -> dict:
   Returns:
     The demo.json content.
   """
-  from jaxpretrain.data import embedded, pipeline  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.features import encode_classification  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.pretrain import pipeline  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune.features import encode_classification  # pylint: disable=import-outside-toplevel
   from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
   from jaxpretrain.demo.sweep import Sweep  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks import registry  # pylint: disable=import-outside-toplevel
   from jaxpretrain.train import loop  # pylint: disable=import-outside-toplevel
 
   validate(config)
@@ -114,7 +127,7 @@ def run(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
 
   say(f"prepare: {config.data.embedded_documents} embedded documents -> tokenizer + packed shards")
-  prepared = pipeline.ensure_prepared(config, pretrain_dir)
+  prepared = pipeline.ensure_prepared(config, pretrain_dir, registry.spec(config.task.name).packing)
   timings["prepare"] = say.elapsed()
   say(f"pretrain: {config.model.num_hidden_layers} layers x {config.model.hidden_size}, MLM, "
       f"{config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} tokens ({prepared})")
@@ -163,7 +176,7 @@ def run(config, workdir: str) -> dict:
 def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: list[int], seeds: int, say) -> dict:
   """Test accuracy of the VSM baseline per budget and seed, word vectors fit once on the corpus."""
   from jaxpretrain.demo.vsm import VSMBaseline  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data import embedded  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
 
   documents = tokenizer.encode_batch(list(embedded.documents(config.data.embedded_documents, config.train.seed)))
   vsm = VSMBaseline.fit_word_vectors(documents, tokenizer.vocab_size, dims=config.demo.vsm_dims, seed=0)

@@ -6,21 +6,21 @@ those as static fields, so the jitted `train_step` — the very function `loop.r
 compiled once, and every run after the first costs only its steps. A run is: fresh state (seed) →
 optional warm start of the encoder from a pretraining run (`warm_start.apply`, as `loop.run`
 does) → `steps` updates on shuffled batches of its examples → accuracy on a fixed test set.
+The strategy and the state come from the pieces `loop.setup` uses (`loop.create_strategy`,
+`TrainState.create`), with the strategy's initializer compiled once for all seeds.
 """
 from __future__ import annotations
 
 import copy
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpretrain.data.labeled import LabeledBatches, padded_batches
+from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks.classification import SequenceClassification
-from jaxpretrain.train import optim, warm_start
+from jaxpretrain.train import loop, warm_start
 from jaxpretrain.train.state import TrainState
 
 
@@ -38,30 +38,23 @@ class Sweep:
   def __init__(self, config, *, num_labels: int, steps: int, eval_arrays: dict):
     self.config, self.steps = config, steps
     self.seq_len = config.data.seq_len
-    self.task = SequenceClassification(ModelConfig.from_config(config.model), num_labels=num_labels,
-                                       pooling=config.task.pooling, dropout=config.task.classifier_dropout)
-    self.tx, self.schedule = optim.make_optimizer(config.train, steps)
-    self.strategy = strategy_lib.create(config.mesh)
-    self.strategy.check_batch_size(config.train.batch_size)
+    model_config = ModelConfig.from_config(config.model)
+    self.task = SequenceClassification(model_config, num_labels=num_labels, pooling=config.task.pooling,
+                                       dropout=config.task.classifier_dropout)
+    self.strategy = loop.create_strategy(config, model_config)
+    self._make_state = TrainState.create(config, self.task, steps)
     self._init = None
     self.eval_batches = [self.strategy.put_batch(b) for b in
                          padded_batches(eval_arrays, config.eval.batch_size or config.train.batch_size)]
 
-  def _make_state(self, params, rng) -> TrainState:
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=self.task, tx=self.tx, schedule=self.schedule)
-
   def init_state(self, seed: int) -> TrainState:
-    """A freshly initialized, sharded state; the init function is compiled on the first call only."""
+    """A freshly initialized, sharded state; the initializer and the step functions are built on
+    the first call only (and compile once)."""
     rng = jax.random.PRNGKey(seed)
     if self._init is None:
-      boxed = lambda r: self.task.init(r, self.seq_len)
-      state = self.strategy.init_state(self._make_state, boxed, rng)
-      self._init = jax.jit(lambda r: self._make_state(nn.meta.unbox(boxed(r)), r),
-                           out_shardings=self.strategy.state_shardings)
+      self._init = self.strategy.init_program(self._make_state, lambda r: self.task.init(r, self.seq_len), rng)
       self.train_step = self.strategy.compile_train_step()
       self.eval_step = self.strategy.compile_eval_step()
-      return state
     return self._init(rng)
 
   def run(self, train_arrays: dict, *, seed: int, init_from: str = "", init_step: int = -1) -> dict:

@@ -15,26 +15,7 @@ from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
 from jaxpretrain.hf import families, layout, mapping
-
-
-def restore_params(state_dir: str) -> dict:
-  """The `params` of a saved TrainState as nested numpy arrays (no model or mesh needed).
-
-  Args:
-    state_dir: `WORKDIR/checkpoints/<step>/state`.
-
-  Returns:
-    The parameter tree, numpy leaves.
-  """
-  import jax  # pylint: disable=import-outside-toplevel
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  checkpointer = ocp.PyTreeCheckpointer()
-  tree = checkpointer.metadata(state_dir).item_metadata.tree["params"]
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  item = jax.tree.map(lambda _: 0, tree)
-  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-      item={"params": item}, restore_args={"params": restore_args}, partial_restore=True))
-  return restored["params"]
+from jaxpretrain.tasks import registry
 
 
 def hf_tensors(params: dict, model, family: str, task_name: str) -> dict[str, np.ndarray]:
@@ -50,7 +31,7 @@ def hf_tensors(params: dict, model, family: str, task_name: str) -> dict[str, np
     {HF tensor name: contiguous numpy array}.
   """
   canonical = layout.to_canonical(layout.flatten(params))
-  with_pooler = task_name == "classification"
+  with_pooler = registry.spec(task_name).hf_pooler
   if with_pooler and "encoder/pooler/dense/kernel" not in canonical:
     raise UserError(f"{families.architecture_for(family, task_name)} classifies the pooled [CLS] token; "
                     f"this run has no pooler (model.use_pooler=false)")
@@ -84,7 +65,7 @@ def write_hf(out: str, params: dict, model, task_name: str, special_ids: dict, *
   tensors = hf_tensors(params, model, family, task_name)
   num_labels = 0
   for name in ("classifier.weight", "classifier.out_proj.weight"):
-    if name in tensors and task_name != "qa":
+    if name in tensors:
       num_labels = tensors[name].shape[0]
   hf_config = families.hf_config(model, family, arch, special_ids, num_labels=num_labels, label_names=label_names)
   os.makedirs(out, exist_ok=True)
@@ -111,17 +92,13 @@ def export_run(workdir: str, out: str, step: int | None = None) -> dict:
   config = config_lib.load_saved(workdir)
   model = ModelConfig.from_config(config.model)
   # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
-  task_name = "causal_lm" if config.task.name == "translation" else config.task.name
+  task_name = registry.spec(config.task.name).export_task
   arch = families.architecture_for(families.family_of(model), task_name)  # fail before reading weights
-  if task_name == "classification" and config.task.get("pooling", "cls") != "cls":
+  if registry.spec(task_name).hf_pooler and config.task.get("pooling", "cls") != "cls":
     raise UserError(f"{arch} classifies the pooled [CLS] token; this run used task.pooling="
                     f"{config.task.pooling}, which has no HF equivalent")
-  ckpt = checkpoint_lib.require_run(workdir)
-  steps = ckpt.all_steps()
-  step = ckpt.latest_step() if step is None else step
-  if step not in steps:
-    raise UserError(f"no checkpoint for step {step} in {workdir}; steps: {', '.join(map(str, steps))}")
-  params = restore_params(ckpt.item_path(step))
+  step, _ = checkpoint_lib.resolve_step(workdir, step)
+  params = checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step))
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
   if tokenizer.vocab_size > model.vocab_size:
     raise UserError(f"the run's tokenizer has {tokenizer.vocab_size} tokens but model.vocab_size={model.vocab_size}")

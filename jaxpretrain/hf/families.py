@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxpretrain.errors import UserError
+from jaxpretrain.tasks import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,24 +20,20 @@ class Family:
   architectures: dict            # task name -> the HF class an export writes
 
 
+# The task architectures come from the task table (`TaskSpec.hf_architectures`).
 FAMILIES = {
-    "bert": Family("bert", "bert.", ("embeddings.", "encoder.", "pooler."), {
-        "mlm": "BertForMaskedLM", "classification": "BertForSequenceClassification",
-        "token_classification": "BertForTokenClassification", "qa": "BertForQuestionAnswering"}),
-    "roberta": Family("roberta", "roberta.", ("embeddings.", "encoder.", "pooler."), {
-        "mlm": "RobertaForMaskedLM", "classification": "RobertaForSequenceClassification",
-        "token_classification": "RobertaForTokenClassification", "qa": "RobertaForQuestionAnswering"}),
-    "gpt2": Family("gpt2", "transformer.", ("wte.", "wpe.", "h.", "ln_f."), {
-        "causal_lm": "GPT2LMHeadModel", "token_classification": "GPT2ForTokenClassification",
-        "qa": "GPT2ForQuestionAnswering"}),
+    "bert": Family("bert", "bert.", ("embeddings.", "encoder.", "pooler."), registry.hf_architectures("bert")),
+    "roberta": Family("roberta", "roberta.", ("embeddings.", "encoder.", "pooler."),
+                      registry.hf_architectures("roberta")),
+    "gpt2": Family("gpt2", "transformer.", ("wte.", "wpe.", "h.", "ln_f."), registry.hf_architectures("gpt2")),
 }
 
 # Every architecture an import accepts → (family, the task its head serves; None = no usable head).
 ARCHITECTURES = {
-    "BertModel": ("bert", None), "BertForPreTraining": ("bert", "mlm"),
-    "RobertaModel": ("roberta", None), "GPT2Model": ("gpt2", None),
+    "BertModel": ("bert", None), "RobertaModel": ("roberta", None), "GPT2Model": ("gpt2", None),
     # GPT-2's sequence classifier scores the last token: its transformer imports, its head does not.
     "GPT2ForSequenceClassification": ("gpt2", None),
+    **registry.hf_import_only(),   # e.g. BertForPreTraining: its MLM head
 }
 for _name, _family in FAMILIES.items():
   ARCHITECTURES.update({arch: (_name, task) for task, arch in _family.architectures.items()})
@@ -119,7 +116,7 @@ def model_fields(hf: dict, family: str, task_name: str, where: str) -> dict:
     # fairseq positions: real tokens count from padding_idx + 1 (see models/encoder.py).
     fields["position_offset"] = hf.get("pad_token_id", 1) + 1
     # RoBERTa has no pooler in its task models; our pooler stands for its classifier's dense layer.
-    fields["use_pooler"] = task_name == "classification"
+    fields["use_pooler"] = registry.spec(task_name).hf_pooler
   return fields
 
 

@@ -7,20 +7,12 @@ and says which parameters start fresh (a head the checkpoint does not have for t
 """
 from __future__ import annotations
 
-import sys
-
 import jax
 import numpy as np
 
 from jaxpretrain import config as config_lib
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, warn
 from jaxpretrain.hf import families, layout, mapping, source
-
-
-def note(message: str) -> None:
-  """A one-line remark on stderr (process 0 only)."""
-  if jax.process_index() == 0:
-    print(f"jaxpretrain: note: {message}", file=sys.stderr, flush=True)
 
 
 def apply_hf_config(config) -> None:
@@ -119,14 +111,14 @@ def warm_start(config, state, strategy):
   del strategy  # the template leaves carry their shardings
   directory = source.strip_scheme(config.init_from)
   if not config.init_weights:
-    note(f"init_weights=False: the {config.model.preset} architecture with fresh random weights")
+    warn(f"init_weights=False: the {config.model.preset} architecture with fresh random weights", kind="note")
     return state
   from jaxpretrain.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
   template = layout.flatten(state.params)
   values, notes = import_params(directory, ModelConfig.from_config(config.model), config.task.name, template,
                                 allow_pickle=config.hf_allow_pickle)
   for message in notes:
-    note(f"hf: {message}")
+    warn(f"hf: {message}", kind="note")
   flat = {path: _put(values[path], leaf) if path in values else leaf for path, leaf in template.items()}
   return state.replace(params=layout.unflatten(flat))
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.hf.families import FAMILIES
+from jaxpretrain.tasks import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,22 +120,23 @@ def _gpt2_encoder(model, p: str) -> list[Rule]:
 
 def _head(family: str, task: str) -> list[Rule]:
   """The task head's rules (RoBERTa's classifier includes our pooler: its dense+tanh layer)."""
-  if task == "mlm" and family == "bert":
+  head = registry.spec(task).hf_head   # the head's layout, from the task table
+  if head == "lm_transform" and family == "bert":
     return [*_linear("head/transform", "cls.predictions.transform.dense", "head"),
             *_norm("head/transform_norm", "cls.predictions.transform.LayerNorm", "head"),
             _same("head/bias", "cls.predictions.bias", "head")]
-  if task == "mlm" and family == "roberta":
+  if head == "lm_transform" and family == "roberta":
     return [*_linear("head/transform", "lm_head.dense", "head"),
             *_norm("head/transform_norm", "lm_head.layer_norm", "head"),
             _same("head/bias", "lm_head.bias", "head")]
-  if task == "classification" and family == "roberta":
+  if head == "sequence_classifier" and family == "roberta":
     return [*_linear("encoder/pooler/dense", "classifier.dense", "head"),
             *_linear("head/classifier", "classifier.out_proj", "head")]
-  if task in ("classification", "token_classification"):
+  if head in ("sequence_classifier", "token_classifier"):
     return _linear("head/classifier", "classifier", "head")
-  if task == "qa":
+  if head == "span":
     return _linear("head/qa_outputs", "qa_outputs", "head")
-  return []  # causal_lm: the tied projection has no parameters of its own
+  return []  # a causal LM: the tied projection has no parameters of its own
 
 
 def rules(family: str, model, task: str | None, *, pooler: bool) -> list[Rule]:

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, first_line
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -47,8 +47,7 @@ def resolve(path_or_id: str, *, allow_pickle: bool = False) -> str:
     patterns = _HUB_PATTERNS + (["*.bin"] if allow_pickle else [])
     return snapshot_download(path_or_id, allow_patterns=patterns)
   except Exception as e:  # offline, unknown id, gated repo: all the user's to fix
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise UserError(f"hf:{path_or_id}: not a local directory, and the Hub download failed: {first}") from None
+    raise UserError(f"hf:{path_or_id}: not a local directory, and the Hub download failed: {first_line(e)}") from None
 
 
 def read_config(directory: str) -> dict:
@@ -126,8 +125,7 @@ def _load_pickle(path: str) -> dict[str, np.ndarray]:
   try:
     state = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # weights_only refuses anything but tensors and containers
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise UserError(f"cannot load {path} with torch.load(weights_only=True): {first}") from None
+    raise UserError(f"cannot load {path} with torch.load(weights_only=True): {first_line(e)}") from None
   # numpy has no bfloat16 in torch's eyes: widen those to float32 before converting.
   return {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in state.items()
           if isinstance(v, torch.Tensor)}

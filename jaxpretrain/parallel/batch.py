@@ -2,7 +2,7 @@
 
 Tasks draw per-example randomness (MLM masks, dropout keys) from `batch["example_index"]`, each
 row's index in the global batch. The data loaders give process p of P the rows p, p+P, p+2P, ...
-of every global batch (`[p::P]`, see `data/loader.py`), so the index of local row i is p + P*i,
+of every global batch (`[p::P]`, see `data/pretrain/loader.py`), so the index of local row i is p + P*i,
 wherever the strategy then places that row on devices. With it, a step computes the same loss on
 1 device, on a mesh, under pmap and on several hosts.
 """

@@ -2,7 +2,7 @@
 
 Every process of a multi-host run executes the same program; `initialize` must come before the
 first use of devices. Process 0 then writes metrics, config and metadata; orbax coordinates
-checkpoint writes; each process reads only its own rows of every batch (`data/loader.py`).
+checkpoint writes; each process reads only its own rows of every batch (`data/pretrain/loader.py`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 
 import jax
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, first_line
 
 AUTO = "auto"
 
@@ -57,7 +57,7 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
       jax.distributed.initialize()
   except (ValueError, RuntimeError) as e:  # no cluster detected, coordinator unreachable, ...
     jax.config.update("jax_cpu_collectives_implementation", previous)  # still one process: as before
-    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    message = first_line(e)
     hint = "" if explicit else (" (no SLURM step or Cloud TPU slice found; pass --coordinator_address=HOST:PORT "
                                 "--num_processes=N --process_id=I)")
     raise UserError(f"jax.distributed.initialize failed: {message}{hint}") from None

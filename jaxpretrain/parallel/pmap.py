@@ -65,19 +65,23 @@ class PmapStrategy:
     """Creates the TrainState replicated on every device (each device computes the same init).
 
     Args:
-      make_state: fn(params, rng) -> TrainState.
+      make_state: fn(params, rng) -> TrainState (`TrainState.create`).
       boxed_init: fn(rng) -> boxed params (their logical axis metadata is dropped).
       rng: the init key.
 
     Returns:
       The replicated TrainState; `self.state_shardings` is set as a side effect.
     """
+    return self.init_program(make_state, boxed_init, rng)(rng)
+
+  def init_program(self, make_state, boxed_init, rng):
+    """The jitted initializer `init_state` runs (arguments as there; any key of the same kind may
+    be passed to it later); sets `self.state_shardings`."""
     def init(rng):
       return make_state(nn.meta.unbox(boxed_init(rng)), rng)
 
-    abstract_state = jax.eval_shape(init, rng)
-    self.state_shardings = jax.tree.map(lambda _: self.replicated, abstract_state)
-    return jax.jit(init, out_shardings=self.state_shardings)(rng)
+    self.state_shardings = jax.tree.map(lambda _: self.replicated, jax.eval_shape(init, rng))
+    return jax.jit(init, out_shardings=self.state_shardings)
 
   def _pmap(self, fn, donate: bool):
     return jax.pmap(functools.partial(fn, axis_name=AXIS), axis_name=AXIS, in_axes=(None, 0, None),
@@ -122,6 +126,3 @@ class PmapStrategy:
 
   def put_replicated(self, x):
     return jax.device_put(x, self.replicated)
-
-  def unreplicate_metrics(self, metrics: dict) -> dict:
-    return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}

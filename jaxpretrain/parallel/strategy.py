@@ -1,11 +1,11 @@
 """Strategies own how state and batches are laid out on devices and how the step is compiled.
 
-The loop talks to a strategy only through: `check_batch_size`, `check_model`, `init_state`,
-`state_shardings`, `compile_train_step`, `compile_eval_step`, `put_batch`, `put_replicated`,
-`unreplicate_metrics`, `data_parallel_size` and `mesh`. `JitStrategy` (the default) runs `jax.jit`
-over a (data, fsdp, tensor) mesh with logical axis rules; `PmapStrategy` (`parallel/pmap.py`) is
-classic data parallelism. Both hold the state as global arrays and return metrics as replicated
-scalars, so the loop never branches on the strategy.
+The loop talks to a strategy only through: `check_batch_size`, `check_model`, `init_state` (or
+`init_program`, its reusable initializer), `state_shardings`, `compile_train_step`,
+`compile_eval_step`, `put_batch`, `put_replicated`, `data_parallel_size` and `mesh`.
+`JitStrategy` (the default) runs `jax.jit` over a (data, fsdp, tensor) mesh with logical axis
+rules; `PmapStrategy` (`parallel/pmap.py`) is classic data parallelism. Both hold the state as
+global arrays and return metrics as replicated scalars, so the loop never branches on the strategy.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class JitStrategy:
     """Creates the TrainState directly sharded: never materialized whole on one device.
 
     Args:
-      make_state: fn(params, rng) -> TrainState (unboxed params; builds the optimizer state).
+      make_state: fn(params, rng) -> TrainState (`TrainState.create`: unboxed params in, optimizer state built).
       boxed_init: fn(rng) -> boxed params (with logical axis metadata).
       rng: the init key.
 
@@ -128,10 +128,6 @@ class JitStrategy:
   def put_replicated(self, x):
     """`x` (e.g. a step's RNG key) as one global array replicated on every device."""
     return jax.device_put(x, self.replicated)
-
-  def unreplicate_metrics(self, metrics: dict) -> dict:
-    """Replicated scalar metrics → Python numbers."""
-    return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}
 
 
 def create(mesh_config, devices=None):

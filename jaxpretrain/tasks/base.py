@@ -8,7 +8,6 @@ the loss is exactly the same however a global batch is split.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -87,8 +86,3 @@ def cross_entropy_sums(logits, labels, weights) -> tuple[jax.Array, jax.Array, j
   losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
   correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
   return jnp.sum(losses * weights), jnp.sum(weights), jnp.sum(correct * weights)
-
-
-def tree_sum(trees: list[dict[str, Any]]) -> dict:
-  """Adds aux dicts leaf by leaf."""
-  return jax.tree.map(lambda *xs: sum(xs), *trees)

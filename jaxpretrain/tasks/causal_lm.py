@@ -1,6 +1,6 @@
 """Causal-LM pretraining (GPT): every token predicts the next one within its own document.
 
-Rows come packed (`data.packing=gpt`, see `data/prepare.py`): documents `[BOS] text [EOS]` back
+Rows come packed (`data.packing=gpt`, see `data/pretrain/packing.py`): documents `[BOS] text [EOS]` back
 to back, each with its own segment id. The encoder's mask combines the causal mask with the
 segment mask, so no token attends across a document boundary, and `model.packed_positions=
 "restart"` numbers each document's positions from 0. The loss then scores exactly the next-token
@@ -18,12 +18,6 @@ import jax.numpy as jnp
 
 from jaxpretrain.models.heads import CausalLMHead
 from jaxpretrain.tasks.base import Task, cross_entropy_sums
-
-
-def boundary_ids(special_ids: dict) -> tuple[int, int]:
-  """(BOS, EOS) ids, as `data/prepare.py` packs documents: the tokenizer's cls and sep, i.e.
-  [CLS]/[SEP] for WordPiece and <|endoftext|> for both in GPT-2 (whose eos stands in for them)."""
-  return special_ids["cls"], special_ids["sep"]
 
 
 def next_token_weights(batch: dict):

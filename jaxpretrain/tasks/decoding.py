@@ -23,7 +23,6 @@ import numpy as np
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.heads import CausalLMHead, Model
-from jaxpretrain.tasks.causal_lm import boundary_ids
 
 
 def lm_model(model_config: ModelConfig) -> Model:

@@ -4,13 +4,15 @@ Targets are token positions (SQuAD-style features, see `data/qa_features.py`); a
 window does not contain the answer points both at [CLS] (position 0), as in BERT. The loss is the
 mean of the start and end cross-entropies. EM/F1 on answer text need the host-side
 post-processing in `qa_postprocess.py`; on device the task reports the share of features whose
-argmax span is exactly the target span.
+argmax span is exactly the target span. `qa_scores` runs that post-processing for `evaluate`.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxpretrain.models.heads import QuestionAnsweringHead
@@ -54,3 +56,38 @@ class QuestionAnswering(Task):
   def metrics(self, aux):
     weight = jnp.maximum(aux["weight"], 1.0)
     return {"loss": aux["loss_sum"] / weight, "span_accuracy": aux["span_exact"] / weight}
+
+
+def qa_scores(config, task: QuestionAnswering, params, strategy, tokenizer, kind) -> dict:
+  """SQuAD exact match and F1 of the post-processed predictions on the eval examples.
+
+  Args:
+    config: the run config (`data.*`, `eval.batch_size`).
+    task: the run's `QuestionAnswering`.
+    params: the parameters to score.
+    strategy: the run's parallel strategy (`put_batch`).
+    tokenizer: the run's `Tokenizer`.
+    kind: the `LabeledKind` of the eval records (`data/finetune/kinds.py`: QA).
+
+  Returns:
+    {"exact_match", "f1"} (`qa_postprocess.squad_scores`).
+  """
+  from jaxpretrain.data.finetune import features, labeled  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune.batches import padded_batches  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks import qa_postprocess  # pylint: disable=import-outside-toplevel
+
+  records, _, _ = labeled.read(config, "eval", kind)
+  arrays, feature_examples, offsets = features.encode_qa(records, tokenizer, config.data.seq_len,
+                                                         config.data.doc_stride)
+  batch_size = config.eval.batch_size or config.train.batch_size
+  predict = jax.jit(task.predict)
+  starts, ends = [], []
+  for batch in padded_batches(arrays, batch_size):
+    start, end = predict(params, strategy.put_batch(batch))
+    starts.append(np.asarray(start))
+    ends.append(np.asarray(end))
+  n = len(feature_examples)
+  answers = qa_postprocess.best_answers([r["context"] for r in records], feature_examples, offsets,
+                                        np.concatenate(starts)[:n], np.concatenate(ends)[:n], n_best=task.n_best,
+                                        max_answer_length=task.max_answer_length)
+  return qa_postprocess.squad_scores(answers, [r["answers"] for r in records])

@@ -1,48 +1,273 @@
-"""`task.name` → a Task object and the data it trains on."""
+"""The task table: `task.name` → everything that differs between tasks, in one place.
+
+`TASKS` maps each name to a `TaskSpec`: the `Task` it trains, the data pipeline that feeds it (and,
+for fine-tuning on labeled data, the record kind), how its pretraining rows are packed, what
+`evaluate` adds to the summed metrics, how `export` writes it as a Hugging Face architecture, and
+what `bench` builds and measures. Every other module asks this table (`spec(name)`) instead of
+comparing task names, so a new task is one new entry here.
+"""
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable
+
+from jaxpretrain.data.finetune import kinds
 from jaxpretrain.errors import UserError
 
-PRETRAINING = ("mlm", "causal_lm")
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+  """What `jaxpretrain bench` and its FLOP count need of a pretraining task.
+
+  Attributes:
+    build_task: (config, model_config) -> the Task, without a tokenizer (ids 0-4 are the specials).
+    head_transform: the head passes each position through a hidden×hidden transform before the
+      tied vocabulary projection (BERT's MLM head), counted by `train/flops.py`.
+    hf_family: the HF family whose architecture for this task `--compare=hf-torch` runs.
+    hf_scores_mask_prob: the PyTorch reference scores only `task.mask_prob` of the positions (as
+      HF's MLM does) rather than all of them.
+  """
+  build_task: Callable[[Any, Any], Any]
+  hf_family: str
+  head_transform: bool = False
+  hf_scores_mask_prob: bool = False
 
 
-def build_data(config, workdir: str):
-  """The `RunData` for the configured task."""
-  name = config.task.name
-  if name in PRETRAINING:
-    from jaxpretrain.data.pipeline import build_pretraining
-    return build_pretraining(config, workdir)
-  if name in ("classification", "token_classification", "qa"):
-    from jaxpretrain.data.labeled import build_labeled
-    return build_labeled(config, workdir)
-  if name == "translation":
-    from jaxpretrain.data.translation import build_translation
-    return build_translation(config, workdir)
-  raise UserError(f"task.name={name!r}; choose one of mlm, causal_lm, classification, "
-                  f"token_classification, qa, translation")
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """One task (see the module doc).
+
+  Attributes:
+    name: the `task.name`.
+    build_task: (config, model_config, run data) -> the `Task`.
+    build_data: (spec, config, workdir, with_train) -> the `RunData`; with_train=False may skip
+      the training data (for `evaluate`).
+    decoder: the task needs `model.causal=true` (a bidirectional model sees the token it predicts).
+    packing: the rows `data.packing=auto` stands for when pretraining data is prepared ("bert":
+      `[CLS] a [SEP] b [SEP]`, "gpt": `[BOS] doc [EOS]`; see `data/pretrain/packing.py`).
+    labeled: the record kind of a fine-tuning task on labeled data (`data/finetune/kinds.py`).
+    eval_scores: (config, task, state, strategy, tokenizer) -> metrics `evaluate` adds to the
+      summed eval metrics (QA's EM/F1, translation's BLEU), or None.
+    source_prompts: a `generate` prompt is a source: the decoder reads `[BOS] prompt [SEP]`.
+    hf_architectures: {HF family: the HF class an export writes (and an import recognizes)}.
+    hf_import_only: {HF class: family} of further architectures whose head serves this task on import.
+    hf_head: the head's tensor layout in HF (`hf/mapping.py`): "lm_transform",
+      "sequence_classifier", "token_classifier", "span", or None (no parameters of its own).
+    hf_pooler: the head reads the pooled [CLS] (BERT's pooler; RoBERTa's classifier dense layer).
+    exports_as: the task whose HF architecture an export writes ("" = this one).
+    bench: what `bench` needs; None = bench does not measure this task.
+  """
+  name: str
+  build_task: Callable[[Any, Any, Any], Any]
+  build_data: Callable[..., Any]
+  decoder: bool = False
+  packing: str = "bert"
+  labeled: kinds.LabeledKind | None = None
+  eval_scores: Callable[..., dict] | None = None
+  source_prompts: bool = False
+  hf_architectures: dict[str, str] = dataclasses.field(default_factory=dict)
+  hf_import_only: dict[str, str] = dataclasses.field(default_factory=dict)
+  hf_head: str | None = None
+  hf_pooler: bool = False
+  exports_as: str = ""
+  bench: BenchSpec | None = None
+
+  @property
+  def export_task(self) -> str:
+    """The task whose HF architecture and head an export writes."""
+    return self.exports_as or self.name
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def _pretraining_data(s: TaskSpec, config, workdir: str, with_train: bool):
+  del with_train  # evaluation reads the prepared eval split the same way
+  from jaxpretrain.data.pretrain.pipeline import build_pretraining  # pylint: disable=import-outside-toplevel
+  return build_pretraining(config, workdir, s.packing)
+
+
+def _labeled_data(s: TaskSpec, config, workdir: str, with_train: bool):
+  from jaxpretrain.data.finetune.labeled import build_labeled  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.checkpoint.init_from import tokenizer_dir  # pylint: disable=import-outside-toplevel
+  return build_labeled(config, workdir, s.labeled, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
+
+
+def _translation_data(s: TaskSpec, config, workdir: str, with_train: bool):
+  del s
+  from jaxpretrain.data.finetune.translation import build_translation  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.checkpoint.init_from import tokenizer_dir  # pylint: disable=import-outside-toplevel
+  return build_translation(config, workdir, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+def _mlm(config, model_config, data):
+  from jaxpretrain.tasks.mlm import MaskedLM  # pylint: disable=import-outside-toplevel
+  special = data.info.get("special_ids", {})
+  if special.get("mask") is None:
+    raise UserError("task.name=mlm needs a tokenizer with a [MASK] token")
+  t = config.task
+  return MaskedLM(model_config, special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
+                  mask_id=special["mask"], random_vocab_size=data.tokenizer.vocab_size, mask_prob=t.mask_prob,
+                  mask_token_prob=t.mask_token_prob, random_token_prob=t.random_token_prob,
+                  head_positions=t.head_positions, max_predictions_per_seq=t.max_predictions)
+
+
+def _bench_mlm(config, model_config):
+  from jaxpretrain.tasks.mlm import MaskedLM  # pylint: disable=import-outside-toplevel
+  t = config.task
+  return MaskedLM(model_config, mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
+                  random_token_prob=t.random_token_prob, head_positions=t.head_positions,
+                  max_predictions_per_seq=t.max_predictions)
+
+
+def _causal_lm(config, model_config, data=None):
+  del config, data
+  from jaxpretrain.tasks.causal_lm import CausalLM  # pylint: disable=import-outside-toplevel
+  return CausalLM(model_config)
+
+
+def _translation(config, model_config, data):
+  del config, data
+  from jaxpretrain.tasks.translation import Translation  # pylint: disable=import-outside-toplevel
+  return Translation(model_config)
+
+
+def _label_names(data) -> tuple:
+  """The label vocabulary of labeled data (`info["label_names"]` from `data/finetune/labeled.py`)."""
+  return tuple(data.info.get("label_names", ()))
+
+
+def _classification(config, model_config, data):
+  from jaxpretrain.tasks.classification import SequenceClassification  # pylint: disable=import-outside-toplevel
+  t = config.task
+  if t.pooling not in ("cls", "mean"):
+    raise UserError(f"task.pooling={t.pooling!r}; choose cls or mean")
+  return SequenceClassification(model_config, num_labels=len(_label_names(data)), pooling=t.pooling,
+                                dropout=t.classifier_dropout)
+
+
+def _token_classification(config, model_config, data):
+  from jaxpretrain.tasks.token_classification import TokenClassification  # pylint: disable=import-outside-toplevel
+  return TokenClassification(model_config, label_names=_label_names(data), dropout=config.task.classifier_dropout)
+
+
+def _qa(config, model_config, data):
+  del data
+  from jaxpretrain.tasks.qa import QuestionAnswering  # pylint: disable=import-outside-toplevel
+  return QuestionAnswering(model_config, max_answer_length=config.task.max_answer_length, n_best=config.task.n_best)
+
+
+# --- evaluation extras -------------------------------------------------------------------------
+
+def _qa_scores(config, task, state, strategy, tokenizer) -> dict:
+  from jaxpretrain.tasks.qa import qa_scores  # pylint: disable=import-outside-toplevel
+  return qa_scores(config, task, state.params, strategy, tokenizer, kinds.QA)
+
+
+def _translation_scores(config, task, state, strategy, tokenizer) -> dict:
+  del strategy
+  from jaxpretrain.tasks.translation import translation_scores  # pylint: disable=import-outside-toplevel
+  return translation_scores(config, state.params, task.model_config, tokenizer)
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+TASKS: dict[str, TaskSpec] = {s.name: s for s in (
+    TaskSpec("mlm", _mlm, _pretraining_data, packing="bert",
+             hf_architectures={"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"},
+             hf_import_only={"BertForPreTraining": "bert"}, hf_head="lm_transform",
+             bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True)),
+    TaskSpec("causal_lm", _causal_lm, _pretraining_data, decoder=True, packing="gpt",
+             hf_architectures={"gpt2": "GPT2LMHeadModel"},
+             bench=BenchSpec(_causal_lm, hf_family="gpt2")),
+    TaskSpec("classification", _classification, _labeled_data, labeled=kinds.CLASSIFICATION,
+             hf_architectures={"bert": "BertForSequenceClassification",
+                               "roberta": "RobertaForSequenceClassification"},
+             hf_head="sequence_classifier", hf_pooler=True),
+    TaskSpec("token_classification", _token_classification, _labeled_data,
+             labeled=kinds.TOKEN_CLASSIFICATION,
+             hf_architectures={"bert": "BertForTokenClassification",
+                               "roberta": "RobertaForTokenClassification",
+                               "gpt2": "GPT2ForTokenClassification"},
+             hf_head="token_classifier"),
+    TaskSpec("qa", _qa, _labeled_data, labeled=kinds.QA, eval_scores=_qa_scores,
+             hf_architectures={"bert": "BertForQuestionAnswering",
+                               "roberta": "RobertaForQuestionAnswering",
+                               "gpt2": "GPT2ForQuestionAnswering"},
+             hf_head="span"),
+    # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
+    TaskSpec("translation", _translation, _translation_data, decoder=True, eval_scores=_translation_scores,
+             source_prompts=True, exports_as="causal_lm"),
+)}
+
+
+def spec(name: str) -> TaskSpec:
+  """The `TaskSpec` of task `name`.
+
+  Args:
+    name: a `task.name`.
+
+  Returns:
+    Its entry of `TASKS`.
+
+  Raises:
+    UserError: `name` is not a task; the message lists the valid names.
+  """
+  if name not in TASKS:
+    raise UserError(f"task.name={name!r}; choose one of {', '.join(TASKS)}")
+  return TASKS[name]
+
+
+def build_data(config, workdir: str, *, with_train: bool = True):
+  """The `RunData` for the configured task.
+
+  Args:
+    config: the run config (`task.name`, `data.*`).
+    workdir: the run's workdir.
+    with_train: False may skip reading the training data (`evaluate`).
+
+  Returns:
+    The `RunData`.
+  """
+  s = spec(config.task.name)
+  return s.build_data(s, config, workdir, with_train)
 
 
 def build_task(config, model_config, data):
-  """The Task object for `config.task.name`, wired to the data's tokenizer and labels."""
-  name = config.task.name
-  special = data.info.get("special_ids", {})
-  if name == "mlm":
-    from jaxpretrain.tasks.mlm import MaskedLM
-    if special.get("mask") is None:
-      raise UserError("task.name=mlm needs a tokenizer with a [MASK] token")
-    return MaskedLM(model_config, special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
-                    mask_id=special["mask"], random_vocab_size=data.tokenizer.vocab_size,
-                    mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
-                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions,
-                    max_predictions_per_seq=config.task.max_predictions)
-  if name in ("causal_lm", "translation") and not model_config.causal:
+  """The Task object for `config.task.name`, wired to the data's tokenizer and labels.
+
+  Args:
+    config: the run config (`task.*` keys).
+    model_config: the encoder's `ModelConfig`.
+    data: the run's `RunData` (tokenizer, `info` with special ids and label names).
+
+  Returns:
+    A `Task`.
+  """
+  s = spec(config.task.name)
+  if s.decoder and not model_config.causal:
     # A bidirectional model sees the token it is to predict: the loss would be meaningless.
-    raise UserError(f"task.name={name} needs a decoder: set model.causal=true")
-  if name == "causal_lm":
-    from jaxpretrain.tasks.causal_lm import CausalLM
-    return CausalLM(model_config)
-  if name == "translation":
-    from jaxpretrain.tasks.translation import Translation
-    return Translation(model_config)
-  from jaxpretrain.tasks.finetune import build_finetune_task
-  return build_finetune_task(config, model_config, data)
+    raise UserError(f"task.name={s.name} needs a decoder: set model.causal=true")
+  return s.build_task(config, model_config, data)
+
+
+def packing(config) -> str:
+  """The rows the run's pretraining data is packed as: `data.packing`, `auto` resolved by the task."""
+  from jaxpretrain.data.pretrain.pipeline import packing as resolve  # pylint: disable=import-outside-toplevel
+  return resolve(config, spec(config.task.name).packing)
+
+
+def bench_names() -> list[str]:
+  """The tasks `bench` measures."""
+  return [name for name, s in TASKS.items() if s.bench is not None]
+
+
+def hf_architectures(family: str) -> dict[str, str]:
+  """{task name: HF class} an export of a `family` model writes, in table order."""
+  return {name: s.hf_architectures[family] for name, s in TASKS.items() if family in s.hf_architectures}
+
+
+def hf_import_only() -> dict[str, tuple[str, str]]:
+  """{HF class: (family, task name)} of the import-only architectures whose head serves a task."""
+  return {arch: (family, name) for name, s in TASKS.items() for arch, family in s.hf_import_only.items()}

@@ -17,10 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpretrain.data.finetune.features import IGNORE
 from jaxpretrain.models.heads import TokenClassificationHead
 from jaxpretrain.tasks.base import Task, cross_entropy_sums
-
-IGNORE = -100
 
 
 def tag_scheme(label_names) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Translation as sequence-to-sequence LM: a decoder fine-tuned on `[BOS] source [SEP] target [EOS]`.
 
 Training is causal LM with the loss on the target (and its EOS) only (`loss_mask`, see
-`data/translation.py`); the source is context. Evaluation adds what only generation shows:
+`data/finetune/translation.py`); the source is context. Evaluation adds what only generation shows:
 `translation_scores` translates every eval source greedily with the KV-cached decoder and scores
 corpus BLEU (sacrebleu) and exact match against the references.
 """
@@ -11,7 +11,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from jaxpretrain.tasks.causal_lm import CausalLM, boundary_ids, next_token_weights
+from jaxpretrain.data.common import boundary_ids
+from jaxpretrain.tasks.causal_lm import CausalLM, next_token_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def translation_scores(config, params, model_config, tokenizer, *, samples: int 
   import sacrebleu  # pylint: disable=import-outside-toplevel
 
   from jaxpretrain.tasks import decoding  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data import translation as data  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune import translation as data  # pylint: disable=import-outside-toplevel
 
   pairs, _ = data.read(config, "eval")
   prompts = data.prompts(pairs, tokenizer, config.data.seq_len)

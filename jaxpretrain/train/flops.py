@@ -20,7 +20,9 @@ import time
 import jax
 import jax.numpy as jnp
 
+from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.tasks import registry
 
 
 def layer_matmul_params(cfg: ModelConfig) -> int:
@@ -31,8 +33,12 @@ def layer_matmul_params(cfg: ModelConfig) -> int:
 
 def head_matmul_params(cfg: ModelConfig, task_name: str) -> int:
   """Weights of the pretraining head: MLM transform + tied vocabulary projection; LM projection."""
+  bench = registry.spec(task_name).bench
+  if bench is None:
+    raise UserError(f"FLOPs are counted for the pretraining heads ({', '.join(registry.bench_names())}), "
+                    f"not task.name={task_name}")
   projection = cfg.vocab_size * cfg.hidden_size
-  return projection + (cfg.hidden_size * cfg.hidden_size if task_name == "mlm" else 0)
+  return projection + (cfg.hidden_size * cfg.hidden_size if bench.head_transform else 0)
 
 
 def training_flops_per_token(cfg: ModelConfig, seq_len: int, *, task_name: str, head_rows: int) -> float:
@@ -41,7 +47,7 @@ def training_flops_per_token(cfg: ModelConfig, seq_len: int, *, task_name: str, 
   Args:
     cfg: the model.
     seq_len: tokens per sequence.
-    task_name: "mlm" or "causal_lm" (which head).
+    task_name: a pretraining task (`registry.bench_names()`: which head).
     head_rows: positions per sequence the head runs on (seq_len for a head over every position).
 
   Returns:

@@ -1,16 +1,19 @@
-"""The training driver: one function, `run`, reading top to bottom in phases.
+"""The training driver: `run` = `setup` then `train`, each reading top to bottom in phases.
 
-devices & mesh → data → model + task → optimizer → state (restore, warm start or init) →
-compile → loop (step, log, eval, checkpoint) → final save and summary.
-Pretraining and fine-tuning both come through here; only the task and its data differ.
+`setup`: validate → devices & mesh → data → model + task → optimizer and state (restore, warm
+start or init) → compile. `train`: loop (step, log, eval, checkpoint) → final save and summary.
+Pretraining and fine-tuning both come through here; only the task and its data differ. The phase
+functions (`check_config`, `create_strategy`, `init_state`) also serve `bench` and the demo sweep.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +27,6 @@ from jaxpretrain.train.metrics import MetricsWriter
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train import optim
 from jaxpretrain.train.prefetch import Prefetcher
 from jaxpretrain.train.preemption import PreemptionWatcher
 from jaxpretrain.train.state import TrainState
@@ -38,20 +40,9 @@ def total_steps(config, steps_per_epoch: int) -> int:
 
 
 def validate(config) -> None:
-  """Config checks that need no data: one-line errors before anything is written."""
-  positions = config.model.max_position_embeddings - config.model.get("position_offset", 0)
-  if config.data.seq_len > positions:
-    raise UserError(f"data.seq_len={config.data.seq_len} exceeds the model's {positions} positions "
-                    f"(model.max_position_embeddings - model.position_offset)")
-  if config.train.batch_size <= 0 or config.train.steps < 0:
-    raise UserError("train.batch_size must be positive and train.steps non-negative")
-  if config.train.grad_accum_steps < 1 or config.train.batch_size % config.train.grad_accum_steps:
-    raise UserError(f"train.batch_size={config.train.batch_size} is not divisible by "
-                    f"train.grad_accum_steps={config.train.grad_accum_steps}")
-  if config.task.max_predictions < 0:
-    raise UserError(f"task.max_predictions={config.task.max_predictions} must be >= 0 (0 = automatic)")
-  if config.train.on_nonfinite not in ("raise", "skip"):
-    raise UserError(f"train.on_nonfinite={config.train.on_nonfinite!r}; choose raise or skip")
+  """Config checks that need no data: one-line errors before anything is written (see `config_schema`)."""
+  from jaxpretrain import config_schema  # pylint: disable=import-outside-toplevel
+  config_schema.validate(config)
 
 
 def evaluate(state, eval_step, strategy, batches, seed: int) -> dict:
@@ -67,85 +58,174 @@ def evaluate(state, eval_step, strategy, batches, seed: int) -> dict:
   return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
-def run(config, workdir: str) -> dict:
-  """Trains (pretraining or fine-tuning) as `config` says, resuming from WORKDIR if it has checkpoints.
+@dataclasses.dataclass
+class Run:
+  """What `setup` hands to `train`: a run's pieces, initialized, restored and ready to step."""
+  config: Any
+  workdir: str
+  strategy: Any
+  data: Any                  # the RunData of `registry.build_data`
+  state: TrainState
+  total_steps: int
+  checkpointer: checkpoint_lib.Checkpointer
+  restored_step: int | None  # the checkpoint resumed from; None for a fresh run
+  train_step: Callable
+  eval_step: Callable
+  eval_batches: list         # `data.eval_batches()`, fixed for the whole run
+  tokenizer_files: dict      # saved inside every checkpoint (process 0's; empty elsewhere)
 
-  Args:
-    config: a full config (see `config.defaults`).
-    workdir: the run directory (created; config.json, metrics.jsonl, tb/, checkpoints/ inside).
+
+class Throughput:
+  """Training tokens/s and the share of time spent waiting for data, since the last `restart`.
+
+  The loop restarts it after compilation, after every logged row and after evaluating or saving,
+  so that only training steps count.
+  """
+
+  def __init__(self, tokens_per_step: int, prefetcher: Prefetcher):
+    self.tokens_per_step, self.prefetcher = tokens_per_step, prefetcher
+    self.restart()
+
+  def restart(self) -> None:
+    self.start, self.steps, self.wait_at_start = time.perf_counter(), 0, self.prefetcher.wait_seconds
+
+  def count(self) -> None:
+    """One more training step."""
+    self.steps += 1
+
+  def rates(self) -> dict:
+    """`tokens_per_s` and `data_wait_share` since the restart ({} before any step)."""
+    if not self.steps:
+      return {}
+    elapsed = max(time.perf_counter() - self.start, 1e-9)
+    return {"tokens_per_s": self.tokens_per_step * self.steps / elapsed,
+            "data_wait_share": (self.prefetcher.wait_seconds - self.wait_at_start) / elapsed}
+
+
+def check_config(config) -> ModelConfig:
+  """Phase 0: validates everything that needs no data, before anything is written.
+
+  With `init_from=hf:PATH` the model dims and tokenizer first come from the HF directory.
 
   Returns:
-    A summary dict: final step, last train metrics, last eval metrics, throughput.
+    The ModelConfig of `config.model`.
   """
-  # Phase 0: validate everything that needs no data, before writing anything.
   if config.init_from.startswith("hf:"):
-    from jaxpretrain.hf import apply_hf_config  # model dims and tokenizer come from the HF directory
+    from jaxpretrain.hf import apply_hf_config  # pylint: disable=import-outside-toplevel
     apply_hf_config(config)
   validate(config)
-  model_config = ModelConfig.from_config(config.model)
+  return ModelConfig.from_config(config.model)
 
-  # Phase 1: devices & mesh.
+
+def create_strategy(config, model_config: ModelConfig):
+  """Phase 1: the strategy of `config.mesh`, once the batch sizes and the model's dims divide over it."""
   strategy = strategy_lib.create(config.mesh)
   strategy.check_batch_size(config.train.batch_size, grad_accum_steps=config.train.grad_accum_steps)
   if config.eval.batch_size:
     strategy.check_batch_size(config.eval.batch_size, "eval.batch_size")
   strategy.check_model(model_config)
+  return strategy
 
-  # Phase 2: data (prepares the corpus on first use).
+
+def init_state(config, strategy, task, seq_len: int, steps: int) -> TrainState:
+  """Phases 4-5: the optimizer and a fresh TrainState, created directly in its sharded layout.
+
+  Args:
+    config: the run config (`train.*`; `train.seed` seeds the parameters).
+    strategy: from `create_strategy`.
+    task: the run's Task.
+    seq_len: tokens per example (the parameter shapes may depend on it).
+    steps: optimizer steps of the run (the schedule's length).
+
+  Returns:
+    The step-0 state.
+  """
+  return strategy.init_state(TrainState.create(config, task, steps), lambda rng: task.init(rng, seq_len),
+                             jax.random.PRNGKey(config.train.seed))
+
+
+def _restore(config, state, strategy, ckpt, data):
+  """Phase 5: the latest checkpoint (with the data iterator's position), else the `init_from`
+  warm start, else `state` as it is. Returns (state, the step restored or None)."""
+  abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
+  restored = ckpt.restore_latest(abstract)
+  if restored:
+    step, arrays, saved_data_state, _ = restored
+    if saved_data_state is not None and hasattr(data.train, "set_state"):
+      data.train.set_state(saved_data_state)
+    return state.replace_arrays(arrays), step
+  if config.init_from:
+    from jaxpretrain.train import warm_start  # pylint: disable=import-outside-toplevel
+    state = warm_start.apply(config, state, strategy)
+  return state, None
+
+
+def _write_run_files(config, workdir: str, data) -> dict:
+  """config.json, tokenizer/ and data_info.json (process 0); returns the tokenizer's files."""
+  if jax.process_index() != 0:
+    return {}
+  os.makedirs(workdir, exist_ok=True)
+  config_lib.save(config, os.path.join(workdir, "config.json"))
+  data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+  with open(os.path.join(workdir, "data_info.json"), "w") as f:
+    json.dump(data.info, f, indent=2)
+  return checkpoint_lib.tokenizer_files(os.path.join(workdir, "tokenizer"))
+
+
+def setup(config, workdir: str) -> Run:
+  """Phases 0-6: everything before the first step.
+
+  Validates, builds the strategy, the data (preparing the corpus on first use), the task and the
+  state; restores WORKDIR's latest checkpoint or warm-starts from `init_from`; writes config.json,
+  tokenizer/ and data_info.json; wraps the step functions (they compile on their first call).
+
+  Args:
+    config: a full config (see `config.defaults`).
+    workdir: the run directory.
+
+  Returns:
+    The `Run`; its checkpointer is open (`train` closes it).
+  """
+  model_config = check_config(config)
+  strategy = create_strategy(config, model_config)
   data = registry.build_data(config, workdir)
-
-  # Phase 3: model + task.
   task = registry.build_task(config, model_config, data)
   steps = total_steps(config, data.steps_per_epoch)
-
-  # Phase 4: optimizer.
-  tx, schedule = optim.make_optimizer(config.train, steps)
-
-  def make_state(params, rng):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule,
-                      grad_accum_steps=config.train.grad_accum_steps,
-                      skip_nonfinite=config.train.on_nonfinite == "skip")
-
-  # Phase 5: state — restore the latest checkpoint, else warm-start from init_from, else init.
-  init_rng = jax.random.PRNGKey(config.train.seed)
-  state = strategy.init_state(make_state, lambda r: task.init(r, data.seq_len), init_rng)
+  state = init_state(config, strategy, task, data.seq_len, steps)
   ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save,
                                      best_metric=config.eval.metric if config.eval.every_steps else "",
                                      best_mode=config.eval.metric_mode)
-  abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
-  restored = ckpt.restore_latest(abstract)
-  latest = restored[0] if restored else None
-  if restored:
-    _, arrays, saved_data_state, _ = restored
-    state = state.replace_arrays(arrays)
-    if saved_data_state is not None and hasattr(data.train, "set_state"):
-      data.train.set_state(saved_data_state)
-  elif config.init_from:
-    from jaxpretrain.train import warm_start
-    state = warm_start.apply(config, state, strategy)
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save(config, os.path.join(workdir, "config.json"))
-    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
-    with open(os.path.join(workdir, "data_info.json"), "w") as f:
-      json.dump(data.info, f, indent=2)
-  tokenizer_files = checkpoint_lib.tokenizer_files(os.path.join(workdir, "tokenizer")) if jax.process_index() == 0 else {}
+  try:
+    state, restored_step = _restore(config, state, strategy, ckpt, data)
+    tokenizer_files = _write_run_files(config, workdir, data)
+    return Run(config=config, workdir=workdir, strategy=strategy, data=data, state=state, total_steps=steps,
+               checkpointer=ckpt, restored_step=restored_step, train_step=strategy.compile_train_step(),
+               eval_step=strategy.compile_eval_step(), eval_batches=data.eval_batches(),
+               tokenizer_files=tokenizer_files)
+  except BaseException:
+    ckpt.close(raise_errors=False)
+    raise
 
-  # Phase 6: compile the step functions once.
-  train_step = strategy.compile_train_step()
-  eval_step = strategy.compile_eval_step()
-  eval_batches = data.eval_batches()
+
+def train(run: Run) -> dict:
+  """Phases 7-8: the loop (step, log, evaluate, checkpoint, stop when preempted), then the final
+  evaluation and save. Closes the run's checkpointer.
+
+  Args:
+    run: from `setup`.
+
+  Returns:
+    A summary dict: final step, whether preempted, last train and eval metrics, compile time.
+  """
+  config, strategy, data, ckpt, steps = run.config, run.strategy, run.data, run.checkpointer, run.total_steps
+  state = run.state
   base_rng = np.asarray(jax.device_get(state.rng))
-
-  # Phase 7: the loop.
   first_step = int(jax.device_get(state.step))
-  writer = MetricsWriter(workdir, total_steps=steps, initial_step=first_step, progress=config.train.progress)
+  writer = MetricsWriter(run.workdir, total_steps=steps, initial_step=first_step, progress=config.train.progress)
   prefetcher = Prefetcher(data.train, strategy.put_batch, depth=config.data.prefetch)
-  tokens_per_step = config.train.batch_size * data.seq_len
+  throughput = Throughput(config.train.batch_size * data.seq_len, prefetcher)
   pending_finite: list[tuple[int, jax.Array]] = []
   last_train, last_eval, data_state = {}, {}, None
-  interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, 0.0
   compile_start = time.perf_counter()
   compile_seconds = None
 
@@ -162,66 +242,74 @@ def run(config, workdir: str) -> dict:
     meta = {"version": __version__, "step": step, "time": time.time(), "metrics": metrics,
             "mesh": dict(strategy.mesh.shape) if hasattr(strategy, "mesh") else {},
             "config": config_lib.to_dict(config), "data_info": data.info}
-    ckpt.save(step, state.arrays(), data_state=data_state, tokenizer_files=tokenizer_files, meta=meta,
+    ckpt.save(step, state.arrays(), data_state=data_state, tokenizer_files=run.tokenizer_files, meta=meta,
               metrics=metrics or None)
 
   preempted = False
-  watcher = PreemptionWatcher().__enter__()
   try:
-    for step in range(first_step, steps):
-      batch, data_state = prefetcher.next()
-      rng = jax.random.fold_in(base_rng, step)
-      state, metrics = train_step(state, batch, rng)
-      pending_finite.append((step + 1, metrics["finite"]))
-      interval_steps += 1
-      done = step + 1
-      if compile_seconds is None:
-        jax.block_until_ready(metrics["loss"])
-        compile_seconds = time.perf_counter() - compile_start
-        interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, prefetcher.wait_seconds
-      if done % config.train.log_every == 0 or done == steps:
-        check_finite()
-        host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
-        elapsed = time.perf_counter() - interval_start
-        if interval_steps:
-          host["tokens_per_s"] = tokens_per_step * interval_steps / max(elapsed, 1e-9)
-          host["data_wait_share"] = (prefetcher.wait_seconds - wait_at_start) / max(elapsed, 1e-9)
-        last_train = host
-        writer.write(done, host)
-        writer.progress(done, {"loss": host["loss"], "tok/s": round(host.get("tokens_per_s", 0.0)),
-                               "data_wait": f"{host.get('data_wait_share', 0.0):.0%}"})
-        interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, prefetcher.wait_seconds
-      else:
-        writer.progress(done)
-      paused = False  # evaluation and saving do not count against training throughput
-      if config.eval.every_steps and done % config.eval.every_steps == 0 and done != steps:
-        last_eval = evaluate(state, eval_step, strategy, eval_batches, config.train.seed)
-        if last_eval:  # no rows when the eval split holds less than one batch
-          writer.write(done, last_eval, split="eval")
-        paused = True
-      periodic = config.checkpoint.every_steps and done % config.checkpoint.every_steps == 0
-      if watcher.should_stop(done) and done != steps:
-        save(done, last_eval or {})
-        preempted = True
-        break
-      if periodic and done != steps:
-        save(done, last_eval or {})
-        paused = True
-      if paused:
-        interval_start, interval_steps, wait_at_start = time.perf_counter(), 0, prefetcher.wait_seconds
+    with PreemptionWatcher() as watcher:
+      for step in range(first_step, steps):
+        batch, data_state = prefetcher.next()
+        state, metrics = run.train_step(state, batch, jax.random.fold_in(base_rng, step))
+        pending_finite.append((step + 1, metrics["finite"]))
+        throughput.count()
+        done = step + 1
+        if compile_seconds is None:
+          jax.block_until_ready(metrics["loss"])
+          compile_seconds = time.perf_counter() - compile_start
+          throughput.restart()
+        if done % config.train.log_every == 0 or done == steps:
+          check_finite()
+          host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
+          host.update(throughput.rates())
+          last_train = host
+          writer.write(done, host)
+          writer.progress(done, {"loss": host["loss"], "tok/s": round(host.get("tokens_per_s", 0.0)),
+                                 "data_wait": f"{host.get('data_wait_share', 0.0):.0%}"})
+          throughput.restart()
+        else:
+          writer.progress(done)
+        paused = False  # evaluation and saving do not count against training throughput
+        if config.eval.every_steps and done % config.eval.every_steps == 0 and done != steps:
+          last_eval = evaluate(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
+          if last_eval:  # no rows when the eval split holds less than one batch
+            writer.write(done, last_eval, split="eval")
+          paused = True
+        periodic = config.checkpoint.every_steps and done % config.checkpoint.every_steps == 0
+        if watcher.should_stop(done) and done != steps:
+          save(done, last_eval or {})
+          preempted = True
+          break
+        if periodic and done != steps:
+          save(done, last_eval or {})
+          paused = True
+        if paused:
+          throughput.restart()
 
-    # Phase 8: final evaluation, save and summary.
-    final_step = int(jax.device_get(state.step))
-    if eval_batches and not preempted:
-      last_eval = evaluate(state, eval_step, strategy, eval_batches, config.train.seed)
-      writer.write(final_step, last_eval, split="eval")
-    if (final_step > first_step or latest is None) and not preempted:
-      save(final_step, last_eval or {})
-    ckpt.wait()
+      # Phase 8: final evaluation, save and summary.
+      final_step = int(jax.device_get(state.step))
+      if run.eval_batches and not preempted:
+        last_eval = evaluate(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
+        writer.write(final_step, last_eval, split="eval")
+      if (final_step > first_step or run.restored_step is None) and not preempted:
+        save(final_step, last_eval or {})
+      ckpt.wait()
   finally:
-    watcher.__exit__()
     prefetcher.close()
     writer.close()
     ckpt.close(raise_errors=sys.exc_info()[0] is None)
-  return {"step": final_step, "preempted": preempted, "train": last_train, "eval": last_eval, "compile_s": compile_seconds,
-          "steps_per_epoch": data.steps_per_epoch}
+  return {"step": final_step, "preempted": preempted, "train": last_train, "eval": last_eval,
+          "compile_s": compile_seconds, "steps_per_epoch": data.steps_per_epoch}
+
+
+def run(config, workdir: str) -> dict:
+  """Trains (pretraining or fine-tuning) as `config` says, resuming from WORKDIR if it has checkpoints.
+
+  Args:
+    config: a full config (see `config.defaults`).
+    workdir: the run directory (created; config.json, metrics.jsonl, tb/, checkpoints/ inside).
+
+  Returns:
+    A summary dict: final step, last train metrics, last eval metrics, throughput.
+  """
+  return train(setup(config, workdir))

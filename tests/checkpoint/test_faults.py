@@ -84,6 +84,20 @@ def test_checkpoints_command_lists_steps(finished_run, capsys):
   assert cli_main(["checkpoints", f"--workdir={finished_run}/nope"]) == 2
 
 
+def test_checkpoints_into_a_closed_pipe_exits_quietly(finished_run):
+  import subprocess
+  import sys
+  # `jaxpretrain checkpoints --json | head -c 0`: the reader is gone before anything is written.
+  read_end, write_end = os.pipe()
+  os.close(read_end)
+  lister = subprocess.run([sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()",
+                           "checkpoints", f"--workdir={finished_run}", "--json"],
+                          stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+  os.close(write_end)
+  err = lister.stderr
+  assert lister.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
 def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny_prepared):
   import resource
   import signal
@@ -124,8 +138,8 @@ def test_only_late_write_callbacks_are_dropped_from_unraisable_reports(monkeypat
   import types
   seen = []
   monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable.exc_value))
-  checkpoint_lib._quiet_late_write_callbacks()
-  checkpoint_lib._quiet_late_write_callbacks()    # installing twice does not stack filters
+  checkpoint_lib.manager._quiet_late_write_callbacks()
+  checkpoint_lib.manager._quiet_late_write_callbacks()    # installing twice does not stack filters
   late, other = RuntimeError("Event loop is closed"), RuntimeError("something else")
   same_text_other_type = ValueError("Event loop is closed")
   for error in (late, other, same_text_other_type):

@@ -22,7 +22,7 @@ from tests.run_configs import tiny_pretrain_config
 @pytest.fixture(scope="module")
 def small_epoch_data(tmp_path_factory):
   """A corpus so small that an epoch is a handful of steps, to resume across an epoch boundary."""
-  from jaxpretrain.data import prepare
+  from jaxpretrain.data.pretrain import prepare
   out = str(tmp_path_factory.mktemp("small") / "data")
   prepare.prepare("embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.2, embedded_documents=16,
                   records_per_shard=50)
@@ -41,7 +41,7 @@ def _final_params(workdir):
 
 
 def test_two_halves_with_resume_equal_one_run_across_epoch_boundary(tmp_path, small_epoch_data):
-  from jaxpretrain.data import loader
+  from jaxpretrain.data.pretrain import loader
   steps_per_epoch = loader.epoch_size(small_epoch_data, "train") // 8
   total = 2 * max(3, steps_per_epoch // 2 + 2)
   assert total > steps_per_epoch    # the run crosses an epoch boundary

@@ -1,7 +1,8 @@
 """Shared fixtures: a small embedded corpus prepared once per session."""
 import pytest
 
-from jaxpretrain.data import embedded, prepare
+from jaxpretrain.data.pretrain import prepare
+from jaxpretrain.data.readers import embedded
 
 SEQ_LEN = 32
 NUM_DOCS = 240

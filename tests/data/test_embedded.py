@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from jaxpretrain.data import embedded
+from jaxpretrain.data.readers import embedded
 from jaxpretrain.errors import UserError
 
 POLARITY = {**{w: 1 for w in embedded.POSITIVE_WORDS}, **{w: 0 for w in embedded.NEGATIVE_WORDS}}

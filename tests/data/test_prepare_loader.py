@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from jaxpretrain.data import loader, prepare
+from jaxpretrain.data import common
+from jaxpretrain.data.pretrain import loader, prepare
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 from tests.data.conftest import SEQ_LEN
@@ -40,7 +41,7 @@ def test_packed_rows_hold_exactly_the_documents_in_order(prepared_dir, corpus):
   tok = Tokenizer.load(os.path.join(prepared_dir, "tokenizer"))
   assert meta["tokenizer_fingerprint"] == tok.fingerprint()
   for split in ("train", "eval"):
-    docs = [d for i, d in enumerate(corpus) if prepare.held_out(i, 3, 0.1) == (split == "eval")]
+    docs = [d for i, d in enumerate(corpus) if common.held_out(i, 3, 0.1) == (split == "eval")]
     tokens = tok.encode_batch(docs)
     ids, seg = all_rows(prepared_dir, split)
     assert ids.shape == (meta["splits"][split]["records"], SEQ_LEN)
@@ -267,22 +268,22 @@ def test_prepare_a_tfds_dataset(tmp_path):
 
 
 def test_eval_split_smaller_than_a_batch_warns_once(tiny_prepared, tmp_path, capsys):
-  from jaxpretrain.data import pipeline
+  from jaxpretrain.data.pretrain import pipeline
   from tests.run_configs import tiny_pretrain_config
   held_out = loader.epoch_size(tiny_prepared, "eval")
   config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8 * (held_out // 8 + 1)})
-  data = pipeline.build_pretraining(config, str(tmp_path))
+  data = pipeline.build_pretraining(config, str(tmp_path), "bert")
   err = capsys.readouterr().err.strip().splitlines()
   assert data.eval_batches() == []
   assert len(err) == 1 and f"held-out split has {held_out} examples" in err[0] and "no evaluation" in err[0]
   config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8})
-  assert len(pipeline.build_pretraining(config, str(tmp_path)).eval_batches()) == 1
+  assert len(pipeline.build_pretraining(config, str(tmp_path), "bert").eval_batches()) == 1
   assert capsys.readouterr().err == ""
 
 
 def test_read_ahead_keeps_order_raises_source_errors_in_place_and_stops_with_its_consumer():
   import threading
-  from jaxpretrain.data.prepare import read_ahead
+  from jaxpretrain.data.common import read_ahead
   assert list(read_ahead(range(1000), 7)) == list(range(1000))
 
   def failing():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jaxpretrain.data import embedded, sources
+from jaxpretrain.data.readers import embedded, text as sources, tfds as tfds_reader
 from jaxpretrain.errors import UserError
 
 
@@ -117,13 +117,13 @@ def test_tfds_errors(mock_tfds):  # pylint: disable=unused-argument
 
 
 def test_tfds_spec_parsing():
-  assert sources.parse_tfds_spec("tfds:wiki40b/en") == ("wiki40b/en", "train")
-  assert sources.parse_tfds_spec("tfds:imdb_reviews:train[:10%]") == ("imdb_reviews",
-                                                                       "train[:10%]")
+  assert tfds_reader.parse_spec("tfds:wiki40b/en") == ("wiki40b/en", "train")
+  assert tfds_reader.parse_spec("tfds:imdb_reviews:train[:10%]") == ("imdb_reviews", "train[:10%]")
 
 
 def test_data_modules_do_not_import_tfds():
-  code = ("import sys; from jaxpretrain.data import sources, prepare, loader, tokenizer; "
+  code = ("import sys; from jaxpretrain.data.readers import text as sources; "
+          "from jaxpretrain.data.pretrain import pipeline, prepare, loader; from jaxpretrain.data import tokenizer; "
           "list(sources.iter_documents('embedded', embedded_documents=2)); "
           "assert 'tensorflow_datasets' not in sys.modules")
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxpretrain.data import embedded
+from jaxpretrain.data.readers import embedded
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 
@@ -22,7 +22,7 @@ def tok():
 
 def test_training_is_deterministic_across_processes(tok):
   # The Rust trainer hashes with a per-process random seed; a second process must agree.
-  code = ("from jaxpretrain.data import embedded; from jaxpretrain.data.tokenizer import Tokenizer;"
+  code = ("from jaxpretrain.data.readers import embedded; from jaxpretrain.data.tokenizer import Tokenizer;"
           "print(Tokenizer.train_wordpiece(list(embedded.documents(300, seed=7)), 400)"
           ".fingerprint())")
   out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,

@@ -1,7 +1,7 @@
 """Session fixtures: a gpt-packed embedded corpus and a tiny GPT pretrained on it."""
 import pytest
 
-from jaxpretrain.data import prepare
+from jaxpretrain.data.pretrain import prepare
 from jaxpretrain.train import loop
 from tests.decoder.helpers import tiny_gpt_config
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain.data import loader, prepare
+from jaxpretrain.data.pretrain import loader, prepare
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 from jaxpretrain.train.metrics import read_metrics

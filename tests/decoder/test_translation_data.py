@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain.data import embedded, embedded_translation as et
-from jaxpretrain.data import translation
+from jaxpretrain.data.readers import embedded, embedded_translation as et
+from jaxpretrain.data.finetune import translation
+from jaxpretrain.data.readers.pairs import read_pairs
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 from jaxpretrain.tasks.translation import Translation
@@ -58,29 +59,29 @@ def test_jsonl_pairs_with_named_fields_and_errors(tmp_path):
                   json.dumps({"translation": {"de": "ein haus", "en": "a house"}}) + "\n")
   with pytest.raises(UserError, match=r"pairs.jsonl:3: no 'source' field \(set data.source_field / "
                                       r"data.target_field; it has de, en\)$"):
-    translation.read_pairs(str(path), "train")
-  pairs = translation.read_pairs(str(path), "train", limit=1)
+    read_pairs(str(path), "train")
+  pairs = read_pairs(str(path), "train", limit=1)
   assert pairs == [{"source": "a b", "target": "c d", "where": f"{path}:1"}]
   path.write_text(json.dumps({"translation": {"de": "ein haus", "en": "a house"}}) + "\n")
-  assert translation.read_pairs(str(path), "train", source_field="en", target_field="de")[0]["target"] == "ein haus"
+  assert read_pairs(str(path), "train", source_field="en", target_field="de")[0]["target"] == "ein haus"
   path.write_text(json.dumps({"source": 3, "target": "x"}) + "\n")
   with pytest.raises(UserError, match=r":1: field 'source' is int, not text$"):
-    translation.read_pairs(str(path), "train")
+    read_pairs(str(path), "train")
   with pytest.raises(UserError, match="translation data file not found"):
-    translation.read_pairs(str(tmp_path / "missing.jsonl"), "train")
+    read_pairs(str(tmp_path / "missing.jsonl"), "train")
 
 
 def test_tfds_translation_pairs_use_the_supervised_keys():
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
-    pairs = translation.read_pairs("tfds:ted_hrlr_translate/pt_to_en", "train")
+    pairs = read_pairs("tfds:ted_hrlr_translate/pt_to_en", "train")
     source = tfds.data_source("ted_hrlr_translate/pt_to_en", split="train")
     assert [(p["source"], p["target"]) for p in pairs] == [(r["pt"], r["en"]) for r in (source[i] for i in range(5))]
-    assert len(translation.read_pairs("tfds:ted_hrlr_translate/pt_to_en", "eval", limit=3)) == 3
-    flipped = translation.read_pairs("tfds:ted_hrlr_translate/pt_to_en", "train", source_field="en", target_field="pt")
+    assert len(read_pairs("tfds:ted_hrlr_translate/pt_to_en", "eval", limit=3)) == 3
+    flipped = read_pairs("tfds:ted_hrlr_translate/pt_to_en", "train", source_field="en", target_field="pt")
     assert [(p["target"], p["source"]) for p in flipped] == [(p["source"], p["target"]) for p in pairs]
     with pytest.raises(UserError, match="^unknown tfds dataset 'no_such_pairs'"):
-      translation.read_pairs("tfds:no_such_pairs", "train")
+      read_pairs("tfds:no_such_pairs", "train")
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,11 @@ import pytest
 import tensorflow_datasets as tfds
 from sklearn.metrics import f1_score
 
-from jaxpretrain.data.labeled import LabeledBatches, build_labeled, padded_batches
-from jaxpretrain.data.labeled_sources import read_examples
+from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
+from jaxpretrain.data.finetune.kinds import CLASSIFICATION, QA
+from jaxpretrain.data.readers.labeled import read_examples
 from jaxpretrain.errors import UserError
+from jaxpretrain.tasks.registry import build_data
 from jaxpretrain.tasks.classification import confusion_matrix, macro_f1
 from tests.finetune.helpers import tiny_config
 
@@ -24,7 +26,7 @@ def test_pairs_with_string_labels_from_jsonl(tmp_path):
           for i in range(12)]
   train = _write(tmp_path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
   config = tiny_config(task__name="classification", data__train=train, data__eval=train, eval__batch_size=8)
-  data = build_labeled(config, str(tmp_path / "run"))
+  data = build_data(config, str(tmp_path / "run"))
   assert data.info["label_names"] == ["maybe", "no", "yes"] and data.info["num_labels"] == 3
   batch = data.eval_batches()[0]
   ids, types, mask = batch["input_ids"][0], batch["token_type_ids"][0], batch["attention_mask"][0]
@@ -38,12 +40,12 @@ def test_pairs_with_string_labels_from_jsonl(tmp_path):
 
 def test_csv_integer_labels_and_a_saved_mapping_wins(tmp_path):
   train = _write(tmp_path / "train.csv", "text,label\n" + "".join(f"sample {i},{i % 2}\n" for i in range(10)))
-  records, declared = read_examples(train, "classification", split="train")
+  records, declared = read_examples(train, CLASSIFICATION, split="train")
   assert declared is None and [r["label"] for r in records] == [i % 2 for i in range(10)]
   assert records[0]["where"] == f"{train}:2"
   (tmp_path / "run").mkdir()
   (tmp_path / "run" / "data_info.json").write_text(json.dumps({"task": "classification", "label_names": ["a", "b", "c"]}))
-  data = build_labeled(tiny_config(task__name="classification", data__train=train, data__eval=train),
+  data = build_data(tiny_config(task__name="classification", data__train=train, data__eval=train),
                        str(tmp_path / "run"))
   assert data.info["label_names"] == ["a", "b", "c"] and data.info["num_labels"] == 3
 
@@ -53,7 +55,7 @@ def test_eval_label_unseen_in_training_is_an_error(tmp_path):
                                                    for i in range(6)))
   evalf = _write(tmp_path / "eval.jsonl", json.dumps({"text": "x", "label": "z"}) + "\n")
   with pytest.raises(UserError, match=r"eval.jsonl:1: label 'z' is not one of the 2 training labels"):
-    build_labeled(tiny_config(task__name="classification", data__train=train, data__eval=evalf), str(tmp_path / "r"))
+    build_data(tiny_config(task__name="classification", data__train=train, data__eval=evalf), str(tmp_path / "r"))
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
@@ -85,13 +87,13 @@ def test_macro_f1_matches_scikit_learn():
 
 def test_tfds_imdb_and_squad_read_offline_with_mock_data():
   with tfds.testing.mock_data(num_examples=6):
-    records, declared = read_examples("tfds:imdb_reviews", "classification", split="eval")
+    records, declared = read_examples("tfds:imdb_reviews", CLASSIFICATION, split="eval")
     assert len(records) == 6 and declared == ["neg", "pos"] and records[0]["where"] == "tfds:imdb_reviews:validation[0]"
     assert all(isinstance(r["text_a"], str) and r["label"] in (0, 1) for r in records)
-    qa, _ = read_examples("tfds:squad", "qa", split="train", limit=4)
+    qa, _ = read_examples("tfds:squad", QA, split="train", limit=4)
     assert len(qa) == 4 and all(0 < len(r["answer_starts"]) <= len(r["answers"]) for r in qa)
 
 
 def test_tfds_unknown_name():
   with pytest.raises(UserError, match="unknown tfds dataset 'no_such_dataset_xyz'"):
-    read_examples("tfds:no_such_dataset_xyz", "classification", split="train")
+    read_examples("tfds:no_such_dataset_xyz", CLASSIFICATION, split="train")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain.data.features import encode_qa
+from jaxpretrain.data.finetune.features import encode_qa
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.tasks.qa_postprocess import best_answers, f1_score, normalize_answer, squad_scores
 from tests.finetune.helpers import MODEL

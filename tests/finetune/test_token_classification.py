@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain.data.features import align_word_labels, encode_token_classification, label_names
+from jaxpretrain.data.finetune.features import align_word_labels, encode_token_classification, label_names
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.tasks.token_classification import IGNORE, entity_counts, entity_scores, tag_scheme
 

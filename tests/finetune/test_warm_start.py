@@ -5,30 +5,24 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxpretrain import checkpoint as checkpoint_lib
-from jaxpretrain.data.labeled import build_labeled
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train import optim, warm_start
+from jaxpretrain.train import warm_start
 from jaxpretrain.train.state import TrainState
 from tests.finetune.helpers import finetune_config
 
 
 def _fresh_state(config, workdir):
-  data = build_labeled(config, workdir)
+  data = registry.build_data(config, workdir)
   task = registry.build_task(config, ModelConfig.from_config(config.model), data)
-  tx, schedule = optim.make_optimizer(config.train, config.train.steps)
   strategy = strategy_lib.create(config.mesh)
-
-  def make_state(params, rng):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule)
-
+  make_state = TrainState.create(config, task, config.train.steps)
   return strategy.init_state(make_state, lambda r: task.init(r, data.seq_len), jax.random.PRNGKey(0)), strategy
 
 
 def _saved_params(workdir, step):
-  path = checkpoint_lib.Checkpointer(workdir, read_only=True).item_path(step, "state")
+  path = checkpoint_lib.item_path(workdir, step)
   return ocp.PyTreeCheckpointer().restore(path)["params"]
 
 
@@ -38,12 +32,12 @@ def test_partial_restore_keeps_encoder_bit_identical_and_initializes_the_head(pr
   fresh_host = jax.device_get(fresh.params)
   warm = warm_start.apply(config, fresh, strategy)
   saved = _saved_params(pretrained, 4)            # init_step=-1: the latest step
-  warm_encoder = warm_start.flat_paths(jax.device_get(warm.params["encoder"]))
-  saved_encoder = warm_start.flat_paths(saved["encoder"])
+  warm_encoder = checkpoint_lib.flat_leaves(jax.device_get(warm.params["encoder"]))
+  saved_encoder = checkpoint_lib.flat_leaves(saved["encoder"])
   assert set(warm_encoder) == set(saved_encoder)  # embeddings, layer_0, pooler: every leaf restored
   for path, leaf in warm_encoder.items():
     np.testing.assert_array_equal(leaf, saved_encoder[path], err_msg=path)
-  fresh_encoder = warm_start.flat_paths(fresh_host["encoder"])
+  fresh_encoder = checkpoint_lib.flat_leaves(fresh_host["encoder"])
   assert any(not np.array_equal(fresh_encoder[p], warm_encoder[p]) for p in warm_encoder)
   # The head is the classifier, freshly initialized; the MLM head of the checkpoint is not used.
   assert set(warm.params["head"]) == {"classifier"} and "classifier" not in saved["head"]

@@ -8,12 +8,12 @@ import pytest
 import torch
 import transformers
 
+from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import cli
 from jaxpretrain import config as config_lib
-from jaxpretrain.data.labeled import build_labeled
-from jaxpretrain.hf import exporter
 from jaxpretrain.models import heads
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.tasks import registry
 from tests.hf import helpers
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -56,10 +56,10 @@ def test_finetune_export_pytorch_predictions_match(tiny_bert, tmp_path, capsys):
   # Our logits on the run's own eval set, from the exported checkpoint step's parameters.
   config = config_lib.load_saved(str(run))
   model_cfg = ModelConfig.from_config(config.model)
-  params = exporter.restore_params(str(run / "checkpoints" / str(summary["step"]) / "state"))
+  params = checkpoint_lib.restore_params(str(run / "checkpoints" / str(summary["step"]) / "state"))
   model = heads.Model(model_cfg, heads.SequenceClassificationHead(model_cfg, len(saved_info["label_names"])))
   correct = total = 0.0
-  for batch in build_labeled(config, str(run), with_train=False).eval_batches():
+  for batch in registry.build_data(config, str(run), with_train=False).eval_batches():
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     ours = np.asarray(model.apply({"params": params}, {k: jnp.asarray(v) for k, v in inputs.items()}))
     with torch.no_grad():

@@ -10,13 +10,11 @@ import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpretrain import config as config_lib
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
-from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 
 # name -> (mesh overrides, devices used)
@@ -68,13 +66,8 @@ def run(task, mesh_overrides: dict, num_devices: int, batches: list[dict], seq_l
   strategy = strategy_lib.create(mesh_config, jax.devices()[:num_devices])
   for batch in batches:
     strategy.check_batch_size(len(batch["input_ids"]))
-  tx, schedule = optim.make_optimizer(config.train, len(batches))
-
-  def make_state(params, rng):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule)
-
-  state = strategy.init_state(make_state, lambda r: task.init(r, seq_len), jax.random.PRNGKey(config.train.seed))
+  state = strategy.init_state(TrainState.create(config, task, len(batches)), lambda r: task.init(r, seq_len),
+                              jax.random.PRNGKey(config.train.seed))
   train_step = strategy.compile_train_step()
   base_rng = jax.random.PRNGKey(config.train.seed + 7)
   compiles = []

@@ -1,7 +1,6 @@
 """Parameters, optimizer state, batches and activations are laid out as the logical-axis rules say."""
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
@@ -9,7 +8,6 @@ from jax.sharding import PartitionSpec as P
 from jaxpretrain import config as config_lib
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks.mlm import MaskedLM
-from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 from tests.parallel import runs
 from tests.train.helpers import TINY
@@ -87,17 +85,11 @@ def test_fsdp_init_never_holds_the_whole_state_on_one_device():
   # The compiled initializer's per-device output and scratch memory, against the state's size:
   # a state built whole and then split would need at least all of it on some device.
   task = MaskedLM(TINY)
-  tx, schedule = optim.make_optimizer(config_lib.defaults().train, 10)
   mesh = config_lib.defaults().mesh
   mesh.data, mesh.fsdp = 1, 8
   strategy = strategy_lib.create(mesh)
-
-  def make_state(params, rng):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule)
-
   rng = jax.random.PRNGKey(0)
-  program = strategy.init_program(make_state, lambda r: task.init(r, 32), rng)
+  program = strategy.init_program(TrainState.create(config_lib.defaults(), task, 10), lambda r: task.init(r, 32), rng)
   total = sum(np.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(jax.eval_shape(program, rng).arrays()))
   memory = program.lower(rng).compile().memory_analysis()
   assert memory.output_size_in_bytes + memory.temp_size_in_bytes < 0.5 * total

@@ -1,6 +1,5 @@
 """Small builders shared by the train-step tests."""
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -8,7 +7,6 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks.mlm import MaskedLM
-from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 
 TINY = ModelConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -19,15 +17,10 @@ TINY = ModelConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_atte
 def make_state(task, *, steps=50, lr=3e-3, accum=1, mesh=None, seq_len=32, seed=0):
   """A sharded TrainState for `task` under the jit strategy (all devices on the data axis)."""
   config = config_lib.defaults()
-  config.train.learning_rate, config.train.warmup_steps = lr, 0
-  tx, schedule = optim.make_optimizer(config.train, steps)
+  config.train.learning_rate, config.train.warmup_steps, config.train.grad_accum_steps = lr, 0, accum
   strategy = strategy_lib.create(mesh or config.mesh)
-
-  def build(params, rng):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule, grad_accum_steps=accum)
-
-  state = strategy.init_state(build, lambda r: task.init(r, seq_len), jax.random.PRNGKey(seed))
+  state = strategy.init_state(TrainState.create(config, task, steps), lambda r: task.init(r, seq_len),
+                              jax.random.PRNGKey(seed))
   return strategy, state
 
 

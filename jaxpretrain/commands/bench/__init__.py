@@ -1,8 +1,9 @@
 """`jaxpretrain bench`: training-step throughput of a config on synthetic batches, as one JSON line.
 
-It builds the state, strategy and `train_step` exactly as training does (`parallel.strategy`,
-`train.step`), compiles the step ahead of time (compile_s), runs `warmup` steps, then times
-`steps` steps in `rounds` rounds and reports the median round. Batches are random token ids in
+It builds the strategy, state and `train_step` with training's own setup pieces
+(`train.loop.create_strategy` and `init_state`, `train.step`), compiles the step ahead of time
+(compile_s), runs `warmup` steps, then times `steps` steps in `rounds` rounds and reports the
+median round. Batches are random token ids in
 full rows (one segment per row, no padding) placed on the devices beforehand, so the data
 pipeline is not measured (`benchmarks/data_throughput.py` measures it). With
 `compare="hf-torch"` the same dimensions run through HF transformers' PyTorch model, the rounds
@@ -16,23 +17,20 @@ and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.train.flops`.
 """
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import time
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpretrain.train import flops as flops_lib
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import resolve_attention
-from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.commands.bench.power import EnergyMeter
-from jaxpretrain.train import optim
-from jaxpretrain.train.state import TrainState
+from jaxpretrain.tasks import registry
+from jaxpretrain.train import loop
 
 COMPARE = ("", "hf-torch")
 
@@ -40,17 +38,11 @@ COMPARE = ("", "hf-torch")
 def build_task(config, model_config: ModelConfig):
   """The pretraining task of `config.task.name`, without a tokenizer (ids 0-4 are the specials)."""
   name = config.task.name
-  if name == "mlm":
-    from jaxpretrain.tasks.mlm import MaskedLM
-    return MaskedLM(model_config, mask_prob=config.task.mask_prob, mask_token_prob=config.task.mask_token_prob,
-                    random_token_prob=config.task.random_token_prob, head_positions=config.task.head_positions,
-                    max_predictions_per_seq=config.task.max_predictions)
-  if name == "causal_lm":
-    if importlib.util.find_spec("jaxpretrain.tasks.causal_lm") is None:
-      raise UserError("bench: task.name=causal_lm is not available in this version")
-    from jaxpretrain.tasks.causal_lm import CausalLM
-    return CausalLM(model_config)
-  raise UserError(f"bench measures pretraining: task.name must be mlm or causal_lm, not {name!r}")
+  bench = registry.TASKS[name].bench if name in registry.TASKS else None
+  if bench is None:
+    raise UserError(f"bench measures pretraining: task.name must be {' or '.join(registry.bench_names())}, "
+                    f"not {name!r}")
+  return bench.build_task(config, model_config)
 
 
 def synthetic_batch(task, batch_size: int, seq_len: int, seed: int) -> dict:
@@ -89,18 +81,8 @@ class _JaxSteps:
 
   def __init__(self, config, task, total_steps: int):
     batch_size, seq_len = config.train.batch_size, config.data.seq_len
-    strategy = strategy_lib.create(config.mesh)
-    strategy.check_batch_size(batch_size)
-    tx, schedule = optim.make_optimizer(config.train, total_steps)
-
-    def make_state(params, rng):  # as train.loop builds it
-      return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                        skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule,
-                        grad_accum_steps=config.train.grad_accum_steps,
-                        skip_nonfinite=config.train.on_nonfinite == "skip")
-
-    self.state = strategy.init_state(make_state, lambda r: task.init(r, seq_len),
-                                     jax.random.PRNGKey(config.train.seed))
+    strategy = loop.create_strategy(config, task.model_config)
+    self.state = loop.init_state(config, strategy, task, seq_len, total_steps)
     self.batches = [strategy.put_batch(synthetic_batch(task, batch_size, seq_len, seed)) for seed in range(2)]
     self.base_rng = jax.random.PRNGKey(config.train.seed + 1)
     step = strategy.compile_train_step()
@@ -146,8 +128,7 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
   if compare == "hf-torch":
     from jaxpretrain.commands.bench.hf_torch import import_torch
     import_torch()  # a missing PyTorch fails now, not after the JAX half of the run
-  from jaxpretrain.train.loop import validate
-  validate(config)
+  loop.validate(config)
   model_config = ModelConfig.from_config(config.model)
   task = build_task(config, model_config)
   rounds = min(rounds, steps)

@@ -12,6 +12,7 @@ import time
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.tasks import registry
 
 
 def import_torch():
@@ -24,10 +25,21 @@ def import_torch():
   return torch, transformers
 
 
+def _bench(task_name: str):
+  """The task table's `BenchSpec` of `task_name`, or a `UserError` for a task bench does not measure."""
+  bench = registry.TASKS[task_name].bench if task_name in registry.TASKS else None
+  if bench is None:
+    raise UserError(f"--compare=hf-torch supports task.name {' and '.join(registry.bench_names())}, "
+                    f"not {task_name!r}")
+  return bench
+
+
 def hf_model(cfg: ModelConfig, task_name: str):
   """The HF PyTorch model with `cfg`'s dimensions and dropout (freshly initialized)."""
   _, transformers = import_torch()
-  if task_name == "mlm":
+  family = _bench(task_name).hf_family
+  architecture = getattr(transformers, registry.TASKS[task_name].hf_architectures[family])
+  if family == "bert":
     config = transformers.BertConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_hidden_layers,
         num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
@@ -35,16 +47,14 @@ def hf_model(cfg: ModelConfig, task_name: str):
         attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
         max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=max(cfg.type_vocab_size, 1),
         layer_norm_eps=cfg.layer_norm_eps, attn_implementation="sdpa")
-    return transformers.BertForMaskedLM(config)
-  if task_name == "causal_lm":
+  else:
     config = transformers.GPT2Config(
         vocab_size=cfg.vocab_size, n_embd=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
         n_head=cfg.num_attention_heads, n_inner=cfg.intermediate_size, n_positions=cfg.max_position_embeddings,
         activation_function=cfg.hidden_act, resid_pdrop=cfg.hidden_dropout_prob,
         embd_pdrop=cfg.hidden_dropout_prob, attn_pdrop=cfg.attention_probs_dropout_prob,
         layer_norm_epsilon=cfg.layer_norm_eps, attn_implementation="sdpa")
-    return transformers.GPT2LMHeadModel(config)
-  raise UserError(f"--compare=hf-torch supports task.name mlm and causal_lm, not {task_name!r}")
+  return architecture(config)
 
 
 class TorchStep:
@@ -52,7 +62,7 @@ class TorchStep:
 
   Args:
     cfg: model dimensions (and dtype: float32, or autocast to bfloat16/float16).
-    task_name: "mlm" or "causal_lm".
+    task_name: a task `bench` measures (`registry.bench_names()`).
     batch_size, seq_len: the batch shape.
     train_config: the `config.train` section (learning rate, AdamW, clipping).
     mask_prob: the share of positions MLM scores.
@@ -75,7 +85,7 @@ class TorchStep:
     self.autocast_dtype = None if cfg.dtype == "float32" else getattr(torch, cfg.dtype)
     self.ids = torch.randint(5, cfg.vocab_size, (batch_size, seq_len), device=self.device)
     self.labels = self.ids.clone()
-    if task_name == "mlm":
+    if _bench(task_name).hf_scores_mask_prob:
       self.labels[torch.rand(batch_size, seq_len, device=self.device) >= mask_prob] = -100
     self.loss = float("nan")
     self.threads = torch.get_num_threads()

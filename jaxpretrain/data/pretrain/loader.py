@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from jaxpretrain.data.prepare import load_metadata
+from jaxpretrain.data.pretrain.prepare import load_metadata
 from jaxpretrain.errors import UserError
 
 READ_THREADS = 2          # grain threads reading batches ahead of the consumer

@@ -13,8 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxpretrain.errors import UserError
-from jaxpretrain.tasks.token_classification import IGNORE
+from jaxpretrain.errors import UserError, first_line
+
+IGNORE = -100  # the label of positions no loss scores (later word pieces, special tokens, padding)
 
 
 def label_names(labels: Sequence, *, num_labels: int = 0, declared: Sequence[str] | None = None) -> list[str]:
@@ -95,7 +96,7 @@ def encode_token_classification(records: list[dict], tokenizer, seq_len: int, na
     encoded = tokenizer.hf([r["tokens"] for r in records], is_split_into_words=True, truncation=True,
                            max_length=seq_len, padding="max_length", return_token_type_ids=True)
   except Exception as e:  # pylint: disable=broad-except  (e.g. byte-level BPE without add_prefix_space)
-    raise UserError(f"the tokenizer cannot encode pre-split words: {str(e).splitlines()[0]}") from None
+    raise UserError(f"the tokenizer cannot encode pre-split words: {first_line(e)}") from None
   labels = np.full((len(records), seq_len), IGNORE, np.int32)
   for i, r in enumerate(records):
     ids = [label_id(t, names, r["where"]) for t in r["tags"]]
@@ -126,7 +127,7 @@ def encode_qa(records: list[dict], tokenizer, seq_len: int, doc_stride: int) -> 
                            return_token_type_ids=True)
   except Exception as e:  # pylint: disable=broad-except  (a question longer than seq_len, a bad stride)
     raise UserError(f"cannot encode QA examples with data.seq_len={seq_len}, data.doc_stride={doc_stride}: "
-                    f"{str(e).splitlines()[0]}") from None
+                    f"{first_line(e)}") from None
   examples = list(encoded["overflow_to_sample_mapping"])
   starts, ends, offsets = [], [], []
   for f, example in enumerate(examples):

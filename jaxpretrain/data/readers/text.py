@@ -1,16 +1,13 @@
-"""Where pretraining text comes from: `iter_documents(spec)` streams documents (strings).
+"""Text sources: `iter_documents(spec)` streams pretraining documents; `jsonl_rows` reads .jsonl rows.
 
 Specs:
-  * `embedded`: the synthetic corpus of `jaxpretrain.data.embedded` (no download).
+  * `embedded`: the synthetic corpus of `readers/embedded.py` (no download).
   * a file, a directory (its `.txt`/`.jsonl` files) or a glob: `.jsonl` files hold one JSON
     object per line with a `text` field; other files are UTF-8 text with one document per line,
     or, when blank lines separate paragraphs, one document per paragraph.
   * `tfds:NAME[/CONFIG][:SPLIT]` (SPLIT defaults to `train`, slicing such as `train[:10%]`
-    works): a TensorFlow Datasets dataset, read with `tfds.data_source`, which needs no
-    TensorFlow; the text is the `text`, `content`, `document`, `article` or `sentence` feature,
-    or the only text feature. The dataset must be prepared in the array_record format (that is
-    what `data_source` downloads and prepares); datasets whose code imports TensorFlow are not
-    registered without it and read as unknown.
+    works): a TensorFlow Datasets dataset (`readers/tfds.py`); the text is the `text`, `content`,
+    `document`, `article` or `sentence` feature, or the only text feature.
 
 Files are read line by line, so a corpus never has to fit in memory.
 """
@@ -21,10 +18,8 @@ import json
 import os
 from typing import Iterator
 
+from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
-
-TEXT_FIELDS = ("text", "content", "document", "article", "sentence")
-_TFDS_BATCH = 1000
 
 
 def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0) -> Iterator[str]:
@@ -42,7 +37,7 @@ def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0)
   if not spec:
     raise UserError("no data source given (use 'embedded', a file path, a glob or tfds:NAME)")
   if spec == "embedded":
-    from jaxpretrain.data import embedded  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
     return embedded.documents(embedded_documents, seed)
   if spec.startswith("tfds:"):
     return _iter_tfds(spec)
@@ -167,89 +162,20 @@ def _iter_jsonl(path: str) -> Iterator[str]:
       yield text
 
 
-def parse_tfds_spec(spec: str) -> tuple[str, str]:
-  """`tfds:NAME[/CONFIG][:SPLIT]` -> (NAME[/CONFIG], SPLIT); SPLIT defaults to `train`."""
-  name, _, split = spec[len("tfds:"):].partition(":")
-  if not name:
-    raise UserError(f"bad tfds spec {spec!r}: expected tfds:NAME[/CONFIG][:SPLIT]")
-  return name, split or "train"
-
-
-def tfds_builder(spec: str):
-  """The tfds builder of a `tfds:NAME/CONFIG[:split]` spec; a missing or broken dataset is a UserError.
-
-  Args:
-    spec: the data spec, for the message.
-
-  Returns:
-    The `tfds.core.DatasetBuilder`.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
-
-  name, _ = parse_tfds_spec(spec)
-  try:
-    return tfds.builder(name)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are "
-                    "unavailable without it)") from None
-  except Exception as e:  # pylint: disable=broad-except  (config and version problems are the user's)
-    raise UserError(f"cannot open {spec}: {_first_line(e)}") from None
-
-
 def _iter_tfds(spec: str) -> Iterator[str]:
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
-
-  name, split = parse_tfds_spec(spec)
-  try:
-    source = tfds.data_source(name, split=split)
-    length = len(source)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs "
-                    "TensorFlow are unavailable without it)") from None
-  except Exception as e:  # download, preparation, split or config problems: all the user's
-    raise UserError(f"cannot read {spec}: {_first_line(e)}") from None
-  field = _text_field(source, spec)
-  return _tfds_records(source, length, field, spec)
+  source, length, _ = tfds_reader.open_split(spec)
+  field = tfds_reader.text_field(source, spec)
+  return _tfds_texts(tfds_reader.records(source, length), field, spec)
 
 
-def _text_field(source, spec: str) -> str:
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-
-  features = source.dataset_info.features
-  text_fields = [k for k, v in features.items() if isinstance(v, tfds.features.Text)]
-  for field in TEXT_FIELDS:
-    if field in features:
-      return field
-  if len(text_fields) == 1:
-    return text_fields[0]
-  raise UserError(f"{spec}: cannot tell which feature is the text; it has "
-                  f"{', '.join(features.keys())} (expected one of {', '.join(TEXT_FIELDS)})")
-
-
-def _tfds_records(source, length: int, field: str, spec: str) -> Iterator[str]:
-  batched = True
-  for start in range(0, length, _TFDS_BATCH):
-    keys = list(range(start, min(start + _TFDS_BATCH, length)))
-    records = None
-    if batched:
+def _tfds_texts(records, field: str, spec: str) -> Iterator[str]:
+  for record in records:
+    text = record[field]
+    if isinstance(text, bytes):
       try:
-        records = source.__getitems__(keys)
-      except TypeError:  # some sources (tfds' mock_data) lack batched reads
-        batched = False
-    if records is None:
-      records = [source[k] for k in keys]
-    for record in records:
-      text = record[field]
-      if isinstance(text, bytes):
-        try:
-          text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
-          raise UserError(f"{spec}: feature {field!r} is not UTF-8 text ({e.reason})") from None
-      text = str(text)
-      if text.strip():
-        yield text
-
-
-def _first_line(e: Exception) -> str:
-  text = str(e).strip()
-  return text.splitlines()[0] if text else type(e).__name__
+        text = text.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise UserError(f"{spec}: feature {field!r} is not UTF-8 text ({e.reason})") from None
+    text = str(text)
+    if text.strip():
+      yield text

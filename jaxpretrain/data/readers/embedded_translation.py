@@ -27,7 +27,7 @@ import random
 import re
 import zlib
 
-from jaxpretrain.data import embedded
+from jaxpretrain.data.readers import embedded
 from jaxpretrain.errors import UserError
 
 # The grammar's word classes. `embedded` keeps them private; they are read here, never changed.

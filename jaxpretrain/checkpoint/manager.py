@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: TrainState, every process's data iterator state, tokenizer, metadata.
+"""`Checkpointer`: saving and restoring the steps of one run with orbax.
 
 Layout: WORKDIR/checkpoints/<step>/{state, data, tokenizer, meta}. Saves are asynchronous by
 default (orbax copies arrays to host before `save` returns, so the next step may donate the
@@ -19,7 +19,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
-from jaxpretrain.errors import UserError, warn
+from jaxpretrain.checkpoint.restore import check_shapes, does_not_fit, flat_leaves
+from jaxpretrain.errors import UserError, first_line, warn
 
 ITEMS = ("state", "data", "tokenizer", "meta")
 
@@ -53,24 +54,14 @@ def _quiet_late_write_callbacks() -> None:
   sys.unraisablehook = hook
 
 
-def _first_line(error: Exception) -> str:
-  text = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {text[0][:300] if text else ''}"
-
-
-def _leaf_name(path) -> str:
-  """'params/encoder/layer_0/...' whatever container types (dict, tuple, namedtuple) the path crosses."""
-  parts = []
-  for key in path:
-    for attr in ("key", "idx", "name"):
-      if hasattr(key, attr):
-        parts.append(str(getattr(key, attr)))
-        break
-  return "/".join(parts)
-
-
 def checkpoint_dir(workdir: str) -> str:
+  """WORKDIR/checkpoints, absolute."""
   return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def item_path(workdir: str, step: int, item: str = "state") -> str:
+  """WORKDIR/checkpoints/<step>/<item>: e.g. the `state` directory orbax reads a TrainState from."""
+  return os.path.join(checkpoint_dir(workdir), str(step), item)
 
 
 class IteratorState:
@@ -105,6 +96,7 @@ class Checkpointer:
 
   def __init__(self, workdir: str, *, keep: int = 3, async_save: bool = True, best_metric: str = "",
                best_mode: str = "min", read_only: bool = False):
+    self.workdir = workdir
     self.directory = checkpoint_dir(workdir)
     # Keep the `keep` latest steps, plus the best one by the eval metric when there is one.
     policies = [preservation.LatestN(n=keep)]
@@ -148,7 +140,7 @@ class Checkpointer:
     try:
       self.manager.save(step, args=args, metrics=metrics, force=True)
     except _WRITE_ERRORS as e:  # includes a failed earlier asynchronous write
-      raise UserError(f"checkpoint write failed (saving step {step}): {_first_line(e)}") from None
+      raise UserError(f"checkpoint write failed (saving step {step}): {first_line(e, with_type=True)}") from None
 
   def restore(self, step: int, abstract_state_arrays: dict) -> tuple[dict, Any, dict]:
     """Restores `step` onto the shardings of `abstract_state_arrays` (ShapeDtypeStructs).
@@ -173,7 +165,7 @@ class Checkpointer:
       return restored["data"].state
     except (ValueError, FileNotFoundError, KeyError) as e:
       warn(f"step {step} has no data iterator state for {jax.process_count()} process(es) "
-            f"({_first_line(e)}); the data order starts from the beginning")
+           f"({first_line(e, with_type=True)}); the data order starts from the beginning")
       return None
 
   def check_matches(self, step: int, abstract_state_arrays: dict) -> None:
@@ -182,15 +174,8 @@ class Checkpointer:
     Raises:
       UserError: naming the first leaf that is missing, extra or of another shape.
     """
-    saved = {_leaf_name(path): tuple(leaf.shape)
-             for path, leaf in jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])}
-    wanted = {_leaf_name(path): tuple(leaf.shape)
-              for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state_arrays)}
-    for name in sorted(set(saved) | set(wanted), key=lambda n: (not n.startswith("params"), n)):
-      if saved.get(name) != wanted.get(name):
-        describe_shape = lambda shape: "absent" if shape is None else f"shape {shape}"
-        raise UserError(f"checkpoint step {step} in {self.directory} does not fit this config: {name} is "
-                        f"{describe_shape(saved.get(name))} there but {describe_shape(wanted.get(name))} here")
+    check_shapes(flat_leaves(self.manager.item_metadata(step)["state"]), flat_leaves(abstract_state_arrays),
+                 does_not_fit(step, self.directory))
 
   def restore_latest(self, abstract_state_arrays: dict):
     """Restores the newest step that loads; a corrupt or partial step is reported and set aside.
@@ -217,8 +202,8 @@ class Checkpointer:
     return None
 
   def _report_corrupt(self, step: int, error: Exception) -> None:
-    warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({_first_line(error)}); "
-          f"using the previous step")
+    warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({first_line(error, with_type=True)}); "
+         f"using the previous step")
     self._set_aside(step)
 
   def _set_aside(self, step: int) -> None:
@@ -232,18 +217,16 @@ class Checkpointer:
     os.replace(path, target)
     self.manager.reload()
 
-  def restore_meta(self, step: int) -> dict:
-    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-
   def item_path(self, step: int, item: str = "state") -> str:
-    return os.path.join(self.directory, str(step), item)
+    """WORKDIR/checkpoints/<step>/<item>."""
+    return item_path(self.workdir, step, item)
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are on disk; raises a failed write as UserError."""
     try:
       self.manager.wait_until_finished()
     except _WRITE_ERRORS as e:
-      raise UserError(f"checkpoint write failed: {_first_line(e)}") from None
+      raise UserError(f"checkpoint write failed: {first_line(e, with_type=True)}") from None
 
   def close(self, raise_errors: bool = True) -> None:
     """Waits for pending saves and releases the manager; `raise_errors=False` while another
@@ -273,42 +256,20 @@ def abstract_arrays(state_arrays: Any, shardings: Any) -> Any:
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state_arrays, shardings)
 
 
-def require_run(workdir: str) -> "Checkpointer":
-  """The Checkpointer of an existing run, or a UserError when `workdir` has no checkpoint."""
+def require_run(workdir: str, *, best_metric: str = "", best_mode: str = "min") -> Checkpointer:
+  """A read-only Checkpointer of an existing run, or a UserError when `workdir` has no checkpoint.
+
+  Args:
+    workdir: the run directory.
+    best_metric / best_mode: as for `Checkpointer`, to ask it for the best step.
+
+  Returns:
+    The Checkpointer (the caller closes it).
+  """
   if not os.path.isdir(checkpoint_dir(workdir)):
     raise UserError(f"no checkpoints in {workdir} (expected {checkpoint_dir(workdir)})")
-  ckpt = Checkpointer(workdir, read_only=True)
+  ckpt = Checkpointer(workdir, read_only=True, best_metric=best_metric, best_mode=best_mode)
   if ckpt.latest_step() is None:
+    ckpt.close()
     raise UserError(f"no complete checkpoint in {checkpoint_dir(workdir)}")
   return ckpt
-
-
-def describe(workdir: str) -> list[dict]:
-  """One row per step directory: step, complete, size in bytes, metrics (for `jaxpretrain checkpoints`)."""
-  root = checkpoint_dir(workdir)
-  if not os.path.isdir(root):
-    raise UserError(f"no checkpoints in {workdir} (expected {root})")
-  rows = []
-  for name in os.listdir(root):
-    path = os.path.join(root, name)
-    if not os.path.isdir(path):
-      continue
-    step_text = name.split(".")[0]
-    if not step_text.isdigit():
-      continue
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-    complete = (name == step_text and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
-                and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS))
-    metrics, wall_time = {}, None
-    meta_file = os.path.join(path, "meta", "metadata")
-    if complete and os.path.exists(meta_file):
-      try:
-        with open(meta_file) as f:
-          meta = json.load(f)
-        metrics, wall_time = meta.get("metrics", {}), meta.get("time")
-      except (OSError, ValueError):
-        complete = False
-    rows.append({"step": int(step_text), "complete": complete, "bytes": size, "metrics": metrics,
-                 "time": wall_time, "path": path,
-                 "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete")})
-  return sorted(rows, key=lambda r: (r["step"], r["path"]))

@@ -1,94 +1,90 @@
-"""What a training run reads: `RunData` for pretraining (prepared shards) via `build`.
+"""The pretraining `RunData` (`build_pretraining`): prepared shards, prepared on first use, read by grain.
 
-Fine-tuning tasks build their `RunData` from labeled examples (`data/labeled.py`); the loop sees
-only this interface.
+Which task packs its rows how is the task table's (`tasks/registry.py`) to say: it passes the
+task's packing in.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any, Callable, Iterable, Iterator
 
 import jax
 
+from jaxpretrain.data.common import RunData, check_vocab_size
 from jaxpretrain.errors import UserError, warn
 
 
-@dataclasses.dataclass
-class RunData:
-  """The data side of a run.
-
-  Attributes:
-    train: infinite iterator of process-local numpy batches with `get_state()`/`set_state()`.
-    eval_batches: fn() -> iterable of process-local eval batches (the same every call).
-    steps_per_epoch: optimizer steps in one pass over the training data.
-    tokenizer: the run's `Tokenizer` (saved with checkpoints).
-    seq_len: tokens per example.
-    info: task-specific facts (special ids, label names, ...), JSON-able.
-  """
-  train: Iterator
-  eval_batches: Callable[[], Iterable[dict]]
-  steps_per_epoch: int
-  tokenizer: Any
-  seq_len: int
-  info: dict
-
-
 def prepared_dir(config, workdir: str) -> str:
+  """The run's prepared directory: `data.prepared_dir`, else WORKDIR/data."""
   return config.data.prepared_dir or os.path.join(workdir, "data")
 
 
-def packing(config) -> str:
-  """How the run's rows are packed: `data.packing`, or for `auto` gpt under causal_lm, else bert."""
+def packing(config, task_packing: str) -> str:
+  """How the run's rows are packed.
+
+  Args:
+    config: the run config (`data.packing`: auto | bert | gpt).
+    task_packing: the packing of the run's task, which `auto` stands for (the task table's).
+
+  Returns:
+    "bert" or "gpt" (see `packing.py`).
+  """
   value = config.data.get("packing", "auto")
-  if value == "auto":
-    return "gpt" if config.task.name == "causal_lm" else "bert"
-  return value
+  return task_packing if value == "auto" else value
 
 
-def ensure_prepared(config, workdir: str) -> str:
-  """Runs `prepare` when the run's data is not prepared yet; returns the prepared directory."""
-  from jaxpretrain.data import prepare as prepare_lib
+def ensure_prepared(config, workdir: str, task_packing: str) -> str:
+  """Runs `prepare` when the run's data is not prepared yet; returns the prepared directory.
+
+  Args:
+    config: the run config.
+    workdir: the run's workdir (prepared data defaults to WORKDIR/data).
+    task_packing: the packing of the run's task (see `packing`).
+
+  Returns:
+    The prepared directory.
+  """
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
   out = prepared_dir(config, workdir)
+  rows = packing(config, task_packing)
   if prepare_lib.is_prepared(out, config.data.seq_len, None):
     # Data packed for another objective would train silently on the wrong rows.
     have = prepare_lib.load_metadata(out).get("options", {}).get("packing", "bert")
-    if have != packing(config):
+    if have != rows:
       raise UserError(f"prepared data in {out} is packed for {have} (data.packing), this run needs "
-                      f"{packing(config)}; use another data.prepared_dir")
+                      f"{rows}; use another data.prepared_dir")
   else:
     if jax.process_index() == 0:
       prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
                           tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
                           embedded_documents=config.data.embedded_documents,
                           records_per_shard=config.data.records_per_shard, seed=config.train.seed,
-                          progress=config.train.progress, packing=packing(config))
+                          progress=config.train.progress, packing=rows)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices("jaxpretrain:prepare")
   return out
 
 
-def build_pretraining(config, workdir: str) -> RunData:
+def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
   """Prepared shards → grain iterators for MLM / causal-LM pretraining.
 
   Args:
     config: the run config.
     workdir: the run's workdir (prepared data defaults to WORKDIR/data).
+    task_packing: the packing of the run's task (see `packing`).
 
   Returns:
     The run's `RunData`.
   """
-  from jaxpretrain.data import loader, prepare as prepare_lib
+  from jaxpretrain.data.pretrain import loader, prepare as prepare_lib
   from jaxpretrain.data.tokenizer import Tokenizer
-  out = ensure_prepared(config, workdir)
+  out = ensure_prepared(config, workdir, task_packing)
   meta = prepare_lib.load_metadata(out)
   if meta["seq_len"] != config.data.seq_len:
     raise UserError(f"prepared data in {out} has seq_len {meta['seq_len']}, config asks data.seq_len="
                     f"{config.data.seq_len}; use another data.prepared_dir")
   tokenizer = Tokenizer.load(os.path.join(out, "tokenizer"))
-  if tokenizer.vocab_size > config.model.vocab_size:
-    raise UserError(f"tokenizer has {tokenizer.vocab_size} tokens but model.vocab_size={config.model.vocab_size}")
+  check_vocab_size(tokenizer, config.model.vocab_size)
   kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
   train = loader.make_dataset(out, "train", global_batch_size=config.train.batch_size, seed=config.train.seed,
                               shuffle=True, repeat=True, **kw)

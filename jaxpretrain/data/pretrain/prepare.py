@@ -13,7 +13,8 @@ documents, each piece followed by `[SEP]`; a document that does not fit continue
 (which starts with `[CLS]` again). Segment ids number the pieces of a row 1, 2, 3, ... ([CLS]
 belongs to piece 1, each [SEP] to its piece), and padding is 0. That is `packing="bert"`;
 `packing="gpt"` (causal LM) packs each document as `[BOS] doc [EOS]` (the tokenizer's cls/sep:
-[CLS]/[SEP] for WordPiece, <|endoftext|> for GPT-2) back to back, every piece its own segment.
+[CLS]/[SEP] for WordPiece, <|endoftext|> for GPT-2) back to back, every piece its own segment
+(`packing.py`).
 
 Workers: documents are cut into blocks of `DOCS_PER_BLOCK` consecutive documents, block b belongs
 to worker `b % num_shards`, and packing restarts at every block (its last row is padded). So the
@@ -30,16 +31,14 @@ import hashlib
 import itertools
 import json
 import os
-import queue
 import shutil
 import sys
-import threading
 import time
 from typing import Iterator
 
-import numpy as np
-
-from jaxpretrain.data import sources
+from jaxpretrain.data.common import held_out, read_ahead
+from jaxpretrain.data.pretrain.packing import PACKERS, Packer
+from jaxpretrain.data.readers.text import iter_documents
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 
@@ -59,7 +58,7 @@ def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer
   """Tokenizes and packs a corpus (or this worker's share of it) into `out_dir`.
 
   Args:
-    spec: the corpus (see `sources.iter_documents`).
+    spec: the corpus (see `readers.text.iter_documents`).
     out_dir: the prepared directory.
     seq_len: tokens per row.
     vocab_size: WordPiece vocabulary size when a tokenizer is trained here.
@@ -88,10 +87,10 @@ def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer
     raise UserError(f"data.packing={packing!r}; choose {' or '.join(PACKERS)}")
 
   def docs():
-    return sources.iter_documents(spec, embedded_documents=embedded_documents, seed=seed)
+    return iter_documents(spec, embedded_documents=embedded_documents, seed=seed)
 
   documents = docs()  # bad paths and unknown datasets fail here, before any work
-  os.makedirs(out_dir, exist_ok=True)
+  claim_directory(out_dir)
   work = os.path.join(out_dir, f".tmp-part-{shard_index:05d}-of-{num_shards:05d}")
   shutil.rmtree(work, ignore_errors=True)
   os.makedirs(work)
@@ -137,18 +136,6 @@ def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_s
     raise UserError(f"shard_index {shard_index} is not in [0, num_shards={num_shards})")
 
 
-def held_out(index: int, seed: int, eval_fraction: float) -> bool:
-  """Whether document `index` belongs to the eval split (a fixed hash of index and seed)."""
-  if eval_fraction <= 0:
-    return False
-  # splitmix64: a well-mixed 64-bit hash, identical on every machine and Python version.
-  x = (index * 0x9E3779B97F4A7C15 + seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) % 2**64
-  x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-  x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % 2**64
-  x ^= x >> 31
-  return x / 2**64 < eval_fraction
-
-
 def _tokenizer_sample(documents: Iterator[str], seed: int, eval_fraction: float) -> list[str]:
   """The first training documents of the whole corpus (every worker takes the same ones)."""
   sample, chars = [], 0
@@ -192,120 +179,13 @@ class _ShardWriter:
       self._writer, self._in_file = None, 0
 
 
-class _Packer:
-  """Greedy FULL-SENTENCES packing of token lists into rows of `seq_len` (see the module doc)."""
-
-  def __init__(self, seq_len: int, cls_id: int, sep_id: int, pad_id: int, writer: _ShardWriter):
-    self.seq_len, self.cls_id, self.sep_id, self.pad_id = seq_len, cls_id, sep_id, pad_id
-    self.writer = writer
-    self.row = np.empty((2, seq_len), np.int32)  # input_ids, segment_ids
-    self.pos, self.segment = 0, 0  # pos 0: no row open
-
-  def add(self, tokens: list[int]):
-    start, n = 0, len(tokens)
-    while start < n:
-      if self.pos == 0:
-        self.row[0, 0], self.row[1, 0] = self.cls_id, 1
-        self.pos, self.segment = 1, 0
-      self.segment += 1
-      take = min(n - start, self.seq_len - self.pos - 1)
-      end = self.pos + take
-      self.row[0, self.pos:end] = tokens[start:start + take]
-      self.row[0, end] = self.sep_id
-      self.row[1, self.pos:end + 1] = self.segment
-      self.pos = end + 1
-      start += take
-      if self.seq_len - self.pos < 2:  # no room for a token and its [SEP]
-        self.flush()
-
-  def flush(self):
-    if self.pos:
-      self.row[0, self.pos:] = self.pad_id
-      self.row[1, self.pos:] = 0
-      self.writer.write(self.row.tobytes())
-      self.pos = 0
-
-
-class _CausalPacker(_Packer):
-  """GPT packing: each document as `[BOS] doc [EOS]`, documents back to back; one that does not
-  fit continues at the start of the next row (as its own segment, without a new [BOS])."""
-
-  def add(self, tokens: list[int]):
-    tokens = [self.cls_id, *tokens, self.sep_id]
-    start, n = 0, len(tokens)
-    while start < n:
-      if self.pos == 0:
-        self.segment = 0
-      self.segment += 1
-      take = min(n - start, self.seq_len - self.pos)
-      end = self.pos + take
-      self.row[0, self.pos:end] = tokens[start:start + take]
-      self.row[1, self.pos:end] = self.segment
-      self.pos = end
-      start += take
-      if self.seq_len - self.pos < 2:  # a one-token piece would predict nothing
-        self.flush()
-
-
-PACKERS = {"bert": _Packer, "gpt": _CausalPacker}
-
-
-def read_ahead(items, depth: int):
-  """Yields `items` while a background thread already produces up to `depth` more.
-
-  Reading a source (Python generators, file or tfds decoding) then overlaps with encoding, whose
-  Rust code releases the GIL. An exception of the source is raised here, at its place in the order.
-
-  Args:
-    items: any iterable.
-    depth: how many items the thread may run ahead.
-
-  Yields:
-    The items of `items`, in order.
-  """
-  buffer, done = queue.Queue(maxsize=depth), object()
-  stop = threading.Event()
-
-  def put(entry) -> bool:
-    """Waits for room; False once the consumer has stopped (nobody will take it)."""
-    while not stop.is_set():
-      try:
-        buffer.put(entry, timeout=0.1)
-        return True
-      except queue.Full:
-        pass
-    return False
-
-  def produce():
-    try:
-      for item in items:
-        if not put((item, None)):
-          return
-      put((done, None))
-    except BaseException as e:  # handed to the consumer, raised there
-      put((done, e))
-
-  thread = threading.Thread(target=produce, name="prepare-read-ahead", daemon=True)
-  thread.start()
-  try:
-    while True:
-      item, error = buffer.get()
-      if item is done:
-        if error is not None:
-          raise error
-        return
-      yield item
-  finally:
-    stop.set()
-
-
 def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, records_per_shard,
                    shard_index, num_shards, seed, spec, progress, packer_class=None) -> dict:
   ids = tokenizer.special_ids
   if ids["cls"] is None or ids["sep"] is None or ids["pad"] is None:
     raise UserError("the tokenizer has no [CLS]/[SEP]/[PAD] (nor an eos to stand in for them)")
   writers = {s: _ShardWriter(work, f"{s}-{shard_index:05d}", records_per_shard) for s in SPLITS}
-  packer_class = packer_class or _Packer
+  packer_class = packer_class or Packer
   packers = {s: packer_class(seq_len, ids["cls"], ids["sep"], ids["pad"], writers[s]) for s in SPLITS}
   counts = {s: {"documents": 0, "tokens": 0} for s in SPLITS}
   bar = _progress_bar(progress, shard_index, num_shards)
@@ -372,6 +252,38 @@ def _write_json(path: str, data: dict):
   with open(tmp, "w") as f:
     json.dump(data, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
+
+
+OWNER_MARKER = ".jaxpretrain-prepared"
+
+
+def claim_directory(out_dir: str) -> None:
+  """Makes `out_dir` a prepared-data directory, or refuses a directory jaxpretrain did not make.
+
+  Prepare replaces shards, parts and the tokenizer by name and deletes stale ones, which in a
+  user's own directory would destroy their files. So it works only in a new or empty directory
+  (which it marks with `OWNER_MARKER` before writing anything else) or in one it made before
+  (the marker, or the `metadata.json` / `parts/` of a directory prepared by an older version).
+
+  Args:
+    out_dir: `data.prepared_dir` (default WORKDIR/data).
+  """
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise UserError(f"data.prepared_dir={out_dir} is a file, not a directory")
+  try:
+    entries = set(os.listdir(out_dir)) if os.path.isdir(out_dir) else set()
+  except OSError as e:
+    raise UserError(f"data.prepared_dir={out_dir} cannot be read: {e.strerror or e}") from None
+  ours = OWNER_MARKER in entries or "metadata.json" in entries or "parts" in entries
+  if entries and not ours:
+    raise UserError(f"data.prepared_dir={out_dir} is a non-empty directory that jaxpretrain did not prepare "
+                    f"(no {OWNER_MARKER}); give a new or empty directory")
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, OWNER_MARKER), "a", encoding="utf-8"):
+      pass
+  except OSError as e:
+    raise UserError(f"data.prepared_dir={out_dir} is not writable: {e.strerror or e}") from None
 
 
 def _commit(work: str, out_dir: str, part: dict, tokenizer: Tokenizer):

@@ -1,0 +1,39 @@
+"""The rows of `jaxpretrain checkpoints`: every step directory of a run, read from disk without orbax."""
+from __future__ import annotations
+
+import json
+import os
+
+from jaxpretrain.checkpoint.manager import ITEMS, checkpoint_dir
+from jaxpretrain.errors import UserError
+
+
+def describe(workdir: str) -> list[dict]:
+  """One row per step directory: step, complete, size in bytes, metrics (for `jaxpretrain checkpoints`)."""
+  root = checkpoint_dir(workdir)
+  if not os.path.isdir(root):
+    raise UserError(f"no checkpoints in {workdir} (expected {root})")
+  rows = []
+  for name in os.listdir(root):
+    path = os.path.join(root, name)
+    if not os.path.isdir(path):
+      continue
+    step_text = name.split(".")[0]
+    if not step_text.isdigit():
+      continue
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    complete = (name == step_text and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
+                and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS))
+    metrics, wall_time = {}, None
+    meta_file = os.path.join(path, "meta", "metadata")
+    if complete and os.path.exists(meta_file):
+      try:
+        with open(meta_file) as f:
+          meta = json.load(f)
+        metrics, wall_time = meta.get("metrics", {}), meta.get("time")
+      except (OSError, ValueError):
+        complete = False
+    rows.append({"step": int(step_text), "complete": complete, "bytes": size, "metrics": metrics,
+                 "time": wall_time, "path": path,
+                 "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete")})
+  return sorted(rows, key=lambda r: (r["step"], r["path"]))

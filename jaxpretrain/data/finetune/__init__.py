@@ -1,0 +1,1 @@
+"""Fine-tuning data held in memory: labeled records and translation pairs, one skeleton (`base`)."""

@@ -1,0 +1,116 @@
+"""The skeleton of every fine-tuning pipeline: read a source -> limit -> held-out split -> encode -> batches.
+
+Fine-tuning data is small enough to hold in memory. `read_split` picks a split's spec, reads it and
+holds out evaluation examples; `resolve_tokenizer` picks the run's tokenizer; `run_data` batches
+the encoded arrays (`batches.py`) into the run's `RunData`. `labeled.py` and `translation.py` fill
+in what their records are and how they are encoded.
+
+Without `data.eval`, evaluation reads the embedded test split, a tfds dataset's validation (or
+test) split (`readers/tfds.py`), or, for files, the `data.eval_fraction` of training records a
+hash holds out (`common.held_out`).
+
+The tokenizer is, in order: the run's own (WORKDIR/tokenizer, when resuming or evaluating), the
+`init_from` run's, `data.tokenizer`, or a WordPiece vocabulary trained on the training texts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Callable
+
+import jax
+
+from jaxpretrain.data.common import RunData, check_vocab_size, held_out
+from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
+from jaxpretrain.data.readers import tfds as tfds_reader
+from jaxpretrain.data.tokenizer import Tokenizer
+
+
+def read_split(config, split: str, read: Callable[..., tuple[list[dict], object]], *,
+               embedded_sizes: tuple[int, int] = (0, 0)) -> tuple[list[dict], object, str]:
+  """The records of `split` as the config names them (see the module doc).
+
+  Args:
+    config: the run config (`data.train`, `data.eval`, `data.*_examples`, `data.eval_fraction`, `train.seed`).
+    split: "train" or "eval".
+    read: (spec, split, limit=, seed=) -> (records, anything else the source says).
+    embedded_sizes: the embedded task's (train, eval) sizes when `data.*_examples` is 0.
+
+  Returns:
+    (records, what `read` returned beside them, the spec read).
+  """
+  train_spec = config.data.train
+  spec = train_spec if split == "train" else (config.data.eval or train_spec)
+  if spec.startswith("tfds:") and split == "eval" and not config.data.eval:
+    spec = "tfds:" + tfds_reader.parse_spec(spec)[0]  # the dataset's own validation/test split
+  limit = config.data.train_examples if split == "train" else config.data.eval_examples
+  if spec == "embedded":
+    limit = limit or embedded_sizes[split != "train"]
+  seed = config.train.seed if split == "train" else 0  # one fixed test set for every run
+  hash_split = spec != "embedded" and not spec.startswith("tfds:") and not config.data.eval
+  records, extra = read(spec, "train" if hash_split else split, limit=0 if hash_split else limit, seed=seed)
+  if hash_split:
+    records = [r for i, r in enumerate(records)
+               if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")]
+    records = records[:limit] if limit else records
+  return records, extra, spec
+
+
+def saved_info(workdir: str) -> dict:
+  """WORKDIR/data_info.json of an earlier run on this workdir ({} if none)."""
+  path = os.path.join(workdir, "data_info.json")
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def resolve_tokenizer(config, workdir: str, train_texts: Callable[[], list[str]],
+                      init_tokenizer_dir: Callable[..., str]) -> Tokenizer:
+  """The run's tokenizer (see the module doc), checked against `model.vocab_size`.
+
+  Args:
+    config: the run config.
+    workdir: the run's workdir.
+    train_texts: () -> texts to train a tokenizer on.
+    init_tokenizer_dir: config -> the tokenizer directory of `init_from` ("" without one), e.g.
+      `checkpoint.init_from.tokenizer_dir`; called only when the workdir has no tokenizer.
+
+  Returns:
+    The `Tokenizer`.
+  """
+  own = os.path.join(workdir, "tokenizer")
+  if os.path.isdir(own):
+    tokenizer = Tokenizer.load(own)
+  else:
+    source = init_tokenizer_dir(config) or config.data.tokenizer
+    tokenizer = Tokenizer.load(source) if source else Tokenizer.train_wordpiece(train_texts(), config.model.vocab_size)
+  check_vocab_size(tokenizer, config.model.vocab_size)
+  return tokenizer
+
+
+def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_arrays: dict | None,
+             info: dict) -> RunData:
+  """The `RunData` of encoded arrays: training batches reshuffled every epoch, evaluation batches padded.
+
+  Args:
+    config: the run config (`train.batch_size`, `train.seed`, `eval.batch_size`, `data.seq_len`).
+    tokenizer: the run's tokenizer.
+    train_arrays: the training rows (None: no training data, e.g. for `evaluate`).
+    eval_arrays: the evaluation rows (None: none).
+    info: the `RunData.info`; the tokenizer's special ids and fingerprint are added.
+
+  Returns:
+    The `RunData`.
+  """
+  kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  eval_batch = config.eval.batch_size or config.train.batch_size
+  eval_list = padded_batches(eval_arrays, eval_batch, **kw) if eval_arrays else []
+  train_iter, steps_per_epoch = iter(()), 1
+  if train_arrays is not None:
+    train_iter = LabeledBatches(train_arrays, config.train.batch_size, config.train.seed, **kw)
+    steps_per_epoch = max(1, math.ceil(len(train_arrays["input_ids"]) / config.train.batch_size))
+  info = dict(info, special_ids=tokenizer.special_ids, tokenizer_fingerprint=tokenizer.fingerprint())
+  return RunData(train=train_iter, eval_batches=lambda: eval_list, steps_per_epoch=steps_per_epoch,
+                 tokenizer=tokenizer, seq_len=config.data.seq_len, info=info)

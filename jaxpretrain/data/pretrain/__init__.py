@@ -1,0 +1,1 @@
+"""Pretraining data: corpus -> tokenizer -> packed ArrayRecord shards (`prepare`) -> grain batches (`loader`)."""
