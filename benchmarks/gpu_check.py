@@ -76,7 +76,7 @@ def attention_checks(gpu, fused: str = "cudnn") -> list[dict]:
   }
   rows = []
   for name, (mask, causal, real) in cases.items():
-    def run(impl, mask=mask, causal=causal):
+    def run(impl, mask=mask, causal=causal, real=real):
       def f(q, k, v):
         out = encoder.dot_product_attention(q, k, v, mask, causal=causal, implementation=impl, dropout_rate=0.0,
                                             dropout_rng=None, deterministic=True)
@@ -87,7 +87,7 @@ def attention_checks(gpu, fused: str = "cudnn") -> list[dict]:
     out_c, grads_c = run(fused)
     out_x, grads_x = run("xla")
     errors = {"out": rel_err(out_c, out_x), **{f"d{x}": rel_err(g, h) for x, g, h in zip("qkv", grads_c, grads_x)}}
-    rows.append({"check": f"attention cudnn vs xla: {name}", **{k: round(e, 5) for k, e in errors.items()},
+    rows.append({"check": f"attention cudnn vs xla: {name}", **{key: round(e, 5) for key, e in errors.items()},
                  "max_abs_out": float(jnp.max(jnp.abs(out_c.astype(jnp.float32) - out_x.astype(jnp.float32)))),
                  "tol": ATTENTION_TOL, "ok": max(errors.values()) < ATTENTION_TOL})
   return rows

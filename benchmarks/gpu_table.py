@@ -37,7 +37,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # trace_summary lies beside this script
-import trace_summary  # pylint: disable=wrong-import-position
+import trace_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANCHORS = os.path.join(ROOT, "benchmarks", "anchors")
@@ -164,7 +164,7 @@ def header() -> dict:
   # A copy of the tree without .git (a remote GPU machine) names its commit in GPU_TABLE_COMMIT.
   commit = os.environ.get("GPU_TABLE_COMMIT") or (out("git", "rev-parse", "--short", "HEAD")
                                                    + (" + uncommitted changes" if dirty else ""))
-  return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+  return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
           "commit": commit,
           "gpu": out("nvidia-smi", "--query-gpu=name,driver_version,power.limit", "--format=csv,noheader"),
           "jax": versions[0] if versions else "", "flax": versions[1] if len(versions) > 1 else "",

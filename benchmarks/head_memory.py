@@ -21,9 +21,11 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxpretrain.commands import bench, config as config_lib  # noqa: E402
+from jaxpretrain.commands import bench  # noqa: E402
+from jaxpretrain.commands import config as config_lib
 from jaxpretrain.models.config import ModelConfig  # noqa: E402
-from jaxpretrain.train import optim, step as step_lib  # noqa: E402
+from jaxpretrain.train import optim  # noqa: E402
+from jaxpretrain.train import step as step_lib
 from jaxpretrain.train.state import TrainState  # noqa: E402
 
 

@@ -53,9 +53,9 @@ def _distributed(args) -> None:
 
 
 def cmd_prepare(args, overrides):
+  from jaxpretrain.config_schema import validate
   from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.tasks import registry
-  from jaxpretrain.config_schema import validate
   config = load_config(args, overrides)
   validate(config)
   out = config.data.prepared_dir or os.path.join(args.workdir, "data")

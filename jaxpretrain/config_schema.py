@@ -12,7 +12,8 @@ import dataclasses
 import difflib
 import math
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
@@ -124,7 +125,7 @@ def dropout(doc: str) -> Spec:
 
 def _check_rules(key: str, value) -> None:
   del key  # its messages name mesh.rules
-  from jaxpretrain.parallel.rules import rules_from_config  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.parallel.rules import rules_from_config
   rules_from_config(types.SimpleNamespace(rules=value))
 
 

@@ -35,6 +35,6 @@ def warn(message: str, *, kind: str = "warning") -> None:
     message: one line.
     kind: "warning" (something may be wrong) or "note" (what was done, e.g. which weights start fresh).
   """
-  import jax  # pylint: disable=import-outside-toplevel
+  import jax
   if jax.process_index() == 0:
     print(f"jaxpretrain: {kind}: {message}", file=sys.stderr, flush=True)

@@ -3,10 +3,8 @@ import os
 
 import pytest
 
-from jaxpretrain import cli
+from jaxpretrain import cli, config_schema, demo
 from jaxpretrain import config as config_lib
-from jaxpretrain import config_schema
-from jaxpretrain import demo
 from jaxpretrain.errors import UserError
 
 SHIPPED = sorted(name[:-3] for name in os.listdir(config_lib.CONFIG_DIR)

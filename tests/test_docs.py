@@ -5,8 +5,7 @@ import re
 import pytest
 
 from jaxpretrain import config as config_lib
-from jaxpretrain import config_schema
-from jaxpretrain import docs_config
+from jaxpretrain import config_schema, docs_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

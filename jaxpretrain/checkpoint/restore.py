@@ -8,7 +8,8 @@ shapes with `check_shapes` (as `Checkpointer.restore` does) and read with `resto
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -36,7 +37,7 @@ def resolve_step(workdir: str, step: int | None = None, *, best_metric: str = ""
   Raises:
     UserError: when `workdir` has no complete checkpoint, or none at `step`.
   """
-  from jaxpretrain.checkpoint.manager import require_run  # pylint: disable=import-outside-toplevel  (it uses us)
+  from jaxpretrain.checkpoint.manager import require_run
   ckpt = require_run(workdir, best_metric=best_metric, best_mode=best_mode)
   try:
     if step is not None and step >= 0:

@@ -24,7 +24,7 @@ from jaxpretrain.train.state import TrainState
 
 def restore_state(config, workdir: str, task, strategy, seq_len: int, step: int) -> TrainState:
   """A TrainState whose params are those saved at `step` (optimizer state left fresh)."""
-  from jaxpretrain.train.loop import init_state  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.train.loop import init_state
   state = init_state(config, strategy, task, seq_len, max(config.train.steps, 1))
   state_dir = checkpoint_lib.item_path(workdir, step)
   saved = checkpoint_lib.flat_leaves({"params": checkpoint_lib.saved_tree(state_dir)["params"]})
@@ -57,7 +57,7 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   eval_batches = data.eval_batches()
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")
-  from jaxpretrain.train.loop import evaluate as evaluate_batches  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.train.loop import evaluate as evaluate_batches
   metrics = evaluate_batches(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
   eval_scores = registry.spec(config.task.name).eval_scores   # QA's EM/F1, translation's BLEU
   if eval_scores is not None:

@@ -16,7 +16,7 @@ from jaxpretrain.tasks.decoding import complete
 
 def load_run(workdir: str, step: int | None = None):
   """(config, ModelConfig, params on the default device, Tokenizer, step) of a decoder run."""
-  from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.tokenizer import Tokenizer
 
   config = config_lib.load_saved(workdir)
   model_config = ModelConfig.from_config(config.model)

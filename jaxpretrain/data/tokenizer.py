@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class Tokenizer:
 
   def __init__(self, hf_tokenizer):
     """Wraps a loaded `transformers.PreTrainedTokenizerFast`."""
-    from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+    from tokenizers import Tokenizer as RustTokenizer
 
     self.hf = hf_tokenizer
     self._json = hf_tokenizer.backend_tokenizer.to_str()
@@ -39,7 +39,7 @@ class Tokenizer:
                                   | set(hf_tokenizer.all_special_ids))
 
   @classmethod
-  def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> "Tokenizer":
+  def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """Trains a lowercasing BERT-style WordPiece tokenizer.
 
     Args:
@@ -49,9 +49,9 @@ class Tokenizer:
     Returns:
       The tokenizer; the same texts always give the same vocabulary and fingerprint.
     """
-    from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+    from tokenizers import Tokenizer as RustTokenizer
     from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
+    from transformers import PreTrainedTokenizerFast
 
     if vocab_size < len(SPECIAL_TOKENS) + 1:
       raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
@@ -98,7 +98,7 @@ class Tokenizer:
     return cls(hf)
 
   @classmethod
-  def load(cls, path_or_dir: str) -> "Tokenizer":
+  def load(cls, path_or_dir: str) -> Tokenizer:
     """Loads a HF tokenizer directory (or a `tokenizer.json` file).
 
     Args:
@@ -107,7 +107,7 @@ class Tokenizer:
     Returns:
       The tokenizer.
     """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if not path_or_dir or not os.path.exists(path_or_dir):
       raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
@@ -214,7 +214,7 @@ _ASCII_BERT_CLEAN.update({c: chr(c + 32) for c in range(ord("A"), ord("Z") + 1)}
 def _without_bert_normalizer(tokenizer_json: str):
   """A copy of the tokenizer without its normalizer, when that normalizer is a lowercasing,
   text-cleaning BertNormalizer (its whole effect on ASCII is `_ASCII_BERT_CLEAN`); else None."""
-  from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer as RustTokenizer
 
   spec = json.loads(tokenizer_json)
   normalizer = spec.get("normalizer") or {}

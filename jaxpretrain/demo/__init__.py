@@ -71,9 +71,9 @@ def validate(config) -> None:
   Raises:
     UserError: naming the first bad key.
   """
-  from jaxpretrain import config_schema  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.parallel import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+  from jaxpretrain import config_schema
+  from jaxpretrain.models.config import ModelConfig
+  from jaxpretrain.parallel import strategy as strategy_lib
   if "demo" not in config:
     raise UserError("the demo needs the demo.* keys of configs/demo.py: run it with --config=configs/demo.py "
                     "or a config built on it")
@@ -112,13 +112,13 @@ def run(config, workdir: str) -> dict:
   Returns:
     The demo.json content.
   """
-  from jaxpretrain.data.pretrain import pipeline  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.finetune.features import encode_classification  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.demo.sweep import Sweep  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.tasks import registry  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.train import loop  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune.features import encode_classification
+  from jaxpretrain.data.pretrain import pipeline
+  from jaxpretrain.data.readers import embedded
+  from jaxpretrain.data.tokenizer import Tokenizer
+  from jaxpretrain.demo.sweep import Sweep
+  from jaxpretrain.tasks import registry
+  from jaxpretrain.train import loop
 
   validate(config)
   say, timings = Progress(), {}
@@ -175,8 +175,8 @@ def run(config, workdir: str) -> dict:
 
 def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: list[int], seeds: int, say) -> dict:
   """Test accuracy of the VSM baseline per budget and seed, word vectors fit once on the corpus."""
-  from jaxpretrain.demo.vsm import VSMBaseline  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.readers import embedded
+  from jaxpretrain.demo.vsm import VSMBaseline
 
   documents = tokenizer.encode_batch(list(embedded.documents(config.data.embedded_documents, config.train.seed)))
   vsm = VSMBaseline.fit_word_vectors(documents, tokenizer.vocab_size, dims=config.demo.vsm_dims, seed=0)
@@ -194,9 +194,8 @@ def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: 
 
 def write_report(workdir: str, result: dict, runs: dict, timings: dict, summary: dict, config) -> None:
   """DIR/report.md with the results table, the two targets, timings and the plots."""
-  from jaxpretrain.commands import plot  # pylint: disable=import-outside-toplevel
-
-  from jaxpretrain.train.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.commands import plot
+  from jaxpretrain.train.metrics import read_metrics
 
   loss_png = plot.loss_plot(read_metrics(os.path.join(workdir, "pretrain")),
                             os.path.join(workdir, "pretrain_loss.png"), title="MLM pretraining loss")

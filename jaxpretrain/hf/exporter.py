@@ -59,7 +59,7 @@ def write_hf(out: str, params: dict, model, task_name: str, special_ids: dict, *
   Returns:
     The architecture written (e.g. "BertForSequenceClassification").
   """
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  from safetensors.numpy import save_file
   family = families.family_of(model)
   arch = families.architecture_for(family, task_name)
   tensors = hf_tensors(params, model, family, task_name)
@@ -86,8 +86,8 @@ def export_run(workdir: str, out: str, step: int | None = None) -> dict:
   Returns:
     {"out", "step", "architecture"}.
   """
-  from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.tokenizer import Tokenizer
+  from jaxpretrain.models.config import ModelConfig
 
   config = config_lib.load_saved(workdir)
   model = ModelConfig.from_config(config.model)

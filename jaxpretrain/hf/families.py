@@ -164,7 +164,7 @@ def hf_config(model, family: str, arch: str, special_ids: dict, *, num_labels: i
   Returns:
     A `transformers.PretrainedConfig` (save it with `save_pretrained`).
   """
-  import transformers  # pylint: disable=import-outside-toplevel
+  import transformers
   labels = {}
   if num_labels:
     names = list(label_names) if label_names and len(label_names) == num_labels else \

@@ -44,7 +44,7 @@ def apply_hf_config(config) -> None:
 
 
 def _check_tokenizer(directory: str, vocab_size: int) -> None:
-  from jaxpretrain.data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.tokenizer import Tokenizer
   tokenizer = Tokenizer.load(directory)
   if tokenizer.vocab_size > vocab_size:
     raise UserError(f"the tokenizer in {directory} has {tokenizer.vocab_size} tokens but config.json says "
@@ -113,7 +113,7 @@ def warm_start(config, state, strategy):
   if not config.init_weights:
     warn(f"init_weights=False: the {config.model.preset} architecture with fresh random weights", kind="note")
     return state
-  from jaxpretrain.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.models.config import ModelConfig
   template = layout.flatten(state.params)
   values, notes = import_params(directory, ModelConfig.from_config(config.model), config.task.name, template,
                                 allow_pickle=config.hf_allow_pickle)

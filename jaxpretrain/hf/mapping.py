@@ -11,7 +11,7 @@ output [heads, head_dim, hidden].
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -43,7 +43,7 @@ def resolve(path_or_id: str, *, allow_pickle: bool = False) -> str:
   if path_or_id.startswith((".", "/", "~")) or not _HUB_ID.match(path_or_id):
     raise UserError(f"hf:{path_or_id}: no such directory")
   try:
-    from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
+    from huggingface_hub import snapshot_download
     patterns = _HUB_PATTERNS + (["*.bin"] if allow_pickle else [])
     return snapshot_download(path_or_id, allow_patterns=patterns)
   except Exception as e:  # offline, unknown id, gated repo: all the user's to fix
@@ -110,7 +110,7 @@ def load_tensors(directory: str, *, allow_pickle: bool = False) -> dict[str, np.
   tensors = {}
   for path in weight_files(directory, allow_pickle=allow_pickle):
     if path.endswith(".safetensors"):
-      from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+      from safetensors.numpy import load_file
       tensors.update(load_file(path))
     else:
       tensors.update(_load_pickle(path))
@@ -119,7 +119,7 @@ def load_tensors(directory: str, *, allow_pickle: bool = False) -> dict[str, np.
 
 def _load_pickle(path: str) -> dict[str, np.ndarray]:
   try:
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
   except ImportError:
     raise UserError(f"reading {path} needs PyTorch (pip install torch), or convert it to safetensors") from None
   try:

@@ -44,7 +44,7 @@ class ModelConfig:
     return self.hidden_size // self.num_attention_heads
 
   @classmethod
-  def from_config(cls, model_section) -> "ModelConfig":
+  def from_config(cls, model_section) -> ModelConfig:
     """Builds and validates a `ModelConfig` from the `config.model` section.
 
     Args:

@@ -6,7 +6,8 @@ import math
 import flax.linen as nn
 import jax
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.parallel.mesh import AXES

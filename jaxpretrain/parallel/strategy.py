@@ -14,15 +14,16 @@ import functools
 import flax.linen as nn
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.parallel import batch as batch_lib
 from jaxpretrain.parallel import mesh as mesh_lib
 from jaxpretrain.parallel import rules as rules_lib
 from jaxpretrain.parallel.pmap import PmapStrategy
-from jaxpretrain.train.state import TrainState
 from jaxpretrain.train import step as step_lib
+from jaxpretrain.train.state import TrainState
 
 
 class JitStrategy:

@@ -72,9 +72,9 @@ def qa_scores(config, task: QuestionAnswering, params, strategy, tokenizer, kind
   Returns:
     {"exact_match", "f1"} (`qa_postprocess.squad_scores`).
   """
-  from jaxpretrain.data.finetune import features, labeled  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.finetune.batches import padded_batches  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.tasks import qa_postprocess  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune import features, labeled
+  from jaxpretrain.data.finetune.batches import padded_batches
+  from jaxpretrain.tasks import qa_postprocess
 
   records, _, _ = labeled.read(config, "eval", kind)
   arrays, feature_examples, offsets = features.encode_qa(records, tokenizer, config.data.seq_len,

@@ -9,7 +9,8 @@ comparing task names, so a new task is one new entry here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from jaxpretrain.data.finetune import kinds
 from jaxpretrain.errors import UserError
@@ -82,27 +83,27 @@ class TaskSpec:
 
 def _pretraining_data(s: TaskSpec, config, workdir: str, with_train: bool):
   del with_train  # evaluation reads the prepared eval split the same way
-  from jaxpretrain.data.pretrain.pipeline import build_pretraining  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.pretrain.pipeline import build_pretraining
   return build_pretraining(config, workdir, s.packing)
 
 
 def _labeled_data(s: TaskSpec, config, workdir: str, with_train: bool):
-  from jaxpretrain.data.finetune.labeled import build_labeled  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.checkpoint.init_from import tokenizer_dir  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.checkpoint.init_from import tokenizer_dir
+  from jaxpretrain.data.finetune.labeled import build_labeled
   return build_labeled(config, workdir, s.labeled, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
 
 
 def _translation_data(s: TaskSpec, config, workdir: str, with_train: bool):
   del s
-  from jaxpretrain.data.finetune.translation import build_translation  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.checkpoint.init_from import tokenizer_dir  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.checkpoint.init_from import tokenizer_dir
+  from jaxpretrain.data.finetune.translation import build_translation
   return build_translation(config, workdir, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
 
 
 # --- tasks -------------------------------------------------------------------------------------
 
 def _mlm(config, model_config, data):
-  from jaxpretrain.tasks.mlm import MaskedLM  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.mlm import MaskedLM
   special = data.info.get("special_ids", {})
   if special.get("mask") is None:
     raise UserError("task.name=mlm needs a tokenizer with a [MASK] token")
@@ -114,7 +115,7 @@ def _mlm(config, model_config, data):
 
 
 def _bench_mlm(config, model_config):
-  from jaxpretrain.tasks.mlm import MaskedLM  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.mlm import MaskedLM
   t = config.task
   return MaskedLM(model_config, mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
                   random_token_prob=t.random_token_prob, head_positions=t.head_positions,
@@ -123,13 +124,13 @@ def _bench_mlm(config, model_config):
 
 def _causal_lm(config, model_config, data=None):
   del config, data
-  from jaxpretrain.tasks.causal_lm import CausalLM  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.causal_lm import CausalLM
   return CausalLM(model_config)
 
 
 def _translation(config, model_config, data):
   del config, data
-  from jaxpretrain.tasks.translation import Translation  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.translation import Translation
   return Translation(model_config)
 
 
@@ -139,7 +140,7 @@ def _label_names(data) -> tuple:
 
 
 def _classification(config, model_config, data):
-  from jaxpretrain.tasks.classification import SequenceClassification  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.classification import SequenceClassification
   t = config.task
   if t.pooling not in ("cls", "mean"):
     raise UserError(f"task.pooling={t.pooling!r}; choose cls or mean")
@@ -148,26 +149,26 @@ def _classification(config, model_config, data):
 
 
 def _token_classification(config, model_config, data):
-  from jaxpretrain.tasks.token_classification import TokenClassification  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.token_classification import TokenClassification
   return TokenClassification(model_config, label_names=_label_names(data), dropout=config.task.classifier_dropout)
 
 
 def _qa(config, model_config, data):
   del data
-  from jaxpretrain.tasks.qa import QuestionAnswering  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.qa import QuestionAnswering
   return QuestionAnswering(model_config, max_answer_length=config.task.max_answer_length, n_best=config.task.n_best)
 
 
 # --- evaluation extras -------------------------------------------------------------------------
 
 def _qa_scores(config, task, state, strategy, tokenizer) -> dict:
-  from jaxpretrain.tasks.qa import qa_scores  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.qa import qa_scores
   return qa_scores(config, task, state.params, strategy, tokenizer, kinds.QA)
 
 
 def _translation_scores(config, task, state, strategy, tokenizer) -> dict:
   del strategy
-  from jaxpretrain.tasks.translation import translation_scores  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.tasks.translation import translation_scores
   return translation_scores(config, state.params, task.model_config, tokenizer)
 
 
@@ -254,7 +255,7 @@ def build_task(config, model_config, data):
 
 def packing(config) -> str:
   """The rows the run's pretraining data is packed as: `data.packing`, `auto` resolved by the task."""
-  from jaxpretrain.data.pretrain.pipeline import packing as resolve  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.pretrain.pipeline import packing as resolve
   return resolve(config, spec(config.task.name).packing)
 
 

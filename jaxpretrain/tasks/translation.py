@@ -54,10 +54,10 @@ def translation_scores(config, params, model_config, tokenizer, *, samples: int 
   Returns:
     {"bleu", "exact_match", "samples"}.
   """
-  import sacrebleu  # pylint: disable=import-outside-toplevel
+  import sacrebleu
 
-  from jaxpretrain.tasks import decoding  # pylint: disable=import-outside-toplevel
-  from jaxpretrain.data.finetune import translation as data  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.finetune import translation as data
+  from jaxpretrain.tasks import decoding
 
   pairs, _ = data.read(config, "eval")
   prompts = data.prompts(pairs, tokenizer, config.data.seq_len)

@@ -13,7 +13,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,12 @@ from jaxpretrain import __version__
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
-from jaxpretrain.train.metrics import MetricsWriter
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train.prefetch import Prefetcher
+from jaxpretrain.train.metrics import MetricsWriter
 from jaxpretrain.train.preemption import PreemptionWatcher
+from jaxpretrain.train.prefetch import Prefetcher
 from jaxpretrain.train.state import TrainState
 
 
@@ -41,7 +42,7 @@ def total_steps(config, steps_per_epoch: int) -> int:
 
 def validate(config) -> None:
   """Config checks that need no data: one-line errors before anything is written (see `config_schema`)."""
-  from jaxpretrain import config_schema  # pylint: disable=import-outside-toplevel
+  from jaxpretrain import config_schema
   config_schema.validate(config)
 
 
@@ -111,7 +112,7 @@ def check_config(config) -> ModelConfig:
     The ModelConfig of `config.model`.
   """
   if config.init_from.startswith("hf:"):
-    from jaxpretrain.hf import apply_hf_config  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.hf import apply_hf_config
     apply_hf_config(config)
   validate(config)
   return ModelConfig.from_config(config.model)
@@ -155,7 +156,7 @@ def _restore(config, state, strategy, ckpt, data):
       data.train.set_state(saved_data_state)
     return state.replace_arrays(arrays), step
   if config.init_from:
-    from jaxpretrain.train import warm_start  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.train import warm_start
     state = warm_start.apply(config, state, strategy)
   return state, None
 

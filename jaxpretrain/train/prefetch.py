@@ -7,7 +7,7 @@ it hands over errors in order and stops once the loop closes the prefetcher.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from jaxpretrain.data.common import read_ahead
 

@@ -1,7 +1,8 @@
 """`TrainState`: everything a training run carries from step to step, explicitly."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.struct
 import jax
@@ -27,7 +28,7 @@ class TrainState(flax.struct.PyTreeNode):
   skip_nonfinite: bool = flax.struct.field(pytree_node=False, default=False)
 
   @classmethod
-  def create(cls, config, task: Task, total_steps: int) -> Callable[[Any, jax.Array], "TrainState"]:
+  def create(cls, config, task: Task, total_steps: int) -> Callable[[Any, jax.Array], TrainState]:
     """How every run creates its step-0 state: the `make_state` that `strategy.init_state` calls.
 
     The optimizer and schedule are built here, once: every state the returned function makes has
@@ -58,6 +59,6 @@ class TrainState(flax.struct.PyTreeNode):
     return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng,
             "skipped": self.skipped}
 
-  def replace_arrays(self, arrays: dict) -> "TrainState":
+  def replace_arrays(self, arrays: dict) -> TrainState:
     """This state with its saved part replaced (after a restore)."""
     return self.replace(**arrays)

@@ -8,8 +8,6 @@ leaf named. `init_from=hf:PATH` is delegated to `jaxpretrain.hf.warm_start`.
 """
 from __future__ import annotations
 
-import os
-
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.checkpoint.init_from import source_run, tokenizer_dir  # noqa: F401 (re-exported)
 from jaxpretrain.errors import UserError
@@ -31,7 +29,7 @@ def apply(config, state, strategy):
     The state with the pretrained encoder; everything else unchanged.
   """
   if config.init_from.startswith("hf:"):
-    from jaxpretrain import hf  # pylint: disable=import-outside-toplevel
+    from jaxpretrain import hf
     return hf.warm_start(config, state, strategy)
   run = source_run(config)
   step, _ = checkpoint_lib.resolve_step(run, config.init_step, what=f"init_from={config.init_from}")

@@ -8,8 +8,8 @@ import pytest
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.cli import main as cli_main
 from jaxpretrain.errors import UserError
-from jaxpretrain.train.metrics import read_metrics
 from jaxpretrain.train import loop
+from jaxpretrain.train.metrics import read_metrics
 from tests.run_configs import tiny_pretrain_config
 
 pytestmark = pytest.mark.xdist_group("checkpoint_faults")   # shares its module/session fixtures on one worker

@@ -12,10 +12,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxpretrain import checkpoint as checkpoint_lib
-from jaxpretrain.cli import main as cli_main
-from jaxpretrain.train.metrics import read_metrics
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.train import loop
+from jaxpretrain.train.metrics import read_metrics
 from tests.run_configs import tiny_pretrain_config
 
 
@@ -111,8 +110,8 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path, tiny_prepared):
 
 
 def test_async_save_then_more_training_restores_the_saved_values(tmp_path, tiny_prepared):
-  from tests.train.helpers import TINY, make_state, mlm_batch
   from jaxpretrain.tasks.mlm import MaskedLM
+  from tests.train.helpers import TINY, make_state, mlm_batch
   strategy, state = make_state(MaskedLM(TINY))
   step = strategy.compile_train_step()
   batch = strategy.put_batch(mlm_batch())
@@ -135,6 +134,7 @@ def test_async_save_then_more_training_restores_the_saved_values(tmp_path, tiny_
 
 def test_reshard_8_to_4x2_to_1(tmp_path):
   import flax.linen as nn
+
   from jaxpretrain import config as config_lib
   from jaxpretrain.tasks.mlm import MaskedLM
   from tests.train.helpers import TINY, make_state

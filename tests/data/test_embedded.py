@@ -56,7 +56,7 @@ def test_forty_thousand_documents_hold_two_million_words_quickly():
 def test_lexicon_is_large_disjoint_and_made_up():
   assert len(embedded.POSITIVE_WORDS) >= 150 and len(embedded.NEGATIVE_WORDS) >= 150
   assert not set(embedded.POSITIVE_WORDS) & set(embedded.NEGATIVE_WORDS)
-  real = embedded._review_words() | set(embedded.CONSEQUENCE_WORDS)  # pylint: disable=protected-access
+  real = embedded._review_words() | set(embedded.CONSEQUENCE_WORDS)
   assert not set(POLARITY) & real
 
 
@@ -72,7 +72,7 @@ def test_polarity_is_not_in_the_spelling():
 
 
 def test_consequences_and_glosses_follow_the_composed_sentiment():
-  pos_gloss, neg_gloss = set(embedded._POS_GLOSSES), set(embedded._NEG_GLOSSES)  # pylint: disable=protected-access
+  pos_gloss, neg_gloss = set(embedded._POS_GLOSSES), set(embedded._NEG_GLOSSES)
   checked = glossed = 0
   for doc in embedded.documents(300, seed=4):
     for sentence in sentences(doc):
@@ -92,7 +92,7 @@ def test_consequences_and_glosses_follow_the_composed_sentiment():
 
 
 def test_cues_sit_next_to_sentiment_words_and_share_their_polarity():
-  cues = {w: polarity for table in embedded._CUES.values()  # pylint: disable=protected-access
+  cues = {w: polarity for table in embedded._CUES.values()
           for polarity, side in ((1, table[0]), (0, table[1])) for w in side}
   mentions = cued = 0
   for doc in embedded.documents(300, seed=6):
@@ -105,7 +105,7 @@ def test_cues_sit_next_to_sentiment_words_and_share_their_polarity():
           assert cues[before] == POLARITY[word], (before, word)
   assert 0.8 <= cued / mentions <= 0.95, cued / mentions
   assert set(cues) <= set(embedded.CONSEQUENCE_WORDS)   # never in a labeled review
-  assert not set(cues) & set(embedded._POS_GLOSSES + embedded._NEG_GLOSSES)  # pylint: disable=protected-access
+  assert not set(cues) & set(embedded._POS_GLOSSES + embedded._NEG_GLOSSES)
 
 
 def test_unlabeled_text_teaches_negation_and_contrast():

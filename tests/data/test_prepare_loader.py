@@ -104,13 +104,13 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch(prepared_dir):
 
 
 def test_order_matches_grains_shuffle_repeat_slice_batch(prepared_dir):
-  import grain  # pylint: disable=import-outside-toplevel
+  import grain
 
   n = loader.epoch_size(prepared_dir, "train")
   for process_index in (0, 1):
     ds = loader.make_dataset(prepared_dir, "train", global_batch_size=10, seed=5,
                              process_index=process_index, process_count=2)
-    read = ds._parent._transform  # pylint: disable=protected-access
+    read = ds._parent._transform
     ref = grain.MapDataset.range(n).shuffle(seed=5).repeat()[process_index::2].batch(5)
     for step in (0, 1, n // 5, n // 5 + 3):
       assert read.record_indices(step).tolist() == ref[step].tolist()
@@ -283,6 +283,7 @@ def test_eval_split_smaller_than_a_batch_warns_once(tiny_prepared, tmp_path, cap
 
 def test_read_ahead_keeps_order_raises_source_errors_in_place_and_stops_with_its_consumer():
   import threading
+
   from jaxpretrain.data.common import read_ahead
   assert list(read_ahead(range(1000), 7)) == list(range(1000))
 

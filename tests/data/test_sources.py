@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from jaxpretrain.data.readers import embedded, text as sources, tfds as tfds_reader
+from jaxpretrain.data.readers import embedded
+from jaxpretrain.data.readers import text as sources
+from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
 
 
@@ -97,13 +99,13 @@ def mock_tfds():
     yield
 
 
-def test_tfds_text_field(mock_tfds):  # pylint: disable=unused-argument
+def test_tfds_text_field(mock_tfds):
   out = docs("tfds:imdb_reviews")
   assert len(out) == 7 and all(isinstance(d, str) and d.strip() for d in out)
   assert len(docs("tfds:imdb_reviews/plain_text:test")) == 7
 
 
-def test_tfds_errors(mock_tfds):  # pylint: disable=unused-argument
+def test_tfds_errors(mock_tfds):
   with pytest.raises(UserError, match=r"^unknown tfds dataset 'no_such_dataset' in "
                                       r"tfds:no_such_dataset \("):
     sources.iter_documents("tfds:no_such_dataset")

@@ -39,7 +39,7 @@ def test_specials_and_vocab(tok):
 
 
 def test_save_load_round_trip_through_auto_tokenizer(tok, tmp_path):
-  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+  from transformers import AutoTokenizer
 
   tok.save(str(tmp_path))
   loaded = Tokenizer.load(str(tmp_path))
@@ -84,9 +84,9 @@ def test_load_errors(tmp_path):
 
 
 def test_gpt2_style_tokenizer(tmp_path):
-  from tokenizers import Tokenizer as RustTokenizer  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer as RustTokenizer
   from tokenizers import decoders, models, pre_tokenizers, trainers
-  from transformers import GPT2TokenizerFast  # pylint: disable=import-outside-toplevel
+  from transformers import GPT2TokenizerFast
 
   rust = RustTokenizer(models.BPE())
   rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -126,12 +126,12 @@ def _minilm_tokenizer():
 @pytest.mark.parametrize("which", ["trained", "bert-uncased"])
 def test_ascii_fast_path_gives_the_normalizer_ids(tok, which):
   tokenizer = tok if which == "trained" else _minilm_tokenizer()
-  assert tokenizer._ascii_backend is not None  # pylint: disable=protected-access
+  assert tokenizer._ascii_backend is not None
   rng = np.random.default_rng(0)
   every_ascii = "".join(map(chr, range(128)))
   texts = [every_ascii, every_ascii.upper(), "Tab\tNew\nline\rCR\x0bVT\x0cFF\x1fUS\x7fDEL\x00NUL end"]
   texts += ["".join(rng.choice(list(every_ascii + "ABCabc  .,"), size=int(rng.integers(1, 80)))) for _ in range(300)]
   texts += TEXTS[:20] + ["Café ÉTÉ naïve", "mixed ASCII and 東京"]   # non-ASCII rows take the full path
-  reference = [e.ids for e in tokenizer._backend.encode_batch(texts, add_special_tokens=False)]  # pylint: disable=protected-access
+  reference = [e.ids for e in tokenizer._backend.encode_batch(texts, add_special_tokens=False)]
   assert tokenizer.encode_batch(texts) == reference
   assert tokenizer.encode_batch(texts[:3]) == reference[:3]   # an all-ASCII batch

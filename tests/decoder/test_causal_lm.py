@@ -12,9 +12,9 @@ from jaxpretrain import cli
 from jaxpretrain.data.pretrain import loader, prepare
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
-from jaxpretrain.train.metrics import read_metrics
 from jaxpretrain.tasks.causal_lm import CausalLM
 from jaxpretrain.train import loop
+from jaxpretrain.train.metrics import read_metrics
 from tests.decoder.helpers import TINY_GPT, random_params, tiny_gpt_config
 
 DOCS = [[2, 11, 12, 13, 3], [2, 21, 22, 23, 24, 25, 3], [2, 31, 32, 3]]

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain.tasks import decoding as gen
 from jaxpretrain.models.heads import CausalLMHead, Model
+from jaxpretrain.tasks import decoding as gen
 from tests.decoder.helpers import TINY_GPT, random_params
 
 PROMPTS = [[2, 11, 12, 13, 14, 15], [2, 21, 22], [2]]

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain.data.readers import embedded, embedded_translation as et
 from jaxpretrain.data.finetune import translation
+from jaxpretrain.data.readers import embedded
+from jaxpretrain.data.readers import embedded_translation as et
 from jaxpretrain.data.readers.pairs import read_pairs
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from jaxpretrain import cli
+from jaxpretrain import config as config_lib
 from jaxpretrain.commands.generate import load_run
 from jaxpretrain.tasks import decoding as gen
-from jaxpretrain import config as config_lib
 from jaxpretrain.train import loop
 from tests.decoder.helpers import tiny_gpt_config
 

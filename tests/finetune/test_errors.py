@@ -2,8 +2,6 @@
 import json
 import os
 
-import pytest
-
 from jaxpretrain import cli
 from jaxpretrain.config import CONFIG_DIR
 from tests.finetune.helpers import MODEL

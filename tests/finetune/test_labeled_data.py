@@ -11,8 +11,8 @@ from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.data.finetune.kinds import CLASSIFICATION, QA
 from jaxpretrain.data.readers.labeled import read_examples
 from jaxpretrain.errors import UserError
-from jaxpretrain.tasks.registry import build_data
 from jaxpretrain.tasks.classification import confusion_matrix, macro_f1
+from jaxpretrain.tasks.registry import build_data
 from tests.finetune.helpers import tiny_config
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from jaxpretrain import config as config_lib
 from jaxpretrain import demo
-from jaxpretrain.data.readers import embedded
 from jaxpretrain.data.finetune.features import encode_classification
+from jaxpretrain.data.readers import embedded
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.demo.sweep import Sweep
 from jaxpretrain.train import loop

@@ -88,6 +88,7 @@ def test_export_errors(capsys, tmp_path):
 
 def test_checkpoint_without_encoder_tensors(tmp_path):
   from safetensors.numpy import load_file, save_file
+
   from jaxpretrain.hf import import_params
   from jaxpretrain.models.config import ModelConfig
   directory = checkpoint(tmp_path)

@@ -14,7 +14,6 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.models import heads
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.tasks import registry
-from tests.hf import helpers
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 

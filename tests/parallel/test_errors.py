@@ -2,10 +2,12 @@
 import jax
 import pytest
 
-from jaxpretrain import cli, config as config_lib
+from jaxpretrain import cli
+from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.parallel import distributed, strategy as strategy_lib
+from jaxpretrain.parallel import distributed
+from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks.classification import SequenceClassification
 
 CASES = [

@@ -3,8 +3,8 @@ reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl), and
 every process at one step."""
 import importlib.util
 import json
-import signal
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -120,7 +120,7 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   for p in procs:
     p.wait(timeout=300)
   outputs = [(_read(out), _read(err)) for out, err in logs]
-  for p, (out, err) in zip(procs, outputs):
+  for p, (_, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]
   summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
   stop = summaries[0]["step"]

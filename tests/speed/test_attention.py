@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from jaxpretrain.errors import UserError
-from jaxpretrain.models.encoder import (attention_mask_from, dot_product_attention, resolve_attention,
-                                        softmax_attention)
+from jaxpretrain.models.encoder import attention_mask_from, dot_product_attention, resolve_attention, softmax_attention
 
 B, T, H, D = 2, 12, 2, 8
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from jaxpretrain import cli
-from jaxpretrain.train import flops
 from jaxpretrain.models import presets
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.train import flops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEYS = ("layers", "hidden", "heads", "mlp", "vocab", "seq", "batch", "step_ms", "tokens_per_s", "tflops", "mfu",

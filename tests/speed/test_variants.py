@@ -23,7 +23,7 @@ def _stack_layers(params, layers):
   return dict(params, encoder=encoder)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plain(cfg, deterministic):
   """(params, loss, grads) of the plain model (no remat, no scan, float32)."""
   task = MaskedLM(cfg)

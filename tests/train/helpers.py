@@ -1,12 +1,10 @@
 """Small builders shared by the train-step tests."""
 import jax
-import ml_collections
 import numpy as np
 
 from jaxpretrain import config as config_lib
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
-from jaxpretrain.tasks.mlm import MaskedLM
 from jaxpretrain.train.state import TrainState
 
 TINY = ModelConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -1,7 +1,6 @@
 """The one train step: learning, accumulation exactness, no recompilation, eval sums."""
 import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -24,12 +24,12 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from jaxpretrain.train import flops as flops_lib
+from jaxpretrain.commands.bench.power import EnergyMeter
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import resolve_attention
-from jaxpretrain.commands.bench.power import EnergyMeter
 from jaxpretrain.tasks import registry
+from jaxpretrain.train import flops as flops_lib
 from jaxpretrain.train import loop
 
 COMPARE = ("", "hf-torch")

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -95,7 +95,7 @@ def encode_token_classification(records: list[dict], tokenizer, seq_len: int, na
   try:
     encoded = tokenizer.hf([r["tokens"] for r in records], is_split_into_words=True, truncation=True,
                            max_length=seq_len, padding="max_length", return_token_type_ids=True)
-  except Exception as e:  # pylint: disable=broad-except  (e.g. byte-level BPE without add_prefix_space)
+  except Exception as e:
     raise UserError(f"the tokenizer cannot encode pre-split words: {first_line(e)}") from None
   labels = np.full((len(records), seq_len), IGNORE, np.int32)
   for i, r in enumerate(records):
@@ -125,7 +125,7 @@ def encode_qa(records: list[dict], tokenizer, seq_len: int, doc_stride: int) -> 
                            truncation="only_second", max_length=seq_len, stride=doc_stride,
                            return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length",
                            return_token_type_ids=True)
-  except Exception as e:  # pylint: disable=broad-except  (a question longer than seq_len, a bad stride)
+  except Exception as e:
     raise UserError(f"cannot encode QA examples with data.seq_len={seq_len}, data.doc_stride={doc_stride}: "
                     f"{first_line(e)}") from None
   examples = list(encoded["overflow_to_sample_mapping"])

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxpretrain.data.finetune import features
-from jaxpretrain.data.readers.labeled import (LabeledKind, classification_record, qa_record,
-                                              token_classification_record)
+from jaxpretrain.data.readers.labeled import LabeledKind, classification_record, qa_record, token_classification_record
 
 
 def _encode_classification(records, tokenizer, names, *, seq_len: int, doc_stride: int) -> dict:

@@ -7,7 +7,7 @@ change under a resumed or evaluated model.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from jaxpretrain.data.common import RunData
 from jaxpretrain.data.finetune import features as features_lib

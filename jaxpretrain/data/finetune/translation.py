@@ -8,7 +8,7 @@ are the tokenizer's cls/sep/sep; GPT-2's <|endoftext|> stands in for all.) A pai
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -66,7 +66,7 @@ class _ReadBatch:
   def _reader(self, i: int):
     """The reader of file i and the lock that serializes its seek+read."""
     if self._readers[i] is None:
-      from array_record.python import array_record_module  # pylint: disable=import-outside-toplevel
+      from array_record.python import array_record_module
 
       with self._lock:
         if self._readers[i] is None:
@@ -80,7 +80,7 @@ class _ReadBatch:
 
   def record_indices(self, step: int) -> np.ndarray:
     """The record indices of this process's batch `step`."""
-    from grain.experimental import index_shuffle  # pylint: disable=import-outside-toplevel
+    from grain.experimental import index_shuffle
 
     start = step * self.local_batch
     stop = start + self.local_batch
@@ -132,7 +132,7 @@ def make_dataset(prepared_dir: str, split: str, *, global_batch_size: int, seed:
     A `grain.IterDataset`; `iter()` of it yields `{"input_ids", "segment_ids"}`, np.int32
     arrays [global_batch_size // process_count, seq_len], and supports get_state/set_state.
   """
-  import grain  # pylint: disable=import-outside-toplevel
+  import grain
 
   if global_batch_size < 1:
     raise UserError(f"batch size must be positive, got {global_batch_size}")
@@ -174,7 +174,7 @@ def make_dataset(prepared_dir: str, split: str, *, global_batch_size: int, seed:
 
 
 def _count_records(paths: list[str]) -> list[int]:
-  from array_record.python import array_record_module  # pylint: disable=import-outside-toplevel
+  from array_record.python import array_record_module
 
   counts = []
   for path in paths:

@@ -76,7 +76,8 @@ def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
   Returns:
     The run's `RunData`.
   """
-  from jaxpretrain.data.pretrain import loader, prepare as prepare_lib
+  from jaxpretrain.data.pretrain import loader
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.data.tokenizer import Tokenizer
   out = ensure_prepared(config, workdir, task_packing)
   meta = prepare_lib.load_metadata(out)

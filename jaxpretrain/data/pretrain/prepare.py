@@ -34,7 +34,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from jaxpretrain.data.common import held_out, read_ahead
 from jaxpretrain.data.pretrain.packing import PACKERS, Packer
@@ -158,7 +158,7 @@ class _ShardWriter:
     self._writer, self._in_file = None, 0
 
   def write(self, record: bytes):
-    from array_record.python import array_record_module  # pylint: disable=import-outside-toplevel
+    from array_record.python import array_record_module
 
     if self._writer is None:
       name = f"{self.prefix}-{len(self.files):05d}.array_record"
@@ -236,7 +236,7 @@ def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, record
 def _progress_bar(progress: bool, shard_index: int, num_shards: int):
   if not progress:
     return None
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  from tqdm import tqdm
 
   desc = "prepare" if num_shards == 1 else f"prepare {shard_index}/{num_shards}"
   return tqdm(desc=desc, unit=" docs", file=sys.stderr, dynamic_ncols=True)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from jaxpretrain.errors import UserError
 

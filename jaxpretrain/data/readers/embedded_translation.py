@@ -31,16 +31,16 @@ from jaxpretrain.data.readers import embedded
 from jaxpretrain.errors import UserError
 
 # The grammar's word classes. `embedded` keeps them private; they are read here, never changed.
-_ASPECTS = {a for _, aspects, _ in embedded._TOPICS.values() for a in aspects}  # pylint: disable=protected-access
-_PLACES = {p for places, _, _ in embedded._TOPICS.values() for p in places}  # pylint: disable=protected-access
-_TOPIC_VERBS = {v for _, _, verbs in embedded._TOPICS.values() for v in verbs}  # pylint: disable=protected-access
-_LEXICON = embedded._LEXICON  # pylint: disable=protected-access
+_ASPECTS = {a for _, aspects, _ in embedded._TOPICS.values() for a in aspects}
+_PLACES = {p for places, _, _ in embedded._TOPICS.values() for p in places}
+_TOPIC_VERBS = {v for _, _, verbs in embedded._TOPICS.values() for v in verbs}
+_LEXICON = embedded._LEXICON
 
 NOUNS = frozenset(_ASPECTS | _PLACES | set(_LEXICON["noun"][0]) | set(_LEXICON["noun"][1])
                   | {"people", "dollars", "note", "refund", "kids", "friends"})
-ADJECTIVES = frozenset(set(embedded._NEUTRAL_ADJS) | set(_LEXICON["adj"][0]) | set(_LEXICON["adj"][1])  # pylint: disable=protected-access
+ADJECTIVES = frozenset(set(embedded._NEUTRAL_ADJS) | set(_LEXICON["adj"][0]) | set(_LEXICON["adj"][1])
                        | {"real", "glowing", "angry"})
-INTENSIFIERS = frozenset(embedded._INTENSIFIERS)  # pylint: disable=protected-access
+INTENSIFIERS = frozenset(embedded._INTENSIFIERS)
 VERBS = frozenset(_TOPIC_VERBS | set(_LEXICON["verb"][0]) | set(_LEXICON["verb"][1])
                   | {"was", "were", "seemed", "seem", "went", "paid", "talked", "arrived", "came",
                      "applauded", "celebrated", "cheered", "complained", "cried", "demanded", "felt", "frowned",
@@ -57,7 +57,7 @@ _TOKEN = re.compile(r"[a-z]+|[,.]")
 def _source_words() -> list[str]:
   """Every word the embedded grammar can produce, sorted (the lexicon's domain)."""
   words = set(NOUNS | ADJECTIVES | INTENSIFIERS | VERB_GROUP | CLAUSE_ENDS) - {","}
-  words |= embedded._reserved_words()  # pylint: disable=protected-access
+  words |= embedded._reserved_words()
   return sorted(words | set(_SHORT))
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def read_examples(spec: str, kind: LabeledKind, *, split: str, limit: int = 0,
     (records, label names the source declares, e.g. a tfds ClassLabel's, or None).
   """
   if spec == "embedded":
-    from jaxpretrain.data.readers.embedded import LABEL_NAMES  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.data.readers.embedded import LABEL_NAMES
     return _embedded(split, limit, seed), list(LABEL_NAMES)
   if spec.startswith("tfds:"):
     return _tfds(spec, kind, split, limit)
@@ -89,7 +89,7 @@ def read_examples(spec: str, kind: LabeledKind, *, split: str, limit: int = 0,
 
 
 def _embedded(split: str, limit: int, seed: int) -> list[dict]:
-  from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
+  from jaxpretrain.data.readers import embedded
 
   examples = embedded.labeled_examples("train" if split == "train" else "test", limit, seed)
   return [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": f"embedded:{split}[{i}]"}

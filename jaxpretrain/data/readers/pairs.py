@@ -36,7 +36,7 @@ def read_pairs(spec: str, split: str, *, limit: int = 0, seed: int = 0, source_f
     `[{"source": str, "target": str, "where": str}]`.
   """
   if spec == "embedded":
-    from jaxpretrain.data.readers import embedded_translation  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.data.readers import embedded_translation
     limit = limit or (EMBEDDED_TRAIN_PAIRS if split == "train" else EMBEDDED_EVAL_PAIRS)
     return [dict(p, where=f"embedded:{split}[{i}]")
             for i, p in enumerate(embedded_translation.pairs("train" if split == "train" else "test", limit, seed))]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob as glob_lib
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
@@ -37,7 +37,7 @@ def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0)
   if not spec:
     raise UserError("no data source given (use 'embedded', a file path, a glob or tfds:NAME)")
   if spec == "embedded":
-    from jaxpretrain.data.readers import embedded  # pylint: disable=import-outside-toplevel
+    from jaxpretrain.data.readers import embedded
     return embedded.documents(embedded_documents, seed)
   if spec.startswith("tfds:"):
     return _iter_tfds(spec)

@@ -11,7 +11,7 @@ each in turn).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from jaxpretrain.errors import UserError, first_line
 
@@ -47,14 +47,14 @@ def builder(spec: str):
   Returns:
     The `tfds.core.DatasetBuilder`.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
+  import tensorflow_datasets as tfds
 
   name, _ = parse_spec(spec)
   try:
     return tfds.builder(name)
   except tfds.core.registered.DatasetNotFoundError:
     raise _unknown(name, spec) from None
-  except Exception as e:  # pylint: disable=broad-except  (config and version problems are the user's)
+  except Exception as e:
     raise UserError(f"cannot open {spec}: {first_line(e)}") from None
 
 
@@ -68,7 +68,7 @@ def open_split(spec: str, split: str = "train"):
   Returns:
     (the `tfds.data_source`, its number of records, the split read).
   """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  (slow; optional)
+  import tensorflow_datasets as tfds
 
   name, given = parse_spec(spec)
   candidates = [given]
@@ -83,7 +83,7 @@ def open_split(spec: str, split: str = "train"):
       return source, len(source), candidate
     except tfds.core.registered.DatasetNotFoundError:
       raise _unknown(name, spec) from None
-    except Exception as e:  # pylint: disable=broad-except  (download, preparation, split problems)
+    except Exception as e:
       if i == len(candidates) - 1:
         where = spec if candidate == given else f"{spec} split {candidate!r}"
         raise UserError(f"cannot read {where}: {first_line(e)}") from None
@@ -108,7 +108,7 @@ def records(source, count: int) -> Iterator[dict]:
 
 def text_field(source, spec: str) -> str:
   """The feature holding a dataset's text: the first of `TEXT_FIELDS` it has, else its only Text feature."""
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds
 
   features = source.dataset_info.features
   for field in TEXT_FIELDS:
@@ -124,7 +124,7 @@ def text_field(source, spec: str) -> str:
 
 def class_label_names(source, fields) -> list[str] | None:
   """The names of the first ClassLabel among `fields` (a Sequence of ClassLabel counts), or None."""
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds
 
   features = source.dataset_info.features
   for field in fields:
