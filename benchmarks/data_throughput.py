@@ -13,6 +13,7 @@ reported apart. Prints one JSON line per measurement, with
 wall-clock tokens/s and tokens per CPU-second of the process (user + system time of all its
 threads): on a shared machine the wall clock also measures the neighbours, CPU time much less.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,13 @@ class _Timer:
 
 
 def _rates(tokens: int, timer: _Timer) -> dict:
-  return {"tokens": tokens, "seconds": round(timer.wall, 3), "cpu_seconds": round(timer.cpu, 3),
-          "tokens_per_s": round(tokens / max(timer.wall, 1e-9)),
-          "tokens_per_cpu_s": round(tokens / max(timer.cpu, 1e-9))}
+  return {
+    "tokens": tokens,
+    "seconds": round(timer.wall, 3),
+    "cpu_seconds": round(timer.cpu, 3),
+    "tokens_per_s": round(tokens / max(timer.wall, 1e-9)),
+    "tokens_per_cpu_s": round(tokens / max(timer.cpu, 1e-9)),
+  }
 
 
 def measure_prepare(args, work: str) -> None:
@@ -58,13 +63,18 @@ def measure_prepare(args, work: str) -> None:
   with _Timer() as generate:
     docs = list(sources.iter_documents("embedded", embedded_documents=args.documents, seed=0))
   corpus = os.path.join(work, "corpus.txt")
-  with open(corpus, "w") as f:   # one document per paragraph, as a plain-text corpus
+  with open(corpus, "w") as f:  # one document per paragraph, as a plain-text corpus
     f.write("\n\n".join(d.replace("\n", " ") for d in docs) + "\n")
-  sample = docs[:prepare_lib.TOKENIZER_SAMPLE_DOCUMENTS]
+  sample = docs[: prepare_lib.TOKENIZER_SAMPLE_DOCUMENTS]
   with _Timer() as train:
     tokenizer = Tokenizer.train_wordpiece(sample, args.vocab)
-  _emit(measure="tokenizer_training", documents=len(sample), seconds=round(train.wall, 2),
-        cpu_seconds=round(train.cpu, 2), note="one-off per corpus; not in the tokens/s below")
+  _emit(
+    measure="tokenizer_training",
+    documents=len(sample),
+    seconds=round(train.wall, 2),
+    cpu_seconds=round(train.cpu, 2),
+    note="one-off per corpus; not in the tokens/s below",
+  )
   tok_dir = os.path.join(work, "tokenizer")
   tokenizer.save(tok_dir)
 
@@ -73,7 +83,7 @@ def measure_prepare(args, work: str) -> None:
   encoded = []
   with _Timer() as encode:
     for i in range(0, len(read_docs), prepare_lib.DOCS_PER_BLOCK):
-      encoded.extend(tokenizer.encode_batch(read_docs[i:i + prepare_lib.DOCS_PER_BLOCK]))
+      encoded.extend(tokenizer.encode_batch(read_docs[i : i + prepare_lib.DOCS_PER_BLOCK]))
   tokens = sum(len(t) for t in encoded)
   # Packing + ArrayRecord writing with prepare's own (private) packer and writer.
   os.makedirs(os.path.join(work, "pack-bench"), exist_ok=True)
@@ -85,24 +95,45 @@ def measure_prepare(args, work: str) -> None:
       packer.add(t)
     packer.flush()
     writer.close()
-  for name, timer in (("generate_embedded", generate), ("read_text_file", read), ("encode", encode),
-                      ("pack_and_write", pack)):
+  for name, timer in (
+    ("generate_embedded", generate),
+    ("read_text_file", read),
+    ("encode", encode),
+    ("pack_and_write", pack),
+  ):
     _emit(measure=f"prepare_stage:{name}", cores=cores, **_rates(tokens, timer))
 
   # Loading a tokenizer imports transformers (and with it torch, when installed): seconds once per
   # process, whatever the corpus size, so it is timed apart rather than charged to the first run.
   with _Timer() as imports:
     Tokenizer.load(tok_dir)
-  _emit(measure="one_off_imports", seconds=round(imports.wall, 2), cpu_seconds=round(imports.cpu, 2),
-        note="transformers (+ torch) import on the first Tokenizer.load; not in the tokens/s below")
+  _emit(
+    measure="one_off_imports",
+    seconds=round(imports.wall, 2),
+    cpu_seconds=round(imports.cpu, 2),
+    note="transformers (+ torch) import on the first Tokenizer.load; not in the tokens/s below",
+  )
   for spec in ("embedded", corpus):
     out = os.path.join(work, "prepared-" + ("embedded" if spec == "embedded" else "file"))
     with _Timer() as end_to_end:
-      meta = prepare_lib.prepare(spec, out, seq_len=args.seq_len, vocab_size=args.vocab, tokenizer_dir=tok_dir,
-                                 embedded_documents=args.documents, records_per_shard=100_000)
+      meta = prepare_lib.prepare(
+        spec,
+        out,
+        seq_len=args.seq_len,
+        vocab_size=args.vocab,
+        tokenizer_dir=tok_dir,
+        embedded_documents=args.documents,
+        records_per_shard=100_000,
+      )
     split_tokens = sum(s["tokens"] for s in meta["splits"].values())
-    _emit(measure="prepare_end_to_end", source="embedded generator" if spec == "embedded" else "text file",
-          cores=cores, documents=len(docs), target=1_000_000, **_rates(split_tokens, end_to_end))
+    _emit(
+      measure="prepare_end_to_end",
+      source="embedded generator" if spec == "embedded" else "text file",
+      cores=cores,
+      documents=len(docs),
+      target=1_000_000,
+      **_rates(split_tokens, end_to_end),
+    )
 
 
 def measure_loader(args, work: str) -> None:
@@ -116,14 +147,22 @@ def measure_loader(args, work: str) -> None:
   with _Timer() as timer:
     for _ in range(args.loader_steps):
       batch = next(it)
-  _emit(measure="loader", cores=len(os.sched_getaffinity(0)), batch=args.batch, seq_len=args.seq_len,
-        steps=args.loader_steps, target=10_000_000, **_rates(args.loader_steps * batch["input_ids"].size, timer))
+  _emit(
+    measure="loader",
+    cores=len(os.sched_getaffinity(0)),
+    batch=args.batch,
+    seq_len=args.seq_len,
+    steps=args.loader_steps,
+    target=10_000_000,
+    **_rates(args.loader_steps * batch["input_ids"].size, timer),
+  )
 
 
 def _child(part: str, cores: set[int], argv: list[str]) -> int:
   """Runs `part` in a child process pinned to `cores`."""
-  return subprocess.call([sys.executable, __file__, f"--part={part}", *argv],
-                         preexec_fn=lambda: os.sched_setaffinity(0, cores))
+  return subprocess.call(
+    [sys.executable, __file__, f"--part={part}", *argv], preexec_fn=lambda: os.sched_setaffinity(0, cores)
+  )
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ head variant (`task.head_positions` masked / all), and prints XLA's memory analy
 float32 logits alone. Runs on any backend (a CPU compiles BERT-base in well under a minute);
 the CPU's buffer plan differs from a GPU's in detail, not in what the logits weigh.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ def step_memory(config) -> dict:
 
   def make_state(rng):
     params = nn.meta.unbox(task.init(rng, seq_len))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                      skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule)
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      rng=rng,
+      skipped=jnp.zeros((), jnp.int32),
+      task=task,
+      tx=tx,
+      schedule=schedule,
+    )
 
   rng = jax.random.PRNGKey(0)
   state = jax.eval_shape(make_state, rng)
@@ -47,10 +56,15 @@ def step_memory(config) -> dict:
   compiled = jax.jit(step_lib.train_step, donate_argnums=(0,)).lower(state, batch, rng).compile()
   m = compiled.memory_analysis()
   rows = bench.head_rows(task, seq_len)
-  return {"head_positions": getattr(task, "head_positions", "all"), "head_rows": rows,
-          "temp_bytes": m.temp_size_in_bytes, "argument_bytes": m.argument_size_in_bytes,
-          "output_bytes": m.output_size_in_bytes, "alias_bytes": m.alias_size_in_bytes,
-          "logits_f32_bytes": batch_size * rows * model_config.vocab_size * 4}
+  return {
+    "head_positions": getattr(task, "head_positions", "all"),
+    "head_rows": rows,
+    "temp_bytes": m.temp_size_in_bytes,
+    "argument_bytes": m.argument_size_in_bytes,
+    "output_bytes": m.output_size_in_bytes,
+    "alias_bytes": m.alias_size_in_bytes,
+    "logits_f32_bytes": batch_size * rows * model_config.vocab_size * 4,
+  }
 
 
 def main() -> int:
@@ -59,9 +73,15 @@ def main() -> int:
   args, overrides = parser.parse_known_args()
   config = config_lib.load(args.config)
   config_lib.apply_overrides(config, overrides)
-  base = {"config": args.config, "overrides": overrides, "backend": jax.default_backend(),
-          "batch": config.train.batch_size, "seq": config.data.seq_len, "vocab": config.model.vocab_size,
-          "dtype": config.model.dtype}
+  base = {
+    "config": args.config,
+    "overrides": overrides,
+    "backend": jax.default_backend(),
+    "batch": config.train.batch_size,
+    "seq": config.data.seq_len,
+    "vocab": config.model.vocab_size,
+    "dtype": config.model.dtype,
+  }
   for head_positions in ("masked", "all"):
     config.task.head_positions = head_positions
     print(json.dumps({**base, **step_memory(config)}), flush=True)

@@ -10,6 +10,7 @@ categories by kernel name (matmul, attention, elementwise/fusion, reductions, co
 longest kernels. `span_ms - busy_ms` is device idle time inside the traced steps (launch gaps,
 host work). On a CPU-only trace there are no device streams and the summary says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,11 @@ import sys
 # First match wins: attention kernels (cuDNN flash: "...sdpa...flash_fprop...") also contain
 # "sm90"/"wgmma", which the matmul pattern would otherwise claim.
 CATEGORIES = (
-    ("attention", re.compile(r"sdpa|flash|fmha|attn|attention|cudnn", re.I)),
-    ("matmul", re.compile(r"gemm|nvjet|cutlass|xmma|cublas|matmul|wgmma|triton_dot|__dot|dot_", re.I)),
-    ("copy", re.compile(r"^memcpy|^memset|memcpy|memset|^copy|transpose", re.I)),
-    ("reduction", re.compile(r"reduce|reduction|softmax|top_?k|sort|scatter|gather|select_and", re.I)),
-    ("elementwise", re.compile(r"fusion|loop_|input_|wrapped_|convert|add|multiply|triton", re.I)),
+  ("attention", re.compile(r"sdpa|flash|fmha|attn|attention|cudnn", re.I)),
+  ("matmul", re.compile(r"gemm|nvjet|cutlass|xmma|cublas|matmul|wgmma|triton_dot|__dot|dot_", re.I)),
+  ("copy", re.compile(r"^memcpy|^memset|memcpy|memset|^copy|transpose", re.I)),
+  ("reduction", re.compile(r"reduce|reduction|softmax|top_?k|sort|scatter|gather|select_and", re.I)),
+  ("elementwise", re.compile(r"fusion|loop_|input_|wrapped_|convert|add|multiply|triton", re.I)),
 )
 _NON_KERNEL_THREADS = re.compile(r"XLA Ops|XLA Modules|Steps|TensorFlow|Framework|Launch Stats|Source", re.I)
 
@@ -103,13 +104,18 @@ def summarize(events: list[dict], steps: int, top: int = 12) -> dict:
   busy = _union_length([(e["ts"], e["ts"] + e["dur"]) for e in kernels])
   span = max(e["ts"] + e["dur"] for e in kernels) - min(e["ts"] for e in kernels)
   return {
-      "steps": steps, "kernels_per_step": round(len(kernels) / steps, 1),
-      "kernel_ms": per_step(total), "busy_ms": per_step(busy), "span_ms": per_step(span),
-      "idle_share": round(1 - busy / span, 4) if span else 0.0,
-      "categories_ms": {k: per_step(v) for k, v in by_category.most_common()},
-      "categories_share": {k: round(v / total, 4) for k, v in by_category.most_common()},
-      "top_kernels": [{"name": name[:120], "ms": per_step(us), "calls": counts[name] / steps,
-                       "category": category(name)} for name, us in by_kernel.most_common(top)],
+    "steps": steps,
+    "kernels_per_step": round(len(kernels) / steps, 1),
+    "kernel_ms": per_step(total),
+    "busy_ms": per_step(busy),
+    "span_ms": per_step(span),
+    "idle_share": round(1 - busy / span, 4) if span else 0.0,
+    "categories_ms": {k: per_step(v) for k, v in by_category.most_common()},
+    "categories_share": {k: round(v / total, 4) for k, v in by_category.most_common()},
+    "top_kernels": [
+      {"name": name[:120], "ms": per_step(us), "calls": counts[name] / steps, "category": category(name)}
+      for name, us in by_kernel.most_common(top)
+    ],
   }
 
 
@@ -126,9 +132,14 @@ def markdown(summary: dict) -> str:
   """The summary as a short markdown table (categories, then the longest kernels)."""
   if "error" in summary:
     return summary["error"]
-  lines = [f"per step: kernels {summary['kernel_ms']} ms, device busy {summary['busy_ms']} ms, "
-           f"span {summary['span_ms']} ms (idle {summary['idle_share']:.1%}), "
-           f"{summary['kernels_per_step']} kernels", "", "| category | ms/step | share |", "|---|---:|---:|"]
+  lines = [
+    f"per step: kernels {summary['kernel_ms']} ms, device busy {summary['busy_ms']} ms, "
+    f"span {summary['span_ms']} ms (idle {summary['idle_share']:.1%}), "
+    f"{summary['kernels_per_step']} kernels",
+    "",
+    "| category | ms/step | share |",
+    "|---|---:|---:|",
+  ]
   for name, ms in summary["categories_ms"].items():
     lines.append(f"| {name} | {ms} | {summary['categories_share'][name]:.1%} |")
   lines += ["", "| kernel | category | ms/step | calls/step |", "|---|---|---:|---:|"]

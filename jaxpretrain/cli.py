@@ -3,6 +3,7 @@
 Flag parsing only: each subcommand calls one library function. A `UserError` anywhere becomes
 one line on stderr and exit status 2, with no traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 def load_config(args, overrides):
   """The config of `--config` (or WORKDIR/config.json for commands on an existing run) + overrides."""
   from jaxpretrain import config as config_lib
+
   if getattr(args, "config", None):
     config = config_lib.load(args.config)
   elif getattr(args, "workdir", None) and os.path.exists(os.path.join(args.workdir, "config.json")):
@@ -49,6 +51,7 @@ def load_config(args, overrides):
 
 def _distributed(args) -> None:
   from jaxpretrain.parallel import distributed
+
   distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
 
 
@@ -56,20 +59,31 @@ def cmd_prepare(args, overrides):
   from jaxpretrain.config_schema import validate
   from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.tasks import registry
+
   config = load_config(args, overrides)
   validate(config)
   out = config.data.prepared_dir or os.path.join(args.workdir, "data")
-  meta = prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
-                             tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
-                             embedded_documents=config.data.embedded_documents,
-                             records_per_shard=config.data.records_per_shard, shard_index=args.shard_index,
-                             num_shards=args.num_shards, seed=config.train.seed, progress=True,
-                             packing=registry.packing(config))
+  meta = prepare_lib.prepare(
+    config.data.train,
+    out,
+    seq_len=config.data.seq_len,
+    vocab_size=config.model.vocab_size,
+    tokenizer_dir=config.data.tokenizer,
+    eval_fraction=config.data.eval_fraction,
+    embedded_documents=config.data.embedded_documents,
+    records_per_shard=config.data.records_per_shard,
+    shard_index=args.shard_index,
+    num_shards=args.num_shards,
+    seed=config.train.seed,
+    progress=True,
+    packing=registry.packing(config),
+  )
   print(json.dumps({"prepared_dir": out, **{k: meta[k] for k in ("seq_len", "splits") if k in meta}}))
 
 
 def cmd_train(args, overrides):
   from jaxpretrain.train import loop
+
   _distributed(args)
   if getattr(args, "allow_pickle", False):
     overrides = [*overrides, "hf_allow_pickle=true"]
@@ -77,14 +91,17 @@ def cmd_train(args, overrides):
   summary = loop.run(config, args.workdir)
   if args.command == "finetune":
     import jax
+
     if jax.process_index() == 0:
       from jaxpretrain.commands import report as run_report
+
       summary["report"] = run_report.write(args.workdir, summary)
   print(json.dumps(summary))
 
 
 def cmd_checkpoints(args, overrides):
   from jaxpretrain import checkpoint as checkpoint_lib
+
   rows = checkpoint_lib.describe(args.workdir)
   if args.json:
     print(json.dumps(rows))
@@ -100,14 +117,26 @@ def cmd_bench(args, overrides):
     # PyTorch shares the GPU in this process: JAX must not grab 75% of its memory up front.
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
   from jaxpretrain.commands import bench
+
   config = load_config(args, overrides)
-  print(json.dumps(bench.run(config, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
-                             compare=args.compare, profile_dir=args.profile_dir,
-                             profile_steps=args.profile_steps)))
+  print(
+    json.dumps(
+      bench.run(
+        config,
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        compare=args.compare,
+        profile_dir=args.profile_dir,
+        profile_steps=args.profile_steps,
+      )
+    )
+  )
 
 
 def cmd_export(args, overrides):
   from jaxpretrain.hf import export_run
+
   if overrides:
     raise UserError(f"export takes no config overrides (got {overrides[0]})")
   print(json.dumps(export_run(args.workdir, args.out, args.step)))
@@ -115,21 +144,35 @@ def cmd_export(args, overrides):
 
 def cmd_evaluate(args, overrides):
   from jaxpretrain.commands.evaluate import evaluate
+
   config = load_config(args, overrides)
   print(json.dumps(evaluate(config, args.workdir, step=args.step)))
 
 
 def cmd_generate(args, overrides):
   from jaxpretrain.commands.generate import generate
+
   if overrides:
     raise UserError(f"generate takes no config overrides (got {overrides[0]})")
-  print(json.dumps(generate(args.workdir, args.prompt or [], max_new_tokens=args.max_new_tokens,
-                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                            step=args.step)))
+  print(
+    json.dumps(
+      generate(
+        args.workdir,
+        args.prompt or [],
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        step=args.step,
+      )
+    )
+  )
 
 
 def cmd_demo(args, overrides):
   from jaxpretrain import demo
+
   if not args.config:
     args.config = "demo"
   config = load_config(args, [*(f"{k}={v}" for k, v in demo.SMALL.items() if args.small), *overrides])
@@ -138,6 +181,7 @@ def cmd_demo(args, overrides):
 
 def cmd_plot(args, overrides):
   from jaxpretrain.commands import plot
+
   if overrides:
     raise UserError(f"plot takes no config overrides (got {overrides[0]})")
   print(json.dumps({"plots": plot.plot_run(args.workdir)}))
@@ -163,26 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
   p = command("prepare", cmd_prepare, "tokenize and pack a corpus into ArrayRecord shards")
   p.add_argument("--shard_index", type=int, default=0, help="this worker's share (e.g. SLURM_ARRAY_TASK_ID)")
   p.add_argument("--num_shards", type=int, default=1, help="workers preparing the corpus together")
-  for name, text in (("pretrain", "pretrain (MLM or causal LM); resumes if WORKDIR has checkpoints"),
-                     ("finetune", "fine-tune a task head (init_from=PRETRAIN_WORKDIR or hf:PATH_OR_ID)")):
+  for name, text in (
+    ("pretrain", "pretrain (MLM or causal LM); resumes if WORKDIR has checkpoints"),
+    ("finetune", "fine-tune a task head (init_from=PRETRAIN_WORKDIR or hf:PATH_OR_ID)"),
+  ):
     p = command(name, cmd_train, text, distributed=True)
-    p.add_argument("--allow_pickle", action="store_true",
-                   help="init_from=hf:...: accept pickled pytorch_model.bin (torch.load(weights_only=True))")
-  p = command("export", cmd_export, "write a run's checkpoint as a Hugging Face (PyTorch) model directory",
-              config=False)
+    p.add_argument(
+      "--allow_pickle",
+      action="store_true",
+      help="init_from=hf:...: accept pickled pytorch_model.bin (torch.load(weights_only=True))",
+    )
+  p = command(
+    "export", cmd_export, "write a run's checkpoint as a Hugging Face (PyTorch) model directory", config=False
+  )
   p.add_argument("--out", required=True, help="the HF directory to write")
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   p = command("checkpoints", cmd_checkpoints, "list a run's checkpoints: step, state, size, metrics", config=False)
   p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
-  p = command("bench", cmd_bench, "time the training step on synthetic batches; prints one JSON line",
-              workdir=False)
+  p = command("bench", cmd_bench, "time the training step on synthetic batches; prints one JSON line", workdir=False)
   p.add_argument("--steps", type=int, default=20, help="timed steps")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   p.add_argument("--rounds", type=int, default=3, help="timing rounds (the median is reported)")
   p.add_argument("--compare", default="", help="hf-torch: also time HF transformers (PyTorch) on the same dims")
   p.add_argument("--profile_dir", default="", help="also trace --profile_steps steps after timing (jax.profiler) here")
   p.add_argument("--profile_steps", type=int, default=3, help="steps to trace with --profile_dir")
-  p = command("evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json")
+  p = command(
+    "evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json"
+  )
   p.add_argument("--step", type=int, default=-1, help="checkpoint step (default: best by eval.metric, else latest)")
   p = command("generate", cmd_generate, "continue prompts with a causal-LM run (KV-cached decoding)", config=False)
   p.add_argument("--prompt", action="append", help="a prompt; repeat for a batch")

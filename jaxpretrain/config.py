@@ -6,6 +6,7 @@ CLI (`train.steps=10`); a key that does not exist is an error naming it, so a ty
 trains the default. What each key means and allows, and `validate`, are in `config_schema`.
 A config file is Python code, executed on load; a run's config.json is data.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,7 +21,7 @@ import ml_collections
 from jaxpretrain import config_schema
 from jaxpretrain.errors import UserError
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")   # shipped in the package
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")  # shipped in the package
 
 
 def load(path_or_name: str) -> ml_collections.ConfigDict:
@@ -112,8 +113,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str |
     node = config
     for i, part in enumerate(parts[:-1]):
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise UserError(f"unknown config key: {key} (no section {'.'.join(parts[:i + 1])})"
-                        f"{config_schema.did_you_mean(key, config_schema.flatten(config))}")
+        raise UserError(
+          f"unknown config key: {key} (no section {'.'.join(parts[: i + 1])})"
+          f"{config_schema.did_you_mean(key, config_schema.flatten(config))}"
+        )
       node = node[part]
     leaf = parts[-1]
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
@@ -175,13 +178,13 @@ def defaults() -> ml_collections.ConfigDict:
   a row there.
   """
   c = ml_collections.ConfigDict()
-  c.init_from = ""      # pretraining workdir (or hf:PATH) whose encoder a fine-tune starts from
-  c.init_step = -1      # checkpoint step to start from; -1 = latest
-  c.init_weights = True # hf: init_from: False = the HF architecture with fresh random weights
+  c.init_from = ""  # pretraining workdir (or hf:PATH) whose encoder a fine-tune starts from
+  c.init_step = -1  # checkpoint step to start from; -1 = latest
+  c.init_weights = True  # hf: init_from: False = the HF architecture with fresh random weights
   c.hf_allow_pickle = False  # hf: init_from: accept pickled pytorch_model.bin (--allow_pickle)
 
   c.model = m = ml_collections.ConfigDict()
-  m.preset = ""                       # informational: the preset the dims came from
+  m.preset = ""  # informational: the preset the dims came from
   m.vocab_size = 30522
   m.hidden_size = 768
   m.num_hidden_layers = 12
@@ -194,78 +197,78 @@ def defaults() -> ml_collections.ConfigDict:
   m.attention_probs_dropout_prob = 0.1
   m.layer_norm_eps = 1e-12
   m.initializer_range = 0.02
-  m.pre_layer_norm = False            # False: post-LN as in BERT; True: pre-LN as in GPT-2
-  m.causal = False                    # True: each position attends to itself and earlier ones
-  m.use_pooler = True                 # BERT's [CLS] dense+tanh pooler
-  m.dtype = "float32"                 # compute dtype; parameters stay float32
-  m.attention = "xla"                 # xla | cudnn | auto  (jax.nn.dot_product_attention)
-  m.remat = "none"                    # none | dots | full
-  m.scan_layers = False               # scan over layers: one layer compiled once
+  m.pre_layer_norm = False  # False: post-LN as in BERT; True: pre-LN as in GPT-2
+  m.causal = False  # True: each position attends to itself and earlier ones
+  m.use_pooler = True  # BERT's [CLS] dense+tanh pooler
+  m.dtype = "float32"  # compute dtype; parameters stay float32
+  m.attention = "xla"  # xla | cudnn | auto  (jax.nn.dot_product_attention)
+  m.remat = "none"  # none | dots | full
+  m.scan_layers = False  # scan over layers: one layer compiled once
   # Packed rows (segment_ids 1, 2, ...): restart = each document's positions count from 0, so a
   # packed batch computes exactly what its documents would unpacked; continue = 0..seq_len-1.
   m.packed_positions = "restart"
-  m.position_offset = 0               # RoBERTa: 2 (= padding_idx + 1); pads take position offset - 1
+  m.position_offset = 0  # RoBERTa: 2 (= padding_idx + 1); pads take position offset - 1
 
   c.data = d = ml_collections.ConfigDict()
-  d.train = "embedded"                # embedded | file path | glob | tfds:NAME/CONFIG:split
-  d.eval = ""                         # held-out data; "" = the held-out slice of data.train
+  d.train = "embedded"  # embedded | file path | glob | tfds:NAME/CONFIG:split
+  d.eval = ""  # held-out data; "" = the held-out slice of data.train
   d.seq_len = 128
-  d.tokenizer = ""                    # HF tokenizer directory; "" = train WordPiece on the corpus
-  d.prepared_dir = ""                 # where `prepare` writes; "" = WORKDIR/data
-  d.eval_fraction = 0.01              # share of documents held out for evaluation
-  d.embedded_documents = 40000        # size of the embedded corpus (documents)
+  d.tokenizer = ""  # HF tokenizer directory; "" = train WordPiece on the corpus
+  d.prepared_dir = ""  # where `prepare` writes; "" = WORKDIR/data
+  d.eval_fraction = 0.01  # share of documents held out for evaluation
+  d.embedded_documents = 40000  # size of the embedded corpus (documents)
   d.records_per_shard = 10000
-  d.prefetch = 2                      # batches prefetched to device
-  d.packing = "auto"                  # auto | bert | gpt: rows as [CLS] a [SEP] b [SEP] (MLM) or
-                                      # [BOS] a [EOS][BOS] b [EOS] (causal LM); auto = by task.name
+  d.prefetch = 2  # batches prefetched to device
+  d.packing = "auto"  # auto | bert | gpt: rows as [CLS] a [SEP] b [SEP] (MLM) or
+  # [BOS] a [EOS][BOS] b [EOS] (causal LM); auto = by task.name
   # Fine-tuning data (task.name classification | token_classification | qa):
-  d.train_examples = 0                # labeled training examples: the embedded task's label budget
-                                      # (0 = 1000); for files and tfds a cap (0 = all)
-  d.eval_examples = 0                 # evaluation examples (0 = all; embedded test split: 2000)
-  d.doc_stride = 128                  # QA: tokens shared by consecutive windows of a long context
+  d.train_examples = 0  # labeled training examples: the embedded task's label budget
+  # (0 = 1000); for files and tfds a cap (0 = all)
+  d.eval_examples = 0  # evaluation examples (0 = all; embedded test split: 2000)
+  d.doc_stride = 128  # QA: tokens shared by consecutive windows of a long context
   # Translation pairs (task.name translation): the fields of .jsonl / tfds records holding source
   # and target text; "" = `source`/`target`, or a tfds dataset's supervised keys (e.g. de, en).
   d.source_field = ""
   d.target_field = ""
 
   c.task = t = ml_collections.ConfigDict()
-  t.name = "mlm"                      # mlm | causal_lm | classification | token_classification | qa
-                                      # | translation (a decoder fine-tuned on `source <sep> target`)
+  t.name = "mlm"  # mlm | causal_lm | classification | token_classification | qa
+  # | translation (a decoder fine-tuned on `source <sep> target`)
   t.mask_prob = 0.15
   t.mask_token_prob = 0.8
   t.random_token_prob = 0.1
-  t.head_positions = "masked"         # mlm: masked = head on the selected tokens only; all = every position
-  t.max_predictions = 0               # mlm, masked head: scored tokens per row at most; 0 = 5 std above the mean
-  t.num_labels = 0                    # 0 = inferred from the training data
-  t.pooling = "cls"                   # cls | mean  (classification heads)
+  t.head_positions = "masked"  # mlm: masked = head on the selected tokens only; all = every position
+  t.max_predictions = 0  # mlm, masked head: scored tokens per row at most; 0 = 5 std above the mean
+  t.num_labels = 0  # 0 = inferred from the training data
+  t.pooling = "cls"  # cls | mean  (classification heads)
   t.classifier_dropout = 0.1
-  t.max_answer_length = 30            # QA post-processing: longest answer in tokens
-  t.n_best = 20                       # QA post-processing: start/end candidates per window
+  t.max_answer_length = 30  # QA post-processing: longest answer in tokens
+  t.n_best = 20  # QA post-processing: start/end candidates per window
 
   c.train = tr = ml_collections.ConfigDict()
   tr.steps = 1000
-  tr.num_epochs = 0.0                 # > 0: overrides steps with epochs over the training data
-  tr.batch_size = 32                  # global batch size
+  tr.num_epochs = 0.0  # > 0: overrides steps with epochs over the training data
+  tr.batch_size = 32  # global batch size
   tr.seed = 0
   tr.learning_rate = 1e-4
   tr.warmup_steps = 100
-  tr.schedule = "linear"              # linear | cosine | constant (after warmup)
+  tr.schedule = "linear"  # linear | cosine | constant (after warmup)
   tr.weight_decay = 0.01
   tr.adam_b1 = 0.9
   tr.adam_b2 = 0.999
   tr.adam_eps = 1e-6
-  tr.max_grad_norm = 1.0              # global-norm clipping; 0 = off
+  tr.max_grad_norm = 1.0  # global-norm clipping; 0 = off
   tr.grad_accum_steps = 1
   tr.log_every = 10
-  tr.on_nonfinite = "raise"           # raise | skip
-  tr.progress = True                  # progress bar on stderr
+  tr.on_nonfinite = "raise"  # raise | skip
+  tr.progress = True  # progress bar on stderr
 
   c.eval = e = ml_collections.ConfigDict()
-  e.every_steps = 0                   # 0 = only at the end
-  e.batches = 8                       # evaluation batches per evaluation (pretraining)
-  e.batch_size = 0                    # 0 = train.batch_size
-  e.metric = "loss"                   # metric that picks the best checkpoint
-  e.metric_mode = "min"               # min | max
+  e.every_steps = 0  # 0 = only at the end
+  e.batches = 8  # evaluation batches per evaluation (pretraining)
+  e.batch_size = 0  # 0 = train.batch_size
+  e.metric = "loss"  # metric that picks the best checkpoint
+  e.metric_mode = "min"  # min | max
 
   c.checkpoint = ck = ml_collections.ConfigDict()
   ck.every_steps = 500
@@ -273,16 +276,29 @@ def defaults() -> ml_collections.ConfigDict:
   ck.async_save = True
 
   c.mesh = ms = ml_collections.ConfigDict()
-  ms.strategy = "jit"                 # jit | pmap
-  ms.data = -1                        # -1 = the devices the other axes leave
+  ms.strategy = "jit"  # jit | pmap
+  ms.data = -1  # -1 = the devices the other axes leave
   ms.fsdp = 1
   ms.tensor = 1
   # Logical axis name -> mesh axes (MaxText style); `act_*` names are activations, the rest params.
   ms.rules = [
-      ["act_batch", ["data", "fsdp"]], ["act_length", None], ["act_embed", None],
-      ["act_heads", "tensor"], ["act_kv", None], ["act_mlp", "tensor"], ["act_vocab", "tensor"],
-      ["vocab", "tensor"], ["embed", "fsdp"], ["embed_out", "tensor"], ["heads", "tensor"],
-      ["kv", None], ["mlp", "tensor"], ["position", None], ["type", None], ["norm", None],
-      ["labels", None], ["layers", None],
+    ["act_batch", ["data", "fsdp"]],
+    ["act_length", None],
+    ["act_embed", None],
+    ["act_heads", "tensor"],
+    ["act_kv", None],
+    ["act_mlp", "tensor"],
+    ["act_vocab", "tensor"],
+    ["vocab", "tensor"],
+    ["embed", "fsdp"],
+    ["embed_out", "tensor"],
+    ["heads", "tensor"],
+    ["kv", None],
+    ["mlp", "tensor"],
+    ["position", None],
+    ["type", None],
+    ["norm", None],
+    ["labels", None],
+    ["layers", None],
   ]
   return c

@@ -6,6 +6,7 @@ before a command writes anything; docs/configuration.md is generated from the sa
 (`python -m jaxpretrain.docs_config`). A new key needs a row here: `tests/test_docs.py` fails
 without one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ class Spec:
   (open ends where `low_open`/`high_open`; None = unbounded), or are one of `special`, values
   outside the interval with a meaning of their own. A list key is checked by `list_check`.
   """
+
   doc: str
   kind: str
   choices: tuple[str, ...] = ()
@@ -110,8 +112,9 @@ def integer(doc: str, low: int | None = None, high: int | None = None, special: 
   return Spec(doc, "int", low=low, high=high, special=tuple((special or {}).items()))
 
 
-def number(doc: str, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False) -> Spec:
+def number(
+  doc: str, low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> Spec:
   return Spec(doc, "float", low=low, high=high, low_open=low_open, high_open=high_open)
 
 
@@ -126,13 +129,17 @@ def dropout(doc: str) -> Spec:
 def _check_rules(key: str, value) -> None:
   del key  # its messages name mesh.rules
   from jaxpretrain.parallel.rules import rules_from_config
+
   rules_from_config(types.SimpleNamespace(rules=value))
 
 
 def _check_budgets(key: str, value) -> None:
   budgets = list(value)
-  if not budgets or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in budgets) \
-      or budgets != sorted(set(budgets)):
+  if (
+    not budgets
+    or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in budgets)
+    or budgets != sorted(set(budgets))
+  ):
     raise UserError(f"{key}={budgets}: expected increasing label counts >= 2, e.g. [32, 64, 128, 256]")
 
 
@@ -140,150 +147,191 @@ MESH_SIZE = {-1: "the devices the other axes leave"}
 SEED_MAX = 2**31 - 1
 # Sections only some configs have: the section's note in the docs.
 OPTIONAL_SECTIONS = {
-    "demo": "Only in `configs/demo.py` (`jaxpretrain demo`): the fine-tuning grid that follows the demo's "
-            "pretraining run, which the other sections describe.",
+  "demo": "Only in `configs/demo.py` (`jaxpretrain demo`): the fine-tuning grid that follows the demo's "
+  "pretraining run, which the other sections describe.",
 }
 
 KEYS: dict[str, Spec] = {
-    "init_from": text("pretraining workdir (or `hf:DIR` / `hf:HUB_ID`) whose encoder a fine-tune starts from; "
-                      "\"\" = from scratch"),
-    "init_step": integer("checkpoint step of `init_from` to start from", 0, special={-1: "the latest"}),
-    "init_weights": flag("`hf:` init_from: false = the HF architecture with fresh random weights"),
-    "hf_allow_pickle": flag("`hf:` init_from: accept pickled pytorch_model.bin (`--allow_pickle`)"),
-
-    "model.preset": text("informational: the preset (or `hf:` checkpoint) the dims came from"),
-    "model.vocab_size": integer("token vocabulary size (embedding rows and MLM output classes)", 1),
-    "model.hidden_size": integer("width of the hidden states (BertConfig.hidden_size)", 1),
-    "model.num_hidden_layers": integer("Transformer layers", 1),
-    "model.num_attention_heads": integer("attention heads per layer (must divide model.hidden_size)", 1),
-    "model.intermediate_size": integer("width of the feed-forward layer inside each block", 1),
-    "model.max_position_embeddings": integer("learned position embeddings: the longest sequence the model "
-                                             "accepts (plus model.position_offset)", 1),
-    "model.type_vocab_size": integer("token type (segment A/B) embeddings; 0 = none (GPT-2)", 0),
-    "model.hidden_act": choice("feed-forward activation", "gelu", "gelu_new", "relu", "silu"),
-    "model.hidden_dropout_prob": dropout("dropout on embeddings and each block's outputs"),
-    "model.attention_probs_dropout_prob": dropout("dropout on attention probabilities"),
-    "model.layer_norm_eps": number("LayerNorm epsilon", 0, low_open=True),
-    "model.initializer_range": number("std of the normal weight initializer", 0, low_open=True),
-    "model.pre_layer_norm": flag("false: post-LN as in BERT; true: pre-LN as in GPT-2"),
-    "model.causal": flag("true: each position attends to itself and earlier ones (a decoder)"),
-    "model.use_pooler": flag("BERT's [CLS] dense+tanh pooler"),
-    "model.dtype": choice("compute dtype; parameters stay float32", "float32", "bfloat16", "float16"),
-    "model.attention": choice("attention implementation (`jax.nn.dot_product_attention`); auto = cuDNN "
-                              "where it runs, else XLA", "xla", "cudnn", "auto"),
-    "model.remat": choice("rematerialization: none, only matmul outputs saved (dots), or the whole layer "
-                          "recomputed (full)", "none", "dots", "full"),
-    "model.scan_layers": flag("scan over layers: one layer compiled once"),
-    "model.packed_positions": choice("positions in packed rows (segment_ids 1, 2, ...): restart = each "
-                                     "document's positions count from 0, so a packed batch computes exactly "
-                                     "what its documents would unpacked; continue = 0..seq_len-1",
-                                     "restart", "continue"),
-    "model.position_offset": integer("first position index (RoBERTa: 2 = padding_idx + 1); pads take "
-                                     "position offset - 1; below model.max_position_embeddings", 0),
-
-    "data.train": text("training data: `embedded`, a file path, a glob, or `tfds:NAME/CONFIG:split`",
-                       nonempty=True),
-    "data.eval": text("held-out data; \"\" = the held-out slice of data.train"),
-    "data.seq_len": integer("tokens per row (packed rows for pretraining); at most model.max_position_embeddings "
-                            "- model.position_offset", 8),
-    "data.tokenizer": text("HF tokenizer directory; \"\" = train WordPiece on the corpus"),
-    "data.prepared_dir": text("where `prepare` writes; \"\" = WORKDIR/data"),
-    "data.eval_fraction": number("share of documents (or labeled records of a file) held out for evaluation",
-                                 0, 1, high_open=True),
-    "data.embedded_documents": integer("size of the embedded corpus (documents)", 1),
-    "data.records_per_shard": integer("`prepare`: records per ArrayRecord shard file", 1),
-    "data.prefetch": integer("batches prefetched to the devices in a background thread", 1,
-                             special={0: "synchronous, no thread"}),
-    "data.packing": choice("rows as [CLS] a [SEP] b [SEP] (bert, MLM) or [BOS] a [EOS][BOS] b [EOS] (gpt, causal "
-                           "LM); auto = gpt for task.name=causal_lm, else bert", "auto", "bert", "gpt"),
-    "data.train_examples": integer("fine-tuning: labeled training examples: the embedded task's label budget "
-                                   "(0 = 1000); for files and tfds a cap (0 = all)", 0),
-    "data.eval_examples": integer("fine-tuning: evaluation examples (0 = all; embedded test split: 2000)", 0),
-    "data.doc_stride": integer("QA: tokens shared by consecutive windows of a long context", 0),
-    "data.source_field": text("translation: the .jsonl / tfds record field holding the source text; \"\" = "
-                              "`source`, or a tfds dataset's first supervised key"),
-    "data.target_field": text("translation: the record field holding the target text; \"\" = `target`, or a "
-                              "tfds dataset's second supervised key"),
-
-    "task.name": choice("the objective: MLM or causal-LM pretraining, or a fine-tuning task (translation: a "
-                        "decoder fine-tuned on `source <sep> target`)", "mlm", "causal_lm", "classification",
-                        "token_classification", "qa", "translation"),
-    "task.mask_prob": number("mlm: share of tokens selected for prediction", 0, 1, low_open=True),
-    "task.mask_token_prob": probability("mlm: share of selected tokens replaced by [MASK]"),
-    "task.random_token_prob": probability("mlm: share of selected tokens replaced by a random token (the rest "
-                                          "stay); at most 1 - task.mask_token_prob"),
-    "task.head_positions": choice("mlm: masked = head on the selected tokens only; all = every position",
-                                  "masked", "all"),
-    "task.max_predictions": integer("mlm, masked head: scored tokens per row at most (BERT's "
-                                    "max_predictions_per_seq)", 1, special={0: "5 std above the expected count"}),
-    "task.num_labels": integer("classification / token classification: label count", 2,
-                               special={0: "inferred from the training data"}),
-    "task.pooling": choice("classification heads: the [CLS] pooler or the mean over tokens", "cls", "mean"),
-    "task.classifier_dropout": dropout("dropout before the classification head"),
-    "task.max_answer_length": integer("QA post-processing: longest answer in tokens", 1),
-    "task.n_best": integer("QA post-processing: start/end candidates per window", 1),
-
-    "train.steps": integer("optimizer steps (ignored when train.num_epochs > 0); 0 = no update: the initial (or "
-                           "warm-started) state is saved", 0),
-    "train.num_epochs": number("> 0: overrides train.steps with epochs over the training data; 0 = use "
-                               "train.steps", 0),
-    "train.batch_size": integer("global batch size (divisible by the data-parallel size)", 1),
-    "train.seed": integer("seed of parameter init, data order, masking and dropout", 0, SEED_MAX),
-    "train.learning_rate": number("peak learning rate (reached at the end of warmup)", 0, low_open=True),
-    "train.warmup_steps": integer("linear warmup steps from 0 to the peak learning rate", 0),
-    "train.schedule": choice("learning rate after warmup: linear or cosine decay to 0, or constant",
-                             "linear", "cosine", "constant"),
-    "train.weight_decay": number("AdamW decoupled weight decay (not applied to biases and LayerNorm)", 0),
-    "train.adam_b1": number("Adam beta1", 0, 1, high_open=True),
-    "train.adam_b2": number("Adam beta2", 0, 1, high_open=True),
-    "train.adam_eps": number("Adam epsilon", 0, low_open=True),
-    "train.max_grad_norm": number("global-norm gradient clipping; 0 = off", 0),
-    "train.grad_accum_steps": integer("micro-batches accumulated per optimizer step (must divide "
-                                      "train.batch_size)", 1),
-    "train.log_every": integer("steps between metrics.jsonl training rows", 1),
-    "train.on_nonfinite": choice("a non-finite loss or gradient: raise = stop with an error; skip = skip that "
-                                 "update", "raise", "skip"),
-    "train.progress": flag("progress bar on stderr"),
-
-    "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
-    "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),
-    "eval.batch_size": integer("evaluation batch size", 1, special={0: "train.batch_size"}),
-    "eval.metric": text("eval metric that picks the best checkpoint (e.g. loss, accuracy)"),
-    "eval.metric_mode": choice("whether a lower (min) or higher (max) eval.metric is better", "min", "max"),
-
-    "checkpoint.every_steps": integer("steps between checkpoints (the final step is always saved)", 1,
-                                      special={0: "only the final step"}),
-    "checkpoint.keep": integer("latest checkpoints kept (plus the best by eval.metric when evaluating "
-                               "periodically)", 1),
-    "checkpoint.async_save": flag("write checkpoints in the background while training continues"),
-
-    "mesh.strategy": choice("jit: a (data, fsdp, tensor) device mesh; pmap: classic data parallelism",
-                            "jit", "pmap"),
-    "mesh.data": integer("devices that split the batch (data parallelism)", 1, special=MESH_SIZE),
-    "mesh.fsdp": integer("devices that shard parameters and optimizer state (FSDP / ZeRO-3)", 1, special=MESH_SIZE),
-    "mesh.tensor": integer("devices that split attention heads and MLP columns (tensor parallelism)", 1,
-                           special=MESH_SIZE),
-    "mesh.rules": Spec("logical axis name -> mesh axes (MaxText style); `act_*` names are activations, the "
-                       "rest parameters", "list",
-                       list_allowed="a list of [logical_name, mesh_axes]; mesh_axes: None, data, fsdp, tensor "
-                                    "or a list of them",
-                       list_check=_check_rules),
-
-    "demo.budgets": Spec("labeled training examples per fine-tuning run: N, 2N, 4N, 8N", "list",
-                         list_allowed="an increasing list of integers >= 2", list_check=_check_budgets),
-    "demo.seeds": integer("fine-tuning seeds per (method, budget): each fixes the sample, init and batch order",
-                          1),
-    "demo.test_examples": integer("the fixed test split every run is scored on (examples)", 1),
-    "demo.seq_len": integer("fine-tuning tokens per row; at most model.max_position_embeddings - "
-                            "model.position_offset", 8),
-    "demo.steps": integer("fine-tuning steps, equal for every budget (one compilation)", 1),
-    "demo.batch_size": integer("fine-tuning batch size (divisible by the data-parallel size)", 1),
-    "demo.learning_rate": number("fine-tuning peak learning rate", 0, low_open=True),
-    "demo.warmup_steps": integer("fine-tuning warmup steps", 0),
-    "demo.weight_decay": number("fine-tuning AdamW weight decay", 0),
-    "demo.pooling": choice("fine-tuning classification head: [CLS] pooler or mean over tokens", "cls", "mean"),
-    "demo.classifier_dropout": dropout("fine-tuning dropout before the classification head"),
-    "demo.vsm_dims": integer("LSA dimensions of the VSM baseline", 1),
+  "init_from": text(
+    'pretraining workdir (or `hf:DIR` / `hf:HUB_ID`) whose encoder a fine-tune starts from; "" = from scratch'
+  ),
+  "init_step": integer("checkpoint step of `init_from` to start from", 0, special={-1: "the latest"}),
+  "init_weights": flag("`hf:` init_from: false = the HF architecture with fresh random weights"),
+  "hf_allow_pickle": flag("`hf:` init_from: accept pickled pytorch_model.bin (`--allow_pickle`)"),
+  "model.preset": text("informational: the preset (or `hf:` checkpoint) the dims came from"),
+  "model.vocab_size": integer("token vocabulary size (embedding rows and MLM output classes)", 1),
+  "model.hidden_size": integer("width of the hidden states (BertConfig.hidden_size)", 1),
+  "model.num_hidden_layers": integer("Transformer layers", 1),
+  "model.num_attention_heads": integer("attention heads per layer (must divide model.hidden_size)", 1),
+  "model.intermediate_size": integer("width of the feed-forward layer inside each block", 1),
+  "model.max_position_embeddings": integer(
+    "learned position embeddings: the longest sequence the model accepts (plus model.position_offset)", 1
+  ),
+  "model.type_vocab_size": integer("token type (segment A/B) embeddings; 0 = none (GPT-2)", 0),
+  "model.hidden_act": choice("feed-forward activation", "gelu", "gelu_new", "relu", "silu"),
+  "model.hidden_dropout_prob": dropout("dropout on embeddings and each block's outputs"),
+  "model.attention_probs_dropout_prob": dropout("dropout on attention probabilities"),
+  "model.layer_norm_eps": number("LayerNorm epsilon", 0, low_open=True),
+  "model.initializer_range": number("std of the normal weight initializer", 0, low_open=True),
+  "model.pre_layer_norm": flag("false: post-LN as in BERT; true: pre-LN as in GPT-2"),
+  "model.causal": flag("true: each position attends to itself and earlier ones (a decoder)"),
+  "model.use_pooler": flag("BERT's [CLS] dense+tanh pooler"),
+  "model.dtype": choice("compute dtype; parameters stay float32", "float32", "bfloat16", "float16"),
+  "model.attention": choice(
+    "attention implementation (`jax.nn.dot_product_attention`); auto = cuDNN where it runs, else XLA",
+    "xla",
+    "cudnn",
+    "auto",
+  ),
+  "model.remat": choice(
+    "rematerialization: none, only matmul outputs saved (dots), or the whole layer recomputed (full)",
+    "none",
+    "dots",
+    "full",
+  ),
+  "model.scan_layers": flag("scan over layers: one layer compiled once"),
+  "model.packed_positions": choice(
+    "positions in packed rows (segment_ids 1, 2, ...): restart = each "
+    "document's positions count from 0, so a packed batch computes exactly "
+    "what its documents would unpacked; continue = 0..seq_len-1",
+    "restart",
+    "continue",
+  ),
+  "model.position_offset": integer(
+    "first position index (RoBERTa: 2 = padding_idx + 1); pads take "
+    "position offset - 1; below model.max_position_embeddings",
+    0,
+  ),
+  "data.train": text("training data: `embedded`, a file path, a glob, or `tfds:NAME/CONFIG:split`", nonempty=True),
+  "data.eval": text('held-out data; "" = the held-out slice of data.train'),
+  "data.seq_len": integer(
+    "tokens per row (packed rows for pretraining); at most model.max_position_embeddings - model.position_offset", 8
+  ),
+  "data.tokenizer": text('HF tokenizer directory; "" = train WordPiece on the corpus'),
+  "data.prepared_dir": text('where `prepare` writes; "" = WORKDIR/data'),
+  "data.eval_fraction": number(
+    "share of documents (or labeled records of a file) held out for evaluation", 0, 1, high_open=True
+  ),
+  "data.embedded_documents": integer("size of the embedded corpus (documents)", 1),
+  "data.records_per_shard": integer("`prepare`: records per ArrayRecord shard file", 1),
+  "data.prefetch": integer(
+    "batches prefetched to the devices in a background thread", 1, special={0: "synchronous, no thread"}
+  ),
+  "data.packing": choice(
+    "rows as [CLS] a [SEP] b [SEP] (bert, MLM) or [BOS] a [EOS][BOS] b [EOS] (gpt, causal "
+    "LM); auto = gpt for task.name=causal_lm, else bert",
+    "auto",
+    "bert",
+    "gpt",
+  ),
+  "data.train_examples": integer(
+    "fine-tuning: labeled training examples: the embedded task's label budget "
+    "(0 = 1000); for files and tfds a cap (0 = all)",
+    0,
+  ),
+  "data.eval_examples": integer("fine-tuning: evaluation examples (0 = all; embedded test split: 2000)", 0),
+  "data.doc_stride": integer("QA: tokens shared by consecutive windows of a long context", 0),
+  "data.source_field": text(
+    'translation: the .jsonl / tfds record field holding the source text; "" = '
+    "`source`, or a tfds dataset's first supervised key"
+  ),
+  "data.target_field": text(
+    'translation: the record field holding the target text; "" = `target`, or a tfds dataset\'s second supervised key'
+  ),
+  "task.name": choice(
+    "the objective: MLM or causal-LM pretraining, or a fine-tuning task (translation: a "
+    "decoder fine-tuned on `source <sep> target`)",
+    "mlm",
+    "causal_lm",
+    "classification",
+    "token_classification",
+    "qa",
+    "translation",
+  ),
+  "task.mask_prob": number("mlm: share of tokens selected for prediction", 0, 1, low_open=True),
+  "task.mask_token_prob": probability("mlm: share of selected tokens replaced by [MASK]"),
+  "task.random_token_prob": probability(
+    "mlm: share of selected tokens replaced by a random token (the rest stay); at most 1 - task.mask_token_prob"
+  ),
+  "task.head_positions": choice(
+    "mlm: masked = head on the selected tokens only; all = every position", "masked", "all"
+  ),
+  "task.max_predictions": integer(
+    "mlm, masked head: scored tokens per row at most (BERT's max_predictions_per_seq)",
+    1,
+    special={0: "5 std above the expected count"},
+  ),
+  "task.num_labels": integer(
+    "classification / token classification: label count", 2, special={0: "inferred from the training data"}
+  ),
+  "task.pooling": choice("classification heads: the [CLS] pooler or the mean over tokens", "cls", "mean"),
+  "task.classifier_dropout": dropout("dropout before the classification head"),
+  "task.max_answer_length": integer("QA post-processing: longest answer in tokens", 1),
+  "task.n_best": integer("QA post-processing: start/end candidates per window", 1),
+  "train.steps": integer(
+    "optimizer steps (ignored when train.num_epochs > 0); 0 = no update: the initial (or warm-started) state is saved",
+    0,
+  ),
+  "train.num_epochs": number("> 0: overrides train.steps with epochs over the training data; 0 = use train.steps", 0),
+  "train.batch_size": integer("global batch size (divisible by the data-parallel size)", 1),
+  "train.seed": integer("seed of parameter init, data order, masking and dropout", 0, SEED_MAX),
+  "train.learning_rate": number("peak learning rate (reached at the end of warmup)", 0, low_open=True),
+  "train.warmup_steps": integer("linear warmup steps from 0 to the peak learning rate", 0),
+  "train.schedule": choice(
+    "learning rate after warmup: linear or cosine decay to 0, or constant", "linear", "cosine", "constant"
+  ),
+  "train.weight_decay": number("AdamW decoupled weight decay (not applied to biases and LayerNorm)", 0),
+  "train.adam_b1": number("Adam beta1", 0, 1, high_open=True),
+  "train.adam_b2": number("Adam beta2", 0, 1, high_open=True),
+  "train.adam_eps": number("Adam epsilon", 0, low_open=True),
+  "train.max_grad_norm": number("global-norm gradient clipping; 0 = off", 0),
+  "train.grad_accum_steps": integer("micro-batches accumulated per optimizer step (must divide train.batch_size)", 1),
+  "train.log_every": integer("steps between metrics.jsonl training rows", 1),
+  "train.on_nonfinite": choice(
+    "a non-finite loss or gradient: raise = stop with an error; skip = skip that update", "raise", "skip"
+  ),
+  "train.progress": flag("progress bar on stderr"),
+  "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
+  "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),
+  "eval.batch_size": integer("evaluation batch size", 1, special={0: "train.batch_size"}),
+  "eval.metric": text("eval metric that picks the best checkpoint (e.g. loss, accuracy)"),
+  "eval.metric_mode": choice("whether a lower (min) or higher (max) eval.metric is better", "min", "max"),
+  "checkpoint.every_steps": integer(
+    "steps between checkpoints (the final step is always saved)", 1, special={0: "only the final step"}
+  ),
+  "checkpoint.keep": integer("latest checkpoints kept (plus the best by eval.metric when evaluating periodically)", 1),
+  "checkpoint.async_save": flag("write checkpoints in the background while training continues"),
+  "mesh.strategy": choice("jit: a (data, fsdp, tensor) device mesh; pmap: classic data parallelism", "jit", "pmap"),
+  "mesh.data": integer("devices that split the batch (data parallelism)", 1, special=MESH_SIZE),
+  "mesh.fsdp": integer("devices that shard parameters and optimizer state (FSDP / ZeRO-3)", 1, special=MESH_SIZE),
+  "mesh.tensor": integer(
+    "devices that split attention heads and MLP columns (tensor parallelism)", 1, special=MESH_SIZE
+  ),
+  "mesh.rules": Spec(
+    "logical axis name -> mesh axes (MaxText style); `act_*` names are activations, the rest parameters",
+    "list",
+    list_allowed="a list of [logical_name, mesh_axes]; mesh_axes: None, data, fsdp, tensor or a list of them",
+    list_check=_check_rules,
+  ),
+  "demo.budgets": Spec(
+    "labeled training examples per fine-tuning run: N, 2N, 4N, 8N",
+    "list",
+    list_allowed="an increasing list of integers >= 2",
+    list_check=_check_budgets,
+  ),
+  "demo.seeds": integer("fine-tuning seeds per (method, budget): each fixes the sample, init and batch order", 1),
+  "demo.test_examples": integer("the fixed test split every run is scored on (examples)", 1),
+  "demo.seq_len": integer(
+    "fine-tuning tokens per row; at most model.max_position_embeddings - model.position_offset", 8
+  ),
+  "demo.steps": integer("fine-tuning steps, equal for every budget (one compilation)", 1),
+  "demo.batch_size": integer("fine-tuning batch size (divisible by the data-parallel size)", 1),
+  "demo.learning_rate": number("fine-tuning peak learning rate", 0, low_open=True),
+  "demo.warmup_steps": integer("fine-tuning warmup steps", 0),
+  "demo.weight_decay": number("fine-tuning AdamW weight decay", 0),
+  "demo.pooling": choice("fine-tuning classification head: [CLS] pooler or mean over tokens", "cls", "mean"),
+  "demo.classifier_dropout": dropout("fine-tuning dropout before the classification head"),
+  "demo.vsm_dims": integer("LSA dimensions of the VSM baseline", 1),
 }
 
 
@@ -331,24 +379,33 @@ def validate(config) -> None:
 def _check_together(config) -> None:
   m, d, t, tr = config.model, config.data, config.task, config.train
   if m.position_offset >= m.max_position_embeddings:
-    raise UserError(f"model.position_offset={m.position_offset} must be in [0, "
-                    f"model.max_position_embeddings={m.max_position_embeddings})")
+    raise UserError(
+      f"model.position_offset={m.position_offset} must be in [0, "
+      f"model.max_position_embeddings={m.max_position_embeddings})"
+    )
   positions = m.max_position_embeddings - m.position_offset
   if d.seq_len > positions:
-    raise UserError(f"data.seq_len={d.seq_len} exceeds the model's {positions} positions "
-                    f"(model.max_position_embeddings - model.position_offset)")
+    raise UserError(
+      f"data.seq_len={d.seq_len} exceeds the model's {positions} positions "
+      f"(model.max_position_embeddings - model.position_offset)"
+    )
   if m.hidden_size % m.num_attention_heads:
-    raise UserError(f"model.hidden_size={m.hidden_size} is not divisible by "
-                    f"model.num_attention_heads={m.num_attention_heads}")
+    raise UserError(
+      f"model.hidden_size={m.hidden_size} is not divisible by model.num_attention_heads={m.num_attention_heads}"
+    )
   if tr.batch_size % tr.grad_accum_steps:
-    raise UserError(f"train.batch_size={tr.batch_size} is not divisible by "
-                    f"train.grad_accum_steps={tr.grad_accum_steps}")
+    raise UserError(
+      f"train.batch_size={tr.batch_size} is not divisible by train.grad_accum_steps={tr.grad_accum_steps}"
+    )
   if t.mask_token_prob + t.random_token_prob > 1:
-    raise UserError(f"task.mask_token_prob={t.mask_token_prob} + task.random_token_prob={t.random_token_prob} "
-                    f"must be at most 1")
+    raise UserError(
+      f"task.mask_token_prob={t.mask_token_prob} + task.random_token_prob={t.random_token_prob} must be at most 1"
+    )
   sizes = [config.mesh.data, config.mesh.fsdp, config.mesh.tensor]
   if sizes.count(-1) > 1:
     raise UserError(f"mesh: at most one of data/fsdp/tensor may be -1, got {sizes}")
   if "demo" in config and config.demo.seq_len > positions:
-    raise UserError(f"demo.seq_len={config.demo.seq_len} exceeds the model's {positions} positions "
-                    f"(model.max_position_embeddings - model.position_offset)")
+    raise UserError(
+      f"demo.seq_len={config.demo.seq_len} exceeds the model's {positions} positions "
+      f"(model.max_position_embeddings - model.position_offset)"
+    )

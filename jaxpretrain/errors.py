@@ -4,6 +4,7 @@ The CLI prints a `UserError` as a single line and exits with status 2; anything 
 keeps its traceback. `warn` is for what the user should know but need not stop for; `first_line`
 shortens another library's exception to what such a line can hold.
 """
+
 import sys
 
 
@@ -36,5 +37,6 @@ def warn(message: str, *, kind: str = "warning") -> None:
     kind: "warning" (something may be wrong) or "note" (what was done, e.g. which weights start fresh).
   """
   import jax
+
   if jax.process_index() == 0:
     print(f"jaxpretrain: {kind}: {message}", file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ launcher exits with that process's status; a timeout stops all of them (status 1
 passed on to every process (each saves at a common step and exits 0, and so does the launcher);
 Ctrl-C stops them all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,7 @@ def _stop(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
       p.wait()
 
 
-def launch(command: list[str], processes: int, devices_per_process: int, timeout: float = 0.0,
-           port: int = 0) -> int:
+def launch(command: list[str], processes: int, devices_per_process: int, timeout: float = 0.0, port: int = 0) -> int:
   """Starts `processes` copies of `python -m jaxpretrain.cli COMMAND` and waits for them.
 
   Args:
@@ -98,6 +98,7 @@ def launch(command: list[str], processes: int, devices_per_process: int, timeout
     for p in procs:
       if p.poll() is None:
         p.send_signal(signum)
+
   signal.signal(signal.SIGINT, on_interrupt)
   signal.signal(signal.SIGTERM, on_preemption)
 

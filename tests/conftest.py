@@ -1,4 +1,5 @@
 """Test setup: 8 fake CPU devices (set before jax is imported anywhere)."""
+
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -12,16 +13,21 @@ def tiny_prepared(tmp_path_factory):
   """A small embedded corpus prepared once per session (seq_len 32, vocab 512): shared by the
   end-to-end tests so each run compiles a tiny model instead of re-preparing data."""
   from jaxpretrain.data.pretrain import prepare
+
   out = str(tmp_path_factory.mktemp("prepared") / "data")
-  prepare.prepare("embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.05, embedded_documents=400,
-                  records_per_shard=200)
+  prepare.prepare(
+    "embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.05, embedded_documents=400, records_per_shard=200
+  )
   return out
 
 
 def pytest_configure(config):
-  config.addinivalue_line("markers", "starts_first: a test of several CPU-minutes, started before the rest "
-                                     "so that under `-n 2` the other worker runs the suite meanwhile")
+  config.addinivalue_line(
+    "markers",
+    "starts_first: a test of several CPU-minutes, started before the rest "
+    "so that under `-n 2` the other worker runs the suite meanwhile",
+  )
 
 
 def pytest_collection_modifyitems(items):
-  items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)   # stable: order kept otherwise
+  items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)  # stable: order kept otherwise

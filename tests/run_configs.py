@@ -1,4 +1,5 @@
 """Configs for end-to-end tests: the smallest model that still learns, on `tiny_prepared` data."""
+
 from jaxpretrain import config as config_lib
 
 

@@ -1,4 +1,5 @@
 """Every config key is checked against `config_schema.KEYS` before a command writes anything."""
+
 import os
 
 import pytest
@@ -7,8 +8,9 @@ from jaxpretrain import cli, config_schema, demo
 from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
 
-SHIPPED = sorted(name[:-3] for name in os.listdir(config_lib.CONFIG_DIR)
-                 if name.endswith(".py") and not name.startswith("_"))
+SHIPPED = sorted(
+  name[:-3] for name in os.listdir(config_lib.CONFIG_DIR) if name.endswith(".py") and not name.startswith("_")
+)
 
 
 def _config(*overrides, name="tiny"):
@@ -45,7 +47,9 @@ def test_a_default_key_missing_from_the_table_fails_validation(monkeypatch):
   _rejects(config, "unknown config key: train.brand_new_key")
 
 
-@pytest.mark.parametrize("key,bad,choices", [
+@pytest.mark.parametrize(
+  "key,bad,choices",
+  [
     ("train.schedule", "cosine_decay", "choose linear, cosine or constant"),
     ("task.pooling", "max", "choose cls or mean"),
     ("task.head_positions", "mask", "choose masked or all"),
@@ -55,12 +59,15 @@ def test_a_default_key_missing_from_the_table_fails_validation(monkeypatch):
     ("mesh.strategy", "spmd", "choose jit or pmap"),
     ("model.remat", "some", "choose none, dots or full"),
     ("task.name", "seq2seq", "choose mlm, causal_lm, classification, token_classification, qa or translation"),
-])
+  ],
+)
 def test_a_bad_choice_names_the_key_the_value_and_the_choices(key, bad, choices):
   assert _rejects(_config(f"{key}={bad}"), f"{key}={bad!r}", choices) == f"{key}={bad!r}; {choices}"
 
 
-@pytest.mark.parametrize("override,message", [
+@pytest.mark.parametrize(
+  "override,message",
+  [
     ("checkpoint.keep=0", "checkpoint.keep=0 must be an integer >= 1"),
     ("checkpoint.keep=-1", "checkpoint.keep=-1 must be an integer >= 1"),
     ("train.batch_size=0", "train.batch_size=0 must be an integer >= 1"),
@@ -71,8 +78,10 @@ def test_a_bad_choice_names_the_key_the_value_and_the_choices(key, bad, choices)
     ("data.seq_len=1", "data.seq_len=1 must be an integer >= 8"),
     ("eval.every_steps=-5", "eval.every_steps=-5 must be an integer >= 1, or 0 (= only at the end)"),
     ("checkpoint.every_steps=-1", "checkpoint.every_steps=-1 must be an integer >= 1, or 0 (= only the final step)"),
-    ("task.max_predictions=-1",
-     "task.max_predictions=-1 must be an integer >= 1, or 0 (= 5 std above the expected count)"),
+    (
+      "task.max_predictions=-1",
+      "task.max_predictions=-1 must be an integer >= 1, or 0 (= 5 std above the expected count)",
+    ),
     ("mesh.fsdp=0", "mesh.fsdp=0 must be an integer >= 1, or -1 (= the devices the other axes leave)"),
     ("mesh.data=-2", "mesh.data=-2 must be an integer >= 1, or -1 (= the devices the other axes leave)"),
     ("init_step=-2", "init_step=-2 must be an integer >= 0, or -1 (= the latest)"),
@@ -81,23 +90,36 @@ def test_a_bad_choice_names_the_key_the_value_and_the_choices(key, bad, choices)
     ("train.log_every=0", "train.log_every=0 must be an integer >= 1"),
     ("task.num_labels=1", "task.num_labels=1 must be an integer >= 2, or 0 (= inferred from the training data)"),
     ("data.train=", "data.train='' must be non-empty text"),
-])
+  ],
+)
 def test_numeric_ranges_are_enforced(override, message):
   assert _rejects(_config(override)) == message
 
 
-@pytest.mark.parametrize("override,value", [
-    ("eval.every_steps=0", 0), ("checkpoint.every_steps=0", 0), ("mesh.fsdp=-1", -1), ("mesh.data=4", 4),
-    ("task.max_predictions=0", 0), ("train.max_grad_norm=0", 0.0), ("data.eval_fraction=0", 0.0),
-    ("model.hidden_dropout_prob=0", 0.0), ("task.mask_prob=1", 1.0), ("init_step=0", 0),
-])
+@pytest.mark.parametrize(
+  "override,value",
+  [
+    ("eval.every_steps=0", 0),
+    ("checkpoint.every_steps=0", 0),
+    ("mesh.fsdp=-1", -1),
+    ("mesh.data=4", 4),
+    ("task.max_predictions=0", 0),
+    ("train.max_grad_norm=0", 0.0),
+    ("data.eval_fraction=0", 0.0),
+    ("model.hidden_dropout_prob=0", 0.0),
+    ("task.mask_prob=1", 1.0),
+    ("init_step=0", 0),
+  ],
+)
 def test_edges_and_special_values_are_accepted(override, value):
   config = _config(override, *(["mesh.data=1"] if override == "mesh.fsdp=-1" else []))
   config_schema.validate(config)
   assert config_schema.flatten(config)[override.split("=")[0]] == value
 
 
-@pytest.mark.parametrize("overrides,message", [
+@pytest.mark.parametrize(
+  "overrides,message",
+  [
     (["data.seq_len=256"], "data.seq_len=256 exceeds the model's 128 positions"),
     (["train.grad_accum_steps=5"], "train.batch_size=32 is not divisible by train.grad_accum_steps=5"),
     (["model.num_attention_heads=3"], "model.hidden_size=128 is not divisible by model.num_attention_heads=3"),
@@ -105,29 +127,35 @@ def test_edges_and_special_values_are_accepted(override, value):
     (["model.position_offset=128"], "model.position_offset=128 must be in [0, model.max_position_embeddings=128)"),
     (["mesh.fsdp=-1"], "mesh: at most one of data/fsdp/tensor may be -1"),
     (["mesh.rules=[['heads', 'model']]"], "mesh.rules: 'heads' maps to 'model', not a mesh axis"),
-])
+  ],
+)
 def test_rules_between_keys(overrides, message):
   _rejects(_config(*overrides), message)
 
 
 def test_a_value_of_the_wrong_type_in_a_config_file_is_rejected():
   config = config_lib.defaults()
-  config.train.num_epochs = 2          # an int where a number is expected is fine
+  config.train.num_epochs = 2  # an int where a number is expected is fine
   config_schema.validate(config)
-  for key, value, message in [("progress", 1, "train.progress=1 must be true or false"),
-                              ("schedule", None, "train.schedule=None; choose linear")]:
+  for key, value, message in [
+    ("progress", 1, "train.progress=1 must be true or false"),
+    ("schedule", None, "train.schedule=None; choose linear"),
+  ]:
     config = config_lib.defaults()
     with config.unlocked(), config.ignore_type():
       config.train[key] = value
     _rejects(config, message)
 
 
-@pytest.mark.parametrize("override,suggestion", [
+@pytest.mark.parametrize(
+  "override,suggestion",
+  [
     ("train.stpes=10", "unknown config key: train.stpes (did you mean train.steps?)"),
     ("trian.steps=10", "unknown config key: trian.steps (no section trian) (did you mean train.steps?)"),
     ("checkpoint.kep=1", "(did you mean checkpoint.keep?)"),
     ("demo.seed=2", "(did you mean demo.seeds?)"),
-])
+  ],
+)
 def test_a_near_miss_key_gets_did_you_mean(override, suggestion):
   with pytest.raises(UserError) as info:
     config_lib.apply_overrides(config_lib.load("demo"), [override])
@@ -156,8 +184,9 @@ def test_every_command_that_takes_a_config_validates_it_first(tmp_path, capsys, 
   config = "configs/demo.py" if command == "demo" else "configs/tiny.py"
   code = cli.main([command, f"--config={config}", "--config.train.schedule=cosine_decay", f"--workdir={workdir}"])
   assert code == 2
-  assert capsys.readouterr().err == ("jaxpretrain: error: train.schedule='cosine_decay'; choose linear, cosine or "
-                                     "constant\n")
+  assert capsys.readouterr().err == (
+    "jaxpretrain: error: train.schedule='cosine_decay'; choose linear, cosine or constant\n"
+  )
   assert not workdir.exists()
 
 
@@ -167,14 +196,17 @@ def test_bench_validates_its_config(capsys):
   assert capsys.readouterr().err == "jaxpretrain: error: eval.metric_mode='maximize'; choose min or max\n"
 
 
-@pytest.mark.parametrize("override,message", [
+@pytest.mark.parametrize(
+  "override,message",
+  [
     ("demo.budgets=[64, 32]", "demo.budgets=[64, 32]: expected increasing label counts >= 2"),
     ("demo.seeds=0", "demo.seeds=0 must be an integer >= 1"),
     ("demo.pooling=max", "demo.pooling='max'; choose cls or mean"),
     ("demo.seq_len=512", "demo.seq_len=512 exceeds the model's 128 positions"),
     ("demo.batch_size=12", "demo.batch_size=12 is not divisible by the data-parallel size 8"),
     ("demo.learning_rate=-1", "demo.learning_rate=-1.0 must be a number > 0"),
-])
+  ],
+)
 def test_demo_keys_are_checked_before_any_work(tmp_path, override, message):
   with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
     demo.run(_config(override, name="demo"), str(tmp_path / "demo"))

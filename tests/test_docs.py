@@ -1,4 +1,5 @@
 """docs/configuration.md is generated from the code; the reproduction configs carry the published recipe."""
+
 import os
 import re
 
@@ -18,8 +19,10 @@ def test_committed_configuration_md_is_the_generated_one():
 
 def test_every_key_is_documented_with_its_default_and_allowed_values():
   text = docs_config.render()
-  rows = {key: (default, allowed) for key, default, allowed in
-          re.findall(r"^\| `([\w.]+)` \| `(.*?)` \| (.*?) \|", text, re.M)}
+  rows = {
+    key: (default, allowed)
+    for key, default, allowed in re.findall(r"^\| `([\w.]+)` \| `(.*?)` \| (.*?) \|", text, re.M)
+  }
   flat = config_schema.flatten(config_lib.defaults())
   demo = [k for k in config_schema.flatten(config_lib.load("demo")) if k.startswith("demo.")]
   assert set(rows) == set(flat) | set(demo) == set(config_schema.KEYS)
@@ -65,8 +68,15 @@ def test_bert_configs_carry_the_published_recipe(name, dims):
   assert (m.num_hidden_layers, m.hidden_size, m.num_attention_heads, m.intermediate_size) == dims
   assert m.vocab_size == 30522 and c.task.name == "mlm" and c.data.train.startswith("tfds:wikipedia")
   t = c.train
-  assert (c.data.seq_len, t.batch_size, t.steps, t.learning_rate, t.warmup_steps, t.schedule, t.weight_decay) == \
-      (128, 256, 1_000_000, 1e-4, 10_000, "linear", 0.01)
+  assert (c.data.seq_len, t.batch_size, t.steps, t.learning_rate, t.warmup_steps, t.schedule, t.weight_decay) == (
+    128,
+    256,
+    1_000_000,
+    1e-4,
+    10_000,
+    "linear",
+    0.01,
+  )
 
 
 def test_docs_link_to_files_that_exist():

@@ -3,6 +3,7 @@
 Every `import` in jaxpretrain/ (top level and inside functions) is read with `ast` and checked
 against LAYERS: a module may import modules of its own layer or of lower layers only.
 """
+
 import ast
 import os
 
@@ -12,22 +13,22 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS = [
-    ["jaxpretrain", "jaxpretrain.errors"],
-    ["jaxpretrain.parallel.mesh", "jaxpretrain.parallel.rules"],   # mesh axes and sharding rules: plain data
-    ["jaxpretrain.config", "jaxpretrain.config_schema"],
-    ["jaxpretrain.models"],
-    ["jaxpretrain.configs"],                  # config files: defaults + model presets
-    ["jaxpretrain.data"],
-    ["jaxpretrain.checkpoint"],
-    ["jaxpretrain.tasks"],
-    ["jaxpretrain.hf"],
-    ["jaxpretrain.train"],                    # the state, step, optimizer and their helpers ...
-    ["jaxpretrain.parallel"],                 # ... which the strategies compile ...
-    ["jaxpretrain.train.loop", "jaxpretrain.train.setup"],   # ... and the driver runs
-    ["jaxpretrain.docs_config"],
-    ["jaxpretrain.commands"],
-    ["jaxpretrain.demo"],
-    ["jaxpretrain.cli"],
+  ["jaxpretrain", "jaxpretrain.errors"],
+  ["jaxpretrain.parallel.mesh", "jaxpretrain.parallel.rules"],  # mesh axes and sharding rules: plain data
+  ["jaxpretrain.config", "jaxpretrain.config_schema"],
+  ["jaxpretrain.models"],
+  ["jaxpretrain.configs"],  # config files: defaults + model presets
+  ["jaxpretrain.data"],
+  ["jaxpretrain.checkpoint"],
+  ["jaxpretrain.tasks"],
+  ["jaxpretrain.hf"],
+  ["jaxpretrain.train"],  # the state, step, optimizer and their helpers ...
+  ["jaxpretrain.parallel"],  # ... which the strategies compile ...
+  ["jaxpretrain.train.loop", "jaxpretrain.train.setup"],  # ... and the driver runs
+  ["jaxpretrain.docs_config"],
+  ["jaxpretrain.commands"],
+  ["jaxpretrain.demo"],
+  ["jaxpretrain.cli"],
 ]
 RANK = {prefix: i for i, layer in enumerate(LAYERS) for prefix in layer}
 
@@ -53,9 +54,9 @@ def _imports(path: str):
       yield from (a.name for a in node.names)
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
-      if node.level:   # relative import
-        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-      for alias in node.names:   # `from jaxpretrain import cli` names the module jaxpretrain.cli
+      if node.level:  # relative import
+        base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+      for alias in node.names:  # `from jaxpretrain import cli` names the module jaxpretrain.cli
         yield f"{base}.{alias.name}" if f"{base}.{alias.name}".removeprefix("jaxpretrain.") else base
 
 
@@ -102,12 +103,15 @@ def test_no_module_imports_a_higher_layer():
   assert upward_imports() == []
 
 
-@pytest.mark.parametrize("importer,imported,ok", [
+@pytest.mark.parametrize(
+  "importer,imported,ok",
+  [
     ("jaxpretrain.data.pretrain.loader", "jaxpretrain.tasks.mlm", False),
     ("jaxpretrain.train.loop", "jaxpretrain.parallel.strategy", True),
     ("jaxpretrain.parallel.strategy", "jaxpretrain.train.loop", False),
     ("jaxpretrain.tasks.translation", "jaxpretrain.commands.generate", False),
     ("jaxpretrain.cli", "jaxpretrain.commands.bench", True),
-])
+  ],
+)
 def test_the_order_itself(importer, imported, ok):
   assert (layer_of(imported) <= layer_of(importer)) == ok

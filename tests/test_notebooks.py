@@ -1,4 +1,5 @@
 """Both notebooks execute top to bottom on CPU (JAXPRETRAIN_NOTEBOOK_SMALL=1), so they never rot."""
+
 import os
 import re
 
@@ -35,10 +36,10 @@ def test_quickstart_pretrains_finetunes_and_compares(tmp_path, monkeypatch):
   runs = tmp_path / "runs"
   nb = execute("colab_tpu_quickstart.ipynb", tmp_path, monkeypatch, JAXPRETRAIN_NOTEBOOK_RUNS=str(runs))
   text = "".join(outputs(nb, "text"))
-  assert "mesh axes: {'data': 8, 'fsdp': 1, 'tensor': 1}" in text          # conftest's 8 CPU devices
-  assert re.search(r'"step": 20', text)                                     # the pretraining summary
-  assert {"10", "20"} <= set(re.findall(r"^(\d+) complete", text, re.M))    # checkpoints listed
-  assert len(outputs(nb, "image/png")) >= 2                                 # loss + learning-rate plots inline
+  assert "mesh axes: {'data': 8, 'fsdp': 1, 'tensor': 1}" in text  # conftest's 8 CPU devices
+  assert re.search(r'"step": 20', text)  # the pretraining summary
+  assert {"10", "20"} <= set(re.findall(r"^(\d+) complete", text, re.M))  # checkpoints listed
+  assert len(outputs(nb, "image/png")) >= 2  # loss + learning-rate plots inline
   table = "".join(outputs(nb, "text/markdown"))
   rows = dict(re.findall(r"^\| (pretrained|scratch) \| ([0-9.]+) \|", table, re.M))
   assert set(rows) == {"pretrained", "scratch"} and all(0.0 <= float(v) <= 1.0 for v in rows.values())

@@ -5,6 +5,7 @@ The wheel is built once (no build isolation: setuptools is already installed) an
 without dependencies into a venv that sees this interpreter's packages, so the test needs no
 network; the venv's own jaxpretrain shadows the editable checkout.
 """
+
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 from jaxpretrain.demo import METHODS, targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytestmark = pytest.mark.xdist_group("packaging")   # one worker builds the wheel once
+pytestmark = pytest.mark.xdist_group("packaging")  # one worker builds the wheel once
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +31,62 @@ def installed(tmp_path_factory):
   shutil.copytree(os.path.join(ROOT, "jaxpretrain"), src / "jaxpretrain", ignore=shutil.ignore_patterns("__pycache__"))
   for name in ("pyproject.toml", "README.md"):
     shutil.copy(os.path.join(ROOT, name), src / name)
-  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                  "-w", str(base / "dist"), str(src)], check=True, capture_output=True)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "wheel",
+      "--no-deps",
+      "--no-build-isolation",
+      "-q",
+      "-w",
+      str(base / "dist"),
+      str(src),
+    ],
+    check=True,
+    capture_output=True,
+  )
   (wheel,) = (base / "dist").glob("jaxpretrain-*.whl")
   env_dir = base / "venv"
   venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
   python = env_dir / "bin" / "python"
-  subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-                  str(wheel)], check=True, capture_output=True)
+  subprocess.run(
+    [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+    check=True,
+    capture_output=True,
+  )
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"   # one device, as a user's laptop has
-  where = subprocess.run([str(python), "-c", "import jaxpretrain; print(jaxpretrain.__file__)"], env=env,
-                         cwd=base, check=True, capture_output=True, text=True).stdout.strip()
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"  # one device, as a user's laptop has
+  where = subprocess.run(
+    [str(python), "-c", "import jaxpretrain; print(jaxpretrain.__file__)"],
+    env=env,
+    cwd=base,
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout.strip()
   assert where.startswith(str(env_dir)), f"the venv imports {where}, not its own install"
   return str(env_dir / "bin" / "jaxpretrain"), env
 
 
 def test_wheel_ships_every_config(installed, tmp_path):
   jaxpretrain, env = installed
-  shipped = {f for f in os.listdir(os.path.join(ROOT, "jaxpretrain", "configs")) if f.endswith(".py") and f != "__init__.py"}
-  code = ("import os, jaxpretrain.config as c; "
-          "print(sorted(f for f in os.listdir(c.CONFIG_DIR) if f.endswith('.py') and f != '__init__.py'))")
-  out = subprocess.run([os.path.join(os.path.dirname(jaxpretrain), "python"), "-c", code], env=env, cwd=tmp_path,
-                       check=True, capture_output=True, text=True).stdout
+  shipped = {
+    f for f in os.listdir(os.path.join(ROOT, "jaxpretrain", "configs")) if f.endswith(".py") and f != "__init__.py"
+  }
+  code = (
+    "import os, jaxpretrain.config as c; "
+    "print(sorted(f for f in os.listdir(c.CONFIG_DIR) if f.endswith('.py') and f != '__init__.py'))"
+  )
+  out = subprocess.run(
+    [os.path.join(os.path.dirname(jaxpretrain), "python"), "-c", code],
+    env=env,
+    cwd=tmp_path,
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
   assert json.loads(out.replace("'", '"')) == sorted(shipped)
 
 
@@ -60,10 +94,24 @@ def test_wheel_ships_every_config(installed, tmp_path):
 @pytest.mark.parametrize("config", ["tiny", "configs/tiny.py"])
 def test_named_config_runs_from_an_empty_directory(installed, tmp_path, config):
   jaxpretrain, env = installed
-  proc = subprocess.run([jaxpretrain, "pretrain", f"--config={config}", "--workdir=w", "--config.train.steps=2",
-                         "--config.train.progress=false", "--config.data.embedded_documents=300",
-                         "--config.data.eval_fraction=0.05", "--config.train.batch_size=8"],
-                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [
+      jaxpretrain,
+      "pretrain",
+      f"--config={config}",
+      "--workdir=w",
+      "--config.train.steps=2",
+      "--config.train.progress=false",
+      "--config.data.embedded_documents=300",
+      "--config.data.eval_fraction=0.05",
+      "--config.train.batch_size=8",
+    ],
+    env=env,
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.loads(proc.stdout.strip().splitlines()[-1])
   assert summary["step"] == 2
@@ -73,8 +121,14 @@ def test_named_config_runs_from_an_empty_directory(installed, tmp_path, config):
 @pytest.mark.slow
 def test_small_demo_from_an_empty_directory_writes_demo_json_report_and_plots(installed, tmp_path):
   jaxpretrain, env = installed
-  proc = subprocess.run([jaxpretrain, "demo", "--workdir=demo", "--small", "--config.train.progress=false"],
-                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+    [jaxpretrain, "demo", "--workdir=demo", "--small", "--config.train.progress=false"],
+    env=env,
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   workdir = tmp_path / "demo"
   with open(workdir / "demo.json") as f:

@@ -3,6 +3,7 @@
 Training itself is covered elsewhere; here `loop.run` is replaced by one that writes a run's
 metrics.jsonl and returns its summary, so the test checks the report in a second.
 """
+
 import json
 import os
 import re
@@ -12,8 +13,12 @@ import pytest
 from jaxpretrain import cli
 from jaxpretrain.train import loop
 
-SUMMARY = {"step": 4, "preempted": False, "train": {"loss": 0.61, "learning_rate": 2e-4},
-           "eval": {"loss": 0.5, "accuracy": 0.8125, "macro_f1": 0.79}}
+SUMMARY = {
+  "step": 4,
+  "preempted": False,
+  "train": {"loss": 0.61, "learning_rate": 2e-4},
+  "eval": {"loss": 0.5, "accuracy": 0.8125, "macro_f1": 0.79},
+}
 
 
 @pytest.fixture
@@ -25,6 +30,7 @@ def fake_run(monkeypatch):
     with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
       f.write("".join(json.dumps(r) + "\n" for r in rows))
     return dict(SUMMARY)
+
   monkeypatch.setattr(loop, "run", run)
 
 
@@ -37,8 +43,11 @@ def test_finetune_writes_report_with_final_eval_and_plots(tmp_path, capsys, fake
     report = f.read()
   assert "final step 4." in report
   section = report.split("## Final evaluation")[1].split("##")[0]
-  assert dict(re.findall(r"^\| (\w+) \| ([-\d.e]+) \|", section, re.M)) == \
-      {"accuracy": "0.8125", "loss": "0.5", "macro_f1": "0.79"}
+  assert dict(re.findall(r"^\| (\w+) \| ([-\d.e]+) \|", section, re.M)) == {
+    "accuracy": "0.8125",
+    "loss": "0.5",
+    "macro_f1": "0.79",
+  }
   images = re.findall(r"!\[\w+\]\((plots/\w+\.png)\)", report)
   assert images == ["plots/loss.png", "plots/learning_rate.png", "plots/throughput.png", "plots/eval.png"]
   for image in images:

@@ -1,4 +1,5 @@
 """BERT-large MLM at seq 512, batch 32, bf16 compute."""
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 

@@ -1,4 +1,5 @@
 """GPT-2 small (124M) causal LM at seq 1024, batch 32, bf16 compute (needs the causal_lm task)."""
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 

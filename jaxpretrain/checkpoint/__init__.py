@@ -8,27 +8,43 @@ Layout: WORKDIR/checkpoints/<step>/{state, data, tokenizer, meta}.
   `restore_subtree` (onto shardings), `restore_params` (numpy), `saved_tree`, `flat_leaves`.
 - `listing`: `describe`, the rows of `jaxpretrain checkpoints`.
 """
+
 from jaxpretrain.checkpoint.listing import describe
 from jaxpretrain.checkpoint.manager import (
-                                            ITEMS,
-                                            Checkpointer,
-                                            IteratorState,
-                                            abstract_arrays,
-                                            checkpoint_dir,
-                                            item_path,
-                                            require_run,
-                                            tokenizer_files,
+  ITEMS,
+  Checkpointer,
+  IteratorState,
+  abstract_arrays,
+  checkpoint_dir,
+  item_path,
+  require_run,
+  tokenizer_files,
 )
 from jaxpretrain.checkpoint.restore import (
-                                            check_shapes,
-                                            does_not_fit,
-                                            flat_leaves,
-                                            resolve_step,
-                                            restore_params,
-                                            restore_subtree,
-                                            saved_tree,
+  check_shapes,
+  does_not_fit,
+  flat_leaves,
+  resolve_step,
+  restore_params,
+  restore_subtree,
+  saved_tree,
 )
 
-__all__ = ["ITEMS", "Checkpointer", "IteratorState", "abstract_arrays", "check_shapes", "checkpoint_dir", "describe",
-           "does_not_fit", "flat_leaves", "item_path", "require_run", "resolve_step", "restore_params",
-           "restore_subtree", "saved_tree", "tokenizer_files"]
+__all__ = [
+  "ITEMS",
+  "Checkpointer",
+  "IteratorState",
+  "abstract_arrays",
+  "check_shapes",
+  "checkpoint_dir",
+  "describe",
+  "does_not_fit",
+  "flat_leaves",
+  "item_path",
+  "require_run",
+  "resolve_step",
+  "restore_params",
+  "restore_subtree",
+  "saved_tree",
+  "tokenizer_files",
+]

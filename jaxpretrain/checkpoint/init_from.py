@@ -1,4 +1,5 @@
 """What `init_from` names: a pretraining run directory or an HF directory, and its tokenizer."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def tokenizer_dir(config) -> str:
   if not config.init_from:
     return ""
   if config.init_from.startswith("hf:"):
-    return config.data.tokenizer or config.init_from[len("hf:"):]
+    return config.data.tokenizer or config.init_from[len("hf:") :]
   run = source_run(config)
   path = os.path.join(run, "tokenizer")
   if not os.path.isdir(path):

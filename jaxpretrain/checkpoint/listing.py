@@ -1,4 +1,5 @@
 """The rows of `jaxpretrain checkpoints`: every step directory of a run, read from disk without orbax."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ def describe(workdir: str) -> list[dict]:
     if not step_text.isdigit():
       continue
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-    complete = (name == step_text and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
-                and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS))
+    complete = (
+      name == step_text
+      and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
+      and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS)
+    )
     metrics, wall_time = {}, None
     meta_file = os.path.join(path, "meta", "metadata")
     if complete and os.path.exists(meta_file):
@@ -33,7 +37,15 @@ def describe(workdir: str) -> list[dict]:
         metrics, wall_time = meta.get("metrics", {}), meta.get("time")
       except (OSError, ValueError):
         complete = False
-    rows.append({"step": int(step_text), "complete": complete, "bytes": size, "metrics": metrics,
-                 "time": wall_time, "path": path,
-                 "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete")})
+    rows.append(
+      {
+        "step": int(step_text),
+        "complete": complete,
+        "bytes": size,
+        "metrics": metrics,
+        "time": wall_time,
+        "path": path,
+        "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete"),
+      }
+    )
   return sorted(rows, key=lambda r: (r["step"], r["path"]))

@@ -6,6 +6,7 @@ device buffers) and atomic (orbax writes into a temporary directory and renames 
 complete, so an interrupted save never becomes a step). Restoring walks back from the latest
 step past any checkpoint that fails to load, with a warning naming it.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,11 @@ def _quiet_late_write_callbacks() -> None:
   previous = sys.unraisablehook
   if getattr(previous, "_jaxpretrain", False):
     return
+
   def hook(unraisable):
     if not _is_late_write_callback(unraisable):
       previous(unraisable)
+
   hook._jaxpretrain = True
   sys.unraisablehook = hook
 
@@ -94,21 +97,42 @@ class Checkpointer:
     read_only: never create, delete or clean anything.
   """
 
-  def __init__(self, workdir: str, *, keep: int = 3, async_save: bool = True, best_metric: str = "",
-               best_mode: str = "min", read_only: bool = False):
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    keep: int = 3,
+    async_save: bool = True,
+    best_metric: str = "",
+    best_mode: str = "min",
+    read_only: bool = False,
+  ):
     self.workdir = workdir
     self.directory = checkpoint_dir(workdir)
     # Keep the `keep` latest steps, plus the best one by the eval metric when there is one.
     policies = [preservation.LatestN(n=keep)]
     if best_metric:
-      policies.append(preservation.BestN(
-          get_metric_fn=lambda metrics: metrics.get(best_metric, float("nan")), reverse=best_mode == "min",
-          n=1, keep_checkpoints_without_metrics=False))
+      policies.append(
+        preservation.BestN(
+          get_metric_fn=lambda metrics: metrics.get(best_metric, float("nan")),
+          reverse=best_mode == "min",
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        )
+      )
     options = ocp.CheckpointManagerOptions(
-        enable_async_checkpointing=async_save, preservation_policy=preservation.AnyPreservationPolicy(policies),
-        create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
-    handlers = {"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler(),
-                "tokenizer": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+      enable_async_checkpointing=async_save,
+      preservation_policy=preservation.AnyPreservationPolicy(policies),
+      create=not read_only,
+      read_only=read_only,
+      cleanup_tmp_directories=not read_only,
+    )
+    handlers = {
+      "state": ocp.StandardCheckpointHandler(),
+      "data": grain.checkpoint.CheckpointHandler(),
+      "tokenizer": ocp.JsonCheckpointHandler(),
+      "meta": ocp.JsonCheckpointHandler(),
+    }
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     self.read_only = read_only
     if not read_only:
@@ -120,8 +144,16 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
-  def save(self, step: int, state_arrays: dict, *, data_state: Any = None, tokenizer_files: dict | None = None,
-           meta: dict | None = None, metrics: dict | None = None) -> None:
+  def save(
+    self,
+    step: int,
+    state_arrays: dict,
+    *,
+    data_state: Any = None,
+    tokenizer_files: dict | None = None,
+    meta: dict | None = None,
+    metrics: dict | None = None,
+  ) -> None:
     """Starts saving `step`; returns once arrays are on the host (the write may continue).
 
     Errors of an earlier asynchronous write surface here (or in `wait`).
@@ -135,8 +167,11 @@ class Checkpointer:
       metrics: eval metrics used to pick the best step.
     """
     args = ocp.args.Composite(
-        state=ocp.args.StandardSave(state_arrays), data=grain.checkpoint.CheckpointSave(IteratorState(data_state)),
-        tokenizer=ocp.args.JsonSave(tokenizer_files or {}), meta=ocp.args.JsonSave(meta or {}))
+      state=ocp.args.StandardSave(state_arrays),
+      data=grain.checkpoint.CheckpointSave(IteratorState(data_state)),
+      tokenizer=ocp.args.JsonSave(tokenizer_files or {}),
+      meta=ocp.args.JsonSave(meta or {}),
+    )
     try:
       self.manager.save(step, args=args, metrics=metrics, force=True)
     except _WRITE_ERRORS as e:  # includes a failed earlier asynchronous write
@@ -152,20 +187,24 @@ class Checkpointer:
       (state arrays, this process's data iterator state or None, meta).
     """
     self.check_matches(step, abstract_state_arrays)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state_arrays), meta=ocp.args.JsonRestore()))
+    restored = self.manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state_arrays), meta=ocp.args.JsonRestore())
+    )
     return restored["state"], self.restore_data_state(step), restored["meta"]
 
   def restore_data_state(self, step: int):
     """This process's data iterator state at `step`, or None (with a warning) when it was saved by
     a different number of processes: then the data order starts over, the model state does not."""
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          data=grain.checkpoint.CheckpointRestore(IteratorState())))
+      restored = self.manager.restore(
+        step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(IteratorState()))
+      )
       return restored["data"].state
     except (ValueError, FileNotFoundError, KeyError) as e:
-      warn(f"step {step} has no data iterator state for {jax.process_count()} process(es) "
-           f"({first_line(e, with_type=True)}); the data order starts from the beginning")
+      warn(
+        f"step {step} has no data iterator state for {jax.process_count()} process(es) "
+        f"({first_line(e, with_type=True)}); the data order starts from the beginning"
+      )
       return None
 
   def check_matches(self, step: int, abstract_state_arrays: dict) -> None:
@@ -174,8 +213,11 @@ class Checkpointer:
     Raises:
       UserError: naming the first leaf that is missing, extra or of another shape.
     """
-    check_shapes(flat_leaves(self.manager.item_metadata(step)["state"]), flat_leaves(abstract_state_arrays),
-                 does_not_fit(step, self.directory))
+    check_shapes(
+      flat_leaves(self.manager.item_metadata(step)["state"]),
+      flat_leaves(abstract_state_arrays),
+      does_not_fit(step, self.directory),
+    )
 
   def restore_latest(self, abstract_state_arrays: dict):
     """Restores the newest step that loads; a corrupt or partial step is reported and set aside.
@@ -202,8 +244,10 @@ class Checkpointer:
     return None
 
   def _report_corrupt(self, step: int, error: Exception) -> None:
-    warn(f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({first_line(error, with_type=True)}); "
-         f"using the previous step")
+    warn(
+      f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({first_line(error, with_type=True)}); "
+      f"using the previous step"
+    )
     self._set_aside(step)
 
   def _set_aside(self, step: int) -> None:

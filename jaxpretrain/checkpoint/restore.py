@@ -5,6 +5,7 @@ Everything that reads another run's (or its own) checkpoint goes through here: t
 shapes with `check_shapes` (as `Checkpointer.restore` does) and read with `restore_subtree`
 (onto this run's shardings) or `restore_params` (numpy, no model or mesh).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ from jaxpretrain.errors import UserError
 Shape = tuple[int, ...]
 
 
-def resolve_step(workdir: str, step: int | None = None, *, best_metric: str = "", best_mode: str = "min",
-                 what: str = "") -> tuple[int, str]:
+def resolve_step(
+  workdir: str, step: int | None = None, *, best_metric: str = "", best_mode: str = "min", what: str = ""
+) -> tuple[int, str]:
   """The step to read: `step` when given, else the best by `best_metric`, else the latest.
 
   Args:
@@ -38,6 +40,7 @@ def resolve_step(workdir: str, step: int | None = None, *, best_metric: str = ""
     UserError: when `workdir` has no complete checkpoint, or none at `step`.
   """
   from jaxpretrain.checkpoint.manager import require_run
+
   ckpt = require_run(workdir, best_metric=best_metric, best_mode=best_mode)
   try:
     if step is not None and step >= 0:
@@ -70,8 +73,13 @@ def flat_leaves(tree) -> dict[str, Any]:
   return {_leaf_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def check_shapes(saved: dict, wanted: dict, mismatch: Callable[[str, Shape | None, Shape | None], str], *,
-                 optional: Callable[[str], bool] = lambda name: False) -> set[str]:
+def check_shapes(
+  saved: dict,
+  wanted: dict,
+  mismatch: Callable[[str, Shape | None, Shape | None], str],
+  *,
+  optional: Callable[[str], bool] = lambda name: False,
+) -> set[str]:
   """Compares a checkpoint's leaves with those this config needs, by name and shape.
 
   Args:
@@ -97,12 +105,16 @@ def check_shapes(saved: dict, wanted: dict, mismatch: Callable[[str, Shape | Non
 
 def does_not_fit(step: int, directory: str) -> Callable[[str, Shape | None, Shape | None], str]:
   """The `check_shapes` message for a run's own checkpoint that does not fit its config."""
+
   def describe(shape):
     return "absent" if shape is None else f"shape {shape}"
 
   def mismatch(name, there, here):
-    return (f"checkpoint step {step} in {directory} does not fit this config: {name} is {describe(there)} there "
-            f"but {describe(here)} here")
+    return (
+      f"checkpoint step {step} in {directory} does not fit this config: {name} is {describe(there)} there "
+      f"but {describe(here)} here"
+    )
+
   return mismatch
 
 
@@ -129,11 +141,13 @@ def restore_subtree(state_dir: str, target: dict) -> dict:
   Returns:
     `target`'s tree with the saved arrays.
   """
-  restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape,
-                                                             dtype=x.dtype), target)
+  restore_args = jax.tree.map(
+    lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding, global_shape=x.shape, dtype=x.dtype), target
+  )
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), target)
   return ocp.PyTreeCheckpointer().restore(
-      state_dir, args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args, partial_restore=True))
+    state_dir, args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args, partial_restore=True)
+  )
 
 
 def restore_params(state_dir: str) -> dict:
@@ -149,6 +163,8 @@ def restore_params(state_dir: str) -> dict:
   tree = checkpointer.metadata(state_dir).item_metadata.tree["params"]
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
   item = jax.tree.map(lambda _: 0, tree)
-  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-      item={"params": item}, restore_args={"params": restore_args}, partial_restore=True))
+  restored = checkpointer.restore(
+    state_dir,
+    args=ocp.args.PyTreeRestore(item={"params": item}, restore_args={"params": restore_args}, partial_restore=True),
+  )
   return restored["params"]

@@ -7,6 +7,7 @@ classification, entity-level precision/recall/F1 for token classification; QA ad
 from post-processed answer texts. Pretraining runs report their MLM/LM loss and accuracy (causal
 LM adds perplexity); translation adds BLEU and exact match of greedy translations.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,18 @@ from jaxpretrain.train.state import TrainState
 def restore_state(config, workdir: str, task, strategy, seq_len: int, step: int) -> TrainState:
   """A TrainState whose params are those saved at `step` (optimizer state left fresh)."""
   from jaxpretrain.train.loop import init_state
+
   state = init_state(config, strategy, task, seq_len, max(config.train.steps, 1))
   state_dir = checkpoint_lib.item_path(workdir, step)
   saved = checkpoint_lib.flat_leaves({"params": checkpoint_lib.saved_tree(state_dir)["params"]})
   wanted = checkpoint_lib.flat_leaves({"params": state.params})
   # Saved leaves this config does not build are left unread.
-  checkpoint_lib.check_shapes(saved, wanted, checkpoint_lib.does_not_fit(step, checkpoint_lib.checkpoint_dir(workdir)),
-                              optional=lambda name: name not in wanted)
+  checkpoint_lib.check_shapes(
+    saved,
+    wanted,
+    checkpoint_lib.does_not_fit(step, checkpoint_lib.checkpoint_dir(workdir)),
+    optional=lambda name: name not in wanted,
+  )
   params = checkpoint_lib.restore_subtree(state_dir, {"params": state.params})["params"]
   return state.replace(params=params)
 
@@ -58,12 +64,17 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")
   from jaxpretrain.train.loop import evaluate as evaluate_batches
+
   metrics = evaluate_batches(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
-  eval_scores = registry.spec(config.task.name).eval_scores   # QA's EM/F1, translation's BLEU
+  eval_scores = registry.spec(config.task.name).eval_scores  # QA's EM/F1, translation's BLEU
   if eval_scores is not None:
     metrics.update(eval_scores(config, task, state, strategy, data.tokenizer))
-  result = {**metrics, "step": int(chosen), "checkpoint": how,
-            "data": data.info.get("eval", config.data.eval or config.data.train)}
+  result = {
+    **metrics,
+    "step": int(chosen),
+    "checkpoint": how,
+    "data": data.info.get("eval", config.data.eval or config.data.train),
+  }
   if data.info.get("eval_examples") is not None:
     result["examples"] = data.info["eval_examples"]
   if jax.process_index() == 0:

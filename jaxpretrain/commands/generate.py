@@ -1,4 +1,5 @@
 """`jaxpretrain generate`: continue prompts with a causal-LM run's checkpoint (`tasks/decoding.py`)."""
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,26 @@ def load_run(workdir: str, step: int | None = None):
   config = config_lib.load_saved(workdir)
   model_config = ModelConfig.from_config(config.model)
   if not model_config.causal:
-    raise UserError(f"{workdir} is a {config.task.name} run of a bidirectional model (model.causal=false); "
-                    "generate needs a causal LM")
+    raise UserError(
+      f"{workdir} is a {config.task.name} run of a bidirectional model (model.causal=false); generate needs a causal LM"
+    )
   step, _ = checkpoint_lib.resolve_step(workdir, step)
   params = jax.device_put(checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step)))
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
   return config, model_config, params, tokenizer, step
 
 
-def generate(workdir: str, prompts: list[str], *, max_new_tokens: int = 32, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, seed: int = 0, step: int | None = None) -> dict:
+def generate(
+  workdir: str,
+  prompts: list[str],
+  *,
+  max_new_tokens: int = 32,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+  seed: int = 0,
+  step: int | None = None,
+) -> dict:
   """Continues each prompt with the run's latest (or `step`) checkpoint.
 
   Args:
@@ -64,9 +75,27 @@ def generate(workdir: str, prompts: list[str], *, max_new_tokens: int = 32, temp
   # A translation run reads `[BOS] source [SEP]` and writes the target: a prompt is a source.
   end = [tokenizer.special_ids["sep"]] if registry.spec(config.task.name).source_prompts else []
   ids = [[bos, *tokens, *end] for tokens in tokenizer.encode_batch(prompts)]
-  results = complete(params, model_config, ids, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
-                     max_new_tokens=max_new_tokens, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p)
-  return {"step": int(step), "completions": [
-      {"prompt": prompt, "completion": tokenizer.decode(generated, skip_special_tokens=True),
-       "new_tokens": len(generated) + int(finished), "eos": finished}
-      for prompt, (generated, finished) in zip(prompts, results)]}
+  results = complete(
+    params,
+    model_config,
+    ids,
+    eos_id=eos,
+    pad_id=tokenizer.special_ids["pad"],
+    max_new_tokens=max_new_tokens,
+    seed=seed,
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+  )
+  return {
+    "step": int(step),
+    "completions": [
+      {
+        "prompt": prompt,
+        "completion": tokenizer.decode(generated, skip_special_tokens=True),
+        "new_tokens": len(generated) + int(finished),
+        "eos": finished,
+      }
+      for prompt, (generated, finished) in zip(prompts, results)
+    ],
+  }

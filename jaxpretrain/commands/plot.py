@@ -4,6 +4,7 @@
 train (and eval) loss, the learning-rate schedule, tokens/s, and every other eval metric, against
 the step. Rendering uses matplotlib's Agg backend: no display needed.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,15 +16,20 @@ from jaxpretrain.train.metrics import read_metrics
 
 def _pyplot():
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   return plt
 
 
 def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
   """(steps, values) of the rows that logged a finite `key`."""
-  points = [(r["step"], r[key]) for r in rows
-            if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+  points = [
+    (r["step"], r[key])
+    for r in rows
+    if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) and math.isfinite(r[key])
+  ]
   return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -66,8 +72,7 @@ def loss_plot(rows: list[dict], path: str, title: str = "loss") -> str:
   """Train and eval loss of metrics.jsonl rows against the step, as a PNG at `path`."""
   train = [r for r in rows if "split" not in r]
   evals = [r for r in rows if r.get("split") == "eval"]
-  return line_plot({"train": series(train, "loss"), "eval": series(evals, "loss")}, path, title=title,
-                   ylabel="loss")
+  return line_plot({"train": series(train, "loss"), "eval": series(evals, "loss")}, path, title=title, ylabel="loss")
 
 
 def plot_run(workdir: str, out_dir: str | None = None) -> list[str]:
@@ -90,8 +95,10 @@ def plot_run(workdir: str, out_dir: str | None = None) -> list[str]:
   written = []
   if any(series(train, "loss")[0] + series(evals, "loss")[0]):
     written.append(loss_plot(rows, os.path.join(out_dir, "loss.png")))
-  for key, name, label in (("learning_rate", "learning_rate.png", "learning rate"),
-                           ("tokens_per_s", "throughput.png", "tokens / s")):
+  for key, name, label in (
+    ("learning_rate", "learning_rate.png", "learning rate"),
+    ("tokens_per_s", "throughput.png", "tokens / s"),
+  ):
     curve = series(train, key)
     if curve[0]:
       written.append(line_plot({label: curve}, os.path.join(out_dir, name), title=label, ylabel=label))

@@ -2,6 +2,7 @@
 
 `jaxpretrain finetune` writes it when training ends (the demo writes its own, richer report).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,18 @@ def write(workdir: str, summary: dict, title: str = "Fine-tuning run") -> str:
   Returns:
     The report's path.
   """
-  lines = [f"# {title}", "", f"Workdir: `{os.path.abspath(workdir)}`, final step {summary['step']}"
-           + (" (preempted: resume with the same command)" if summary.get("preempted") else "") + ".", ""]
-  for name, metrics in (("Final evaluation", summary.get("eval") or {}), ("Last training log", summary.get("train") or {})):
+  lines = [
+    f"# {title}",
+    "",
+    f"Workdir: `{os.path.abspath(workdir)}`, final step {summary['step']}"
+    + (" (preempted: resume with the same command)" if summary.get("preempted") else "")
+    + ".",
+    "",
+  ]
+  for name, metrics in (
+    ("Final evaluation", summary.get("eval") or {}),
+    ("Last training log", summary.get("train") or {}),
+  ):
     if metrics:
       lines += [f"## {name}", "", "| metric | value |", "| --- | --- |"]
       lines += [f"| {k} | {_number(v)} |" for k, v in sorted(metrics.items())]

@@ -11,6 +11,7 @@ the last 10% at seq 512; run that second phase as a new workdir with `init_from`
 Data: English Wikipedia through tfds (array_record format); add book-like text by preparing a
 directory of `.jsonl` files instead (`--config.data.train=/data/books_and_wiki/`).
 """
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 
@@ -19,12 +20,12 @@ def get_config():
   c = config_lib.defaults()
   presets.apply(c.model, "base")
   c.model.vocab_size = presets.BERT_VOCAB
-  c.model.dtype = "bfloat16"           # compute dtype on GPUs/TPUs; parameters stay float32
-  c.model.attention = "auto"           # cuDNN flash attention where it runs, XLA elsewhere
+  c.model.dtype = "bfloat16"  # compute dtype on GPUs/TPUs; parameters stay float32
+  c.model.attention = "auto"  # cuDNN flash attention where it runs, XLA elsewhere
   c.data.train = "tfds:wikipedia/20230601.en"
-  c.data.tokenizer = ""                # e.g. a bert-base-uncased tokenizer dir; "" = train WordPiece
+  c.data.tokenizer = ""  # e.g. a bert-base-uncased tokenizer dir; "" = train WordPiece
   c.data.seq_len = 128
-  c.data.eval_fraction = 0.0005        # ~3k Wikipedia articles held out
+  c.data.eval_fraction = 0.0005  # ~3k Wikipedia articles held out
   c.data.records_per_shard = 100000
   c.task.name = "mlm"
   c.train.steps = 1_000_000

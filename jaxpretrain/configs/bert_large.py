@@ -6,6 +6,7 @@ with less memory keep the global batch and raise `train.grad_accum_steps` or sha
 
   jaxpretrain pretrain --config=configs/bert_large.py --workdir=runs/bert-large
 """
+
 import os
 
 from jaxpretrain import config as config_lib

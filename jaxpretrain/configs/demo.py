@@ -4,6 +4,7 @@ fine-tune it, the same architecture from scratch, and a VSM baseline at label bu
 The top-level sections are the pretraining run; `demo.*` holds the fine-tuning grid. The recipe
 is sized to finish within 10 minutes on 2 CPU cores.
 """
+
 import ml_collections
 
 from jaxpretrain import config as config_lib
@@ -15,7 +16,7 @@ def get_config():
   presets.apply(c.model, "tiny")
   c.model.vocab_size = 4096
   c.model.max_position_embeddings = 128
-  c.model.hidden_dropout_prob = 0.0    # short pretraining: the corpus is large, overfitting is not the risk
+  c.model.hidden_dropout_prob = 0.0  # short pretraining: the corpus is large, overfitting is not the risk
   c.model.attention_probs_dropout_prob = 0.0
   # Sentences are short and a review fits 64 tokens; at lr 1e-3 or with 128-token rows this model sat
   # on the unigram plateau for 500+ of its steps (measured), at 2e-3 on 64-token rows it leaves it by ~300.
@@ -35,15 +36,15 @@ def get_config():
   # N, 2N, 4N, 8N labeled reviews. Measured (2026-11-28): at N=32 and N=64 the pretrained encoder is
   # not reliably above the from-scratch model at 8N; from N=128 it clearly is (README, "Demo results").
   d.budgets = [128, 256, 512, 1024]
-  d.seeds = 5                          # fine-tuning seeds per (method, budget): sample, init, order
-  d.test_examples = 1000               # the fixed test split every run is scored on
-  d.seq_len = 64                       # a review is <= ~25 words
-  d.steps = 80                         # fine-tuning steps, equal for every budget: one compilation
+  d.seeds = 5  # fine-tuning seeds per (method, budget): sample, init, order
+  d.test_examples = 1000  # the fixed test split every run is scored on
+  d.seq_len = 64  # a review is <= ~25 words
+  d.steps = 80  # fine-tuning steps, equal for every budget: one compilation
   d.batch_size = 16
   d.learning_rate = 1e-3
   d.warmup_steps = 8
   d.weight_decay = 0.01
-  d.pooling = "mean"                   # cls | mean
+  d.pooling = "mean"  # cls | mean
   d.classifier_dropout = 0.1
-  d.vsm_dims = 128                     # LSA dimensions of the VSM baseline
+  d.vsm_dims = 128  # LSA dimensions of the VSM baseline
   return c

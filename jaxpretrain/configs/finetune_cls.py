@@ -8,6 +8,7 @@
 `data.eval` defaults to the dataset's validation/test split (for files: set it). The model
 dimensions must be those of the `init_from` run (BERT-base here).
 """
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 
@@ -17,18 +18,18 @@ def get_config():
   presets.apply(c.model, "base")
   c.model.vocab_size = presets.BERT_VOCAB
   c.task.name = "classification"
-  c.task.pooling = "cls"               # BERT's [CLS] pooler
+  c.task.pooling = "cls"  # BERT's [CLS] pooler
   c.task.classifier_dropout = 0.1
   c.data.train = "tfds:imdb_reviews"
   c.data.seq_len = 256
-  c.train.num_epochs = 3.0             # HF TrainingArguments-style: epochs rather than steps
+  c.train.num_epochs = 3.0  # HF TrainingArguments-style: epochs rather than steps
   c.train.batch_size = 32
   c.train.learning_rate = 2e-5
-  c.train.warmup_steps = 240           # ~10% of 3 epochs of IMDB's 25k reviews
+  c.train.warmup_steps = 240  # ~10% of 3 epochs of IMDB's 25k reviews
   c.train.weight_decay = 0.01
   c.train.log_every = 50
   c.eval.every_steps = 500
-  c.eval.metric = "accuracy"           # keep the best checkpoint by eval accuracy
+  c.eval.metric = "accuracy"  # keep the best checkpoint by eval accuracy
   c.eval.metric_mode = "max"
   c.checkpoint.every_steps = 500
   c.checkpoint.keep = 2

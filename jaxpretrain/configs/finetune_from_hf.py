@@ -15,28 +15,29 @@ Model dimensions, activation, LayerNorm eps and the tokenizer come from the HF d
 Data: the embedded labeled reviews by default; any `.jsonl`/`.csv` or `tfds:glue/sst2` via
 `--config.data.train=...`. See docs/hf.md.
 """
+
 from jaxpretrain import config as config_lib
 
 
 def get_config():
   c = config_lib.defaults()
-  c.init_from = "hf:bert-base-uncased"   # a local HF directory (offline) or a Hub id
+  c.init_from = "hf:bert-base-uncased"  # a local HF directory (offline) or a Hub id
   c.task.name = "classification"
-  c.task.pooling = "cls"                 # BertForSequenceClassification: the [CLS] pooler
-  c.task.classifier_dropout = 0.1        # = hidden_dropout_prob, as HF uses when classifier_dropout is None
+  c.task.pooling = "cls"  # BertForSequenceClassification: the [CLS] pooler
+  c.task.classifier_dropout = 0.1  # = hidden_dropout_prob, as HF uses when classifier_dropout is None
   c.data.train = "embedded"
   c.data.seq_len = 128
-  c.train.num_epochs = 3.0               # TrainingArguments(num_train_epochs=3)
-  c.train.batch_size = 16                # per_device_train_batch_size=16 on one device
+  c.train.num_epochs = 3.0  # TrainingArguments(num_train_epochs=3)
+  c.train.batch_size = 16  # per_device_train_batch_size=16 on one device
   c.train.learning_rate = 2e-5
-  c.train.warmup_steps = 19              # warmup_ratio=0.1 of the 3 x 63 steps of 1000 embedded examples
-  c.train.schedule = "linear"            # HF's default linear decay to 0
-  c.train.weight_decay = 0.01            # not on biases and LayerNorm, as Trainer
-  c.train.adam_eps = 1e-8                # HF AdamW default
+  c.train.warmup_steps = 19  # warmup_ratio=0.1 of the 3 x 63 steps of 1000 embedded examples
+  c.train.schedule = "linear"  # HF's default linear decay to 0
+  c.train.weight_decay = 0.01  # not on biases and LayerNorm, as Trainer
+  c.train.adam_eps = 1e-8  # HF AdamW default
   c.train.max_grad_norm = 1.0
   c.train.log_every = 10
   c.eval.metric = "accuracy"
   c.eval.metric_mode = "max"
-  c.checkpoint.every_steps = 0           # Trainer saves at the end here too (save_strategy per run)
+  c.checkpoint.every_steps = 0  # Trainer saves at the end here too (save_strategy per run)
   c.checkpoint.keep = 1
   return c

@@ -15,6 +15,7 @@ OpenWebText export (`--config.data.train='owt/*.jsonl'`, one {"text": ...} per l
 ("gpt2").save_pretrained(DIR)` where the Hub is reachable); without one, prepare trains a
 50257-token WordPiece on the corpus.
 """
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 
@@ -22,19 +23,19 @@ from jaxpretrain.models import presets
 def get_config():
   c = config_lib.defaults()
   presets.apply(c.model, "gpt2-small")
-  c.model.hidden_dropout_prob = 0.0     # single-epoch pretraining on a large corpus: no dropout
+  c.model.hidden_dropout_prob = 0.0  # single-epoch pretraining on a large corpus: no dropout
   c.model.attention_probs_dropout_prob = 0.0
   c.model.dtype = "bfloat16"
-  c.model.attention = "auto"            # cuDNN flash attention where it runs
+  c.model.attention = "auto"  # cuDNN flash attention where it runs
   c.task.name = "causal_lm"
   c.data.train = "tfds:wikipedia/20230601.en"
-  c.data.tokenizer = ""                 # a GPT-2 tokenizer directory (see above)
+  c.data.tokenizer = ""  # a GPT-2 tokenizer directory (see above)
   c.data.seq_len = 1024
   c.data.eval_fraction = 0.0005
   c.data.records_per_shard = 100000
-  c.train.batch_size = 512              # 0.5M tokens a step
-  c.train.grad_accum_steps = 8          # 64 rows per micro-batch; raise on smaller accelerators
-  c.train.steps = 19073                 # ~10B tokens
+  c.train.batch_size = 512  # 0.5M tokens a step
+  c.train.grad_accum_steps = 8  # 64 rows per micro-batch; raise on smaller accelerators
+  c.train.steps = 19073  # ~10B tokens
   c.train.learning_rate = 6e-4
   c.train.warmup_steps = 715
   c.train.schedule = "cosine"

@@ -1,4 +1,5 @@
 """A tiny BERT on the embedded corpus: 30 steps in well under a minute on 2 CPU cores."""
+
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import presets
 
@@ -6,9 +7,9 @@ from jaxpretrain.models import presets
 def get_config():
   c = config_lib.defaults()
   presets.apply(c.model, "tiny")
-  c.model.vocab_size = 4096            # the WordPiece vocabulary trained on the embedded corpus
+  c.model.vocab_size = 4096  # the WordPiece vocabulary trained on the embedded corpus
   c.model.max_position_embeddings = 128
-  c.model.hidden_dropout_prob = 0.0    # 30 steps: dropout only slows the visible loss drop
+  c.model.hidden_dropout_prob = 0.0  # 30 steps: dropout only slows the visible loss drop
   c.model.attention_probs_dropout_prob = 0.0
   c.data.seq_len = 128
   c.data.embedded_documents = 20000

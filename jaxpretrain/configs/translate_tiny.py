@@ -14,17 +14,18 @@ Without `init_from` the same command trains the same decoder from scratch (pass
 of {"source", "target"}, or a tfds translation dataset (`tfds:ted_hrlr_translate/pt_to_en`;
 `tfds:wmt14_translate/de-en` where TensorFlow is installed).
 """
+
 from jaxpretrain import config as config_lib
 
 
 def get_config():
-  c = config_lib.load("gpt_tiny")     # the decoder's dims must match its pretraining run
+  c = config_lib.load("gpt_tiny")  # the decoder's dims must match its pretraining run
   c.task.name = "translation"
-  c.data.train = "embedded"           # the embedded translation pairs (train split; test split for eval)
+  c.data.train = "embedded"  # the embedded translation pairs (train split; test split for eval)
   c.data.train_examples = 2000
   c.data.eval_examples = 200
-  c.data.seq_len = 128                # target <= ~25 tokens, source <= ~60 (its words split into pieces)
-  c.train.num_epochs = 4.0            # 2000 pairs / 32 = 63 steps an epoch -> 250 steps
+  c.data.seq_len = 128  # target <= ~25 tokens, source <= ~60 (its words split into pieces)
+  c.train.num_epochs = 4.0  # 2000 pairs / 32 = 63 steps an epoch -> 250 steps
   c.train.batch_size = 32
   c.train.learning_rate = 1e-3
   c.train.warmup_steps = 20

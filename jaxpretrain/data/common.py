@@ -3,6 +3,7 @@
 Pretraining (`pretrain/`) and fine-tuning (`finetune/`) both hand the loop a `RunData`, hold out
 the same hash-picked examples for evaluation, and agree on which ids open and close a document.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,7 @@ class RunData:
     seq_len: tokens per example.
     info: task-specific facts (special ids, label names, ...), JSON-able.
   """
+
   train: Iterator
   eval_batches: Callable[[], Iterable[dict]]
   steps_per_epoch: int

@@ -4,6 +4,7 @@ It wraps `transformers.PreTrainedTokenizerFast`, so a saved tokenizer is a norma
 directory (`AutoTokenizer.from_pretrained` reads it) and any HF tokenizer directory loads: a
 WordPiece one trained here, bert-base-uncased, or a byte-level BPE one such as GPT-2's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,9 @@ class Tokenizer:
     self._backend.no_truncation()
     self._ascii_backend = _without_bert_normalizer(self._json)
     self.special_ids = _special_ids(hf_tokenizer)
-    self.all_special_ids = sorted({i for i in self.special_ids.values() if i is not None}
-                                  | set(hf_tokenizer.all_special_ids))
+    self.all_special_ids = sorted(
+      {i for i in self.special_ids.values() if i is not None} | set(hf_tokenizer.all_special_ids)
+    )
 
   @classmethod
   def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -56,16 +58,16 @@ class Tokenizer:
     if vocab_size < len(SPECIAL_TOKENS) + 1:
       raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
     texts = texts if isinstance(texts, list) else list(texts)
-    normalizer = normalizers.BertNormalizer(lowercase=True, clean_text=True,
-                                            handle_chinese_chars=True, strip_accents=None)
+    normalizer = normalizers.BertNormalizer(
+      lowercase=True, clean_text=True, handle_chinese_chars=True, strip_accents=None
+    )
     # The Rust trainer numbers the initial "##x" units in hash-map order (random per process), and
     # merge ties are broken by id, so two runs can learn different vocabularies. Fixing the ids of
     # every initial unit up front (as extra "special" tokens, sorted) makes training deterministic.
     raw_chars = set()
     for text in texts:
       raw_chars.update(text)
-    chars = sorted({c for raw in raw_chars for c in normalizer.normalize_str(raw)
-                    if not c.isspace()})
+    chars = sorted({c for raw in raw_chars for c in normalizer.normalize_str(raw) if not c.isspace()})
     if not chars:
       raise UserError("cannot train a tokenizer: the corpus has no text")
     # Punctuation is always split off alone, so it never continues a word: no "##," unit.
@@ -73,28 +75,38 @@ class Tokenizer:
     rust = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
     rust.normalizer = normalizer
     rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size,
-                                        special_tokens=SPECIAL_TOKENS + initial_units,
-                                        min_frequency=2, show_progress=False,
-                                        continuing_subword_prefix="##")
+    trainer = trainers.WordPieceTrainer(
+      vocab_size=vocab_size,
+      special_tokens=SPECIAL_TOKENS + initial_units,
+      min_frequency=2,
+      show_progress=False,
+      continuing_subword_prefix="##",
+    )
     rust.train_from_iterator(texts, trainer=trainer)
     # Rebuild from the vocabulary alone, so the initial units are ordinary tokens again.
     vocab = rust.get_vocab(with_added_tokens=False)
-    rust = RustTokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]",
-                                          continuing_subword_prefix="##",
-                                          max_input_chars_per_word=100))
+    rust = RustTokenizer(
+      models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100)
+    )
     rust.normalizer = normalizer
     rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     rust.decoder = decoders.WordPiece(prefix="##")
     rust.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = rust.token_to_id("[CLS]"), rust.token_to_id("[SEP]")
     rust.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+      single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=rust, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", do_lower_case=True, model_max_length=512,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+      tokenizer_object=rust,
+      unk_token="[UNK]",
+      pad_token="[PAD]",
+      cls_token="[CLS]",
+      sep_token="[SEP]",
+      mask_token="[MASK]",
+      do_lower_case=True,
+      model_max_length=512,
+      model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
     return cls(hf)
 
   @classmethod
@@ -149,15 +161,18 @@ class Tokenizer:
     ascii_rows = [i for i, text in enumerate(texts) if text.isascii()]
     other_rows = [i for i, text in enumerate(texts) if not text.isascii()]
     ids: list[list[int]] = [[] for _ in texts]
-    for rows, backend, prepare in ((ascii_rows, self._ascii_backend, lambda t: t.translate(_ASCII_BERT_CLEAN)),
-                                   (other_rows, self._backend, lambda t: t)):
+    for rows, backend, prepare in (
+      (ascii_rows, self._ascii_backend, lambda t: t.translate(_ASCII_BERT_CLEAN)),
+      (other_rows, self._backend, lambda t: t),
+    ):
       if rows:
         for i, row in zip(rows, _encode_ids(backend, [prepare(texts[i]) for i in rows])):
           ids[i] = row
     return ids
 
-  def encode_examples(self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, *,
-                      max_length: int) -> dict[str, np.ndarray]:
+  def encode_examples(
+    self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None, *, max_length: int
+  ) -> dict[str, np.ndarray]:
     """Encodes single texts or pairs as `[CLS] a [SEP] (b [SEP])`, truncated and padded.
 
     Works for tokenizers without [CLS]/[SEP] too (GPT-2 style: eos stands in for both).
@@ -189,11 +204,10 @@ class Tokenizer:
       row = [cls_id] + a + [sep_id]
       if ids_b is not None:
         row += b + [sep_id]
-        token_type_ids[i, len(a) + 2:len(row)] = 1
-      input_ids[i, :len(row)] = row
-      attention_mask[i, :len(row)] = 1
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
-            "attention_mask": attention_mask}
+        token_type_ids[i, len(a) + 2 : len(row)] = 1
+      input_ids[i, : len(row)] = row
+      attention_mask[i, : len(row)] = 1
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
 
   def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
     """The text of `ids`."""
@@ -236,8 +250,9 @@ def _encode_ids(backend, texts: list[str]) -> list[list[int]]:
 def _is_punctuation(c: str) -> bool:
   """What BertPreTokenizer splits off as punctuation: ASCII symbols and Unicode P* characters."""
   cp = ord(c)
-  return (33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
-          or unicodedata.category(c).startswith("P"))
+  return (
+    33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126 or unicodedata.category(c).startswith("P")
+  )
 
 
 def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
@@ -261,14 +276,22 @@ def _special_ids(hf) -> dict:
 
   GPT-2 style (eos, no [SEP]/[PAD]): eos stands in for sep, bos and pad, and bos for cls.
   """
+
   def tid(token):
     if token is None:
       return None
     i = hf.convert_tokens_to_ids(str(token))
     return None if i is None or (i == hf.unk_token_id and str(token) != str(hf.unk_token)) else i
-  ids = {"pad": tid(hf.pad_token), "unk": tid(hf.unk_token), "cls": tid(hf.cls_token),
-         "sep": tid(hf.sep_token), "mask": tid(hf.mask_token), "bos": tid(hf.bos_token),
-         "eos": tid(hf.eos_token)}
+
+  ids = {
+    "pad": tid(hf.pad_token),
+    "unk": tid(hf.unk_token),
+    "cls": tid(hf.cls_token),
+    "sep": tid(hf.sep_token),
+    "mask": tid(hf.mask_token),
+    "bos": tid(hf.bos_token),
+    "eos": tid(hf.eos_token),
+  }
   if ids["eos"] is not None:  # GPT-2 style: eos separates, starts, and pads
     for key in ("sep", "bos", "pad"):
       if ids[key] is None:

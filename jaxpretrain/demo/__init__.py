@@ -11,6 +11,7 @@ Fine-tuning runs go through the same jitted `train_step` as pretraining (`finetu
 compiled once for all of them. A seed fixes a run's labeled sample, its initialization and its
 batch order; all runs are scored on one fixed test split.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,10 +26,24 @@ from jaxpretrain.errors import UserError
 
 METHODS = ("pretrained", "scratch", "vsm")
 # `jaxpretrain demo --small`: the whole pipeline in well under a minute (tests, smoke checks).
-SMALL = {"data.embedded_documents": 300, "data.seq_len": 64, "train.steps": 6, "train.warmup_steps": 2,
-         "train.log_every": 3, "eval.every_steps": 0, "eval.batches": 1, "checkpoint.every_steps": 3,
-         "model.vocab_size": 1024, "demo.budgets": [8, 16], "demo.seeds": 3, "demo.test_examples": 64,
-         "demo.steps": 4, "demo.batch_size": 8, "demo.warmup_steps": 1, "demo.vsm_dims": 8}
+SMALL = {
+  "data.embedded_documents": 300,
+  "data.seq_len": 64,
+  "train.steps": 6,
+  "train.warmup_steps": 2,
+  "train.log_every": 3,
+  "eval.every_steps": 0,
+  "eval.batches": 1,
+  "checkpoint.every_steps": 3,
+  "model.vocab_size": 1024,
+  "demo.budgets": [8, 16],
+  "demo.seeds": 3,
+  "demo.test_examples": 64,
+  "demo.steps": 4,
+  "demo.batch_size": 8,
+  "demo.warmup_steps": 1,
+  "demo.vsm_dims": 8,
+}
 
 
 class Progress:
@@ -74,9 +89,11 @@ def validate(config) -> None:
   from jaxpretrain import config_schema
   from jaxpretrain.models.config import ModelConfig
   from jaxpretrain.parallel import strategy as strategy_lib
+
   if "demo" not in config:
-    raise UserError("the demo needs the demo.* keys of configs/demo.py: run it with --config=configs/demo.py "
-                    "or a config built on it")
+    raise UserError(
+      "the demo needs the demo.* keys of configs/demo.py: run it with --config=configs/demo.py or a config built on it"
+    )
   config_schema.validate(config)
   strategy = strategy_lib.create(config.mesh)
   strategy.check_batch_size(config.train.batch_size, grad_accum_steps=config.train.grad_accum_steps)
@@ -88,18 +105,22 @@ def summarize(budgets: list[int], runs: dict[str, dict[int, list[float]]]) -> di
   """demo.json: mean and (sample) standard deviation of accuracy over seeds, per method and budget."""
   seeds = len(next(iter(runs.values()))[budgets[0]])
   std = lambda xs: float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-  return {"budgets": budgets,
-          "accuracy": {m: {str(b): float(np.mean(runs[m][b])) for b in budgets} for m in runs},
-          "std": {m: {str(b): std(runs[m][b]) for b in budgets} for m in runs},
-          "seeds": seeds}
+  return {
+    "budgets": budgets,
+    "accuracy": {m: {str(b): float(np.mean(runs[m][b])) for b in budgets} for m in runs},
+    "std": {m: {str(b): std(runs[m][b]) for b in budgets} for m in runs},
+    "seeds": seeds,
+  }
 
 
 def targets(result: dict) -> dict[str, bool]:
   """The demo's two claims, checked on the measured means."""
   acc, budgets = result["accuracy"], result["budgets"]
   first, last = str(budgets[0]), str(budgets[-1])
-  return {f"pretrained at {first} labels >= scratch at {last} labels": acc["pretrained"][first] >= acc["scratch"][last],
-          "pretrained > VSM at every budget": all(acc["pretrained"][str(b)] > acc["vsm"][str(b)] for b in budgets)}
+  return {
+    f"pretrained at {first} labels >= scratch at {last} labels": acc["pretrained"][first] >= acc["scratch"][last],
+    "pretrained > VSM at every budget": all(acc["pretrained"][str(b)] > acc["vsm"][str(b)] for b in budgets),
+  }
 
 
 def run(config, workdir: str) -> dict:
@@ -129,20 +150,27 @@ def run(config, workdir: str) -> dict:
   say(f"prepare: {config.data.embedded_documents} embedded documents -> tokenizer + packed shards")
   prepared = pipeline.ensure_prepared(config, pretrain_dir, registry.spec(config.task.name).packing)
   timings["prepare"] = say.elapsed()
-  say(f"pretrain: {config.model.num_hidden_layers} layers x {config.model.hidden_size}, MLM, "
-      f"{config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} tokens ({prepared})")
+  say(
+    f"pretrain: {config.model.num_hidden_layers} layers x {config.model.hidden_size}, MLM, "
+    f"{config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} tokens ({prepared})"
+  )
   summary = loop.run(config, pretrain_dir)
   timings["pretrain"] = say.elapsed() - timings["prepare"]
-  say(f"pretrain: done, step {summary['step']}, train loss {_fmt(summary['train'], 'loss')}, "
-      f"eval loss {_fmt(summary['eval'], 'loss')}, {timings['pretrain']:.0f}s")
+  say(
+    f"pretrain: done, step {summary['step']}, train loss {_fmt(summary['train'], 'loss')}, "
+    f"eval loss {_fmt(summary['eval'], 'loss')}, {timings['pretrain']:.0f}s"
+  )
 
   tokenizer_dir = os.path.join(pretrain_dir, "tokenizer")
   tokenizer = Tokenizer.load(tokenizer_dir)
   ft = finetune_config(config, tokenizer_dir)
   names = embedded.LABEL_NAMES
   encode = lambda examples: encode_classification(
-      [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": "embedded"} for e in examples],
-      tokenizer, d.seq_len, names)
+    [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": "embedded"} for e in examples],
+    tokenizer,
+    d.seq_len,
+    names,
+  )
   test = embedded.labeled_examples("test", d.test_examples, 0)
   sweep = Sweep(ft, num_labels=len(names), steps=d.steps, eval_arrays=encode(test))
   runs = {m: {b: [] for b in budgets} for m in METHODS}
@@ -153,8 +181,10 @@ def run(config, workdir: str) -> dict:
       arrays = encode(samples[b, s])
       runs["pretrained"][b].append(sweep.run(arrays, seed=s, init_from=pretrain_dir)["accuracy"])
       runs["scratch"][b].append(sweep.run(arrays, seed=s)["accuracy"])
-    say(f"fine-tune {b:>4} labels: pretrained {np.mean(runs['pretrained'][b]):.3f}, "
-        f"scratch {np.mean(runs['scratch'][b]):.3f} (mean of {d.seeds} seeds)")
+    say(
+      f"fine-tune {b:>4} labels: pretrained {np.mean(runs['pretrained'][b]):.3f}, "
+      f"scratch {np.mean(runs['scratch'][b]):.3f} (mean of {d.seeds} seeds)"
+    )
   timings["finetune"] = say.elapsed() - start
 
   start = say.elapsed()
@@ -168,8 +198,7 @@ def run(config, workdir: str) -> dict:
   write_report(workdir, result, runs, timings, summary, config)
   for claim, ok in targets(result).items():
     say(f"target: {claim}: {'yes' if ok else 'NO'}")
-  say(f"wrote {os.path.join(workdir, 'demo.json')} and {os.path.join(workdir, 'report.md')} "
-      f"in {timings['total']:.0f}s")
+  say(f"wrote {os.path.join(workdir, 'demo.json')} and {os.path.join(workdir, 'report.md')} in {timings['total']:.0f}s")
   return result
 
 
@@ -185,8 +214,9 @@ def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: 
   for b in budgets:
     for s in range(seeds):
       examples = samples[b, s]
-      vsm.fit_classifier(tokenizer.encode_batch([e["text"] for e in examples]),
-                         np.array([e["label"] for e in examples]), 2, seed=s)
+      vsm.fit_classifier(
+        tokenizer.encode_batch([e["text"] for e in examples]), np.array([e["label"] for e in examples]), 2, seed=s
+      )
       out[b].append(vsm.accuracy(test_ids, test_labels))
     say(f"VSM       {b:>4} labels: {np.mean(out[b]):.3f}")
   return out
@@ -197,34 +227,49 @@ def write_report(workdir: str, result: dict, runs: dict, timings: dict, summary:
   from jaxpretrain.commands import plot
   from jaxpretrain.train.metrics import read_metrics
 
-  loss_png = plot.loss_plot(read_metrics(os.path.join(workdir, "pretrain")),
-                            os.path.join(workdir, "pretrain_loss.png"), title="MLM pretraining loss")
+  loss_png = plot.loss_plot(
+    read_metrics(os.path.join(workdir, "pretrain")),
+    os.path.join(workdir, "pretrain_loss.png"),
+    title="MLM pretraining loss",
+  )
   acc_png = plot.accuracy_vs_labels(result, os.path.join(workdir, "accuracy_vs_labels.png"))
   budgets, acc, std = result["budgets"], result["accuracy"], result["std"]
-  lines = ["# jaxpretrain demo: does pretraining pay off?", "",
-           f"Test accuracy on {config.demo.test_examples} held-out embedded reviews, mean ± std over "
-           f"{result['seeds']} seeds (each seed: its own labeled sample, initialization and batch order). "
-           "The classes are balanced: chance is 0.5.", "",
-           "| labels | " + " | ".join(METHODS) + " |", "|---:|" + "---:|" * len(METHODS)]
+  lines = [
+    "# jaxpretrain demo: does pretraining pay off?",
+    "",
+    f"Test accuracy on {config.demo.test_examples} held-out embedded reviews, mean ± std over "
+    f"{result['seeds']} seeds (each seed: its own labeled sample, initialization and batch order). "
+    "The classes are balanced: chance is 0.5.",
+    "",
+    "| labels | " + " | ".join(METHODS) + " |",
+    "|---:|" + "---:|" * len(METHODS),
+  ]
   for b in budgets:
     lines.append(f"| {b} | " + " | ".join(f"{acc[m][str(b)]:.3f} ± {std[m][str(b)]:.3f}" for m in METHODS) + " |")
   lines += ["", "## Targets", ""]
   lines += [f"- {claim}: **{'yes' if ok else 'no'}**" for claim, ok in targets(result).items()]
-  lines += ["", "## Setup", "",
-            f"- pretraining: {config.model.num_hidden_layers} layers, hidden {config.model.hidden_size}, "
-            f"vocab {config.model.vocab_size}; MLM on {config.data.embedded_documents} documents, "
-            f"{summary['step']} steps × {config.train.batch_size} × {config.data.seq_len} tokens, "
-            f"final eval loss {_fmt(summary['eval'], 'loss')}, "
-            f"eval masked-token accuracy {_fmt(summary['eval'], 'accuracy')}",
-            f"- fine-tuning (pretrained and scratch alike): {config.demo.steps} steps × batch "
-            f"{config.demo.batch_size}, lr {config.demo.learning_rate}, {config.demo.pooling} pooling, "
-            f"seq_len {config.demo.seq_len}",
-            f"- VSM: LSA ({config.demo.vsm_dims} dims) word vectors from the same corpus, logistic regression",
-            "- time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), "",
-            f"![pretraining loss]({os.path.basename(loss_png)})", "",
-            f"![accuracy vs labels]({os.path.basename(acc_png)})", "",
-            "Per-seed accuracies: " + json.dumps({m: {str(b): [round(x, 4) for x in runs[m][b]] for b in budgets}
-                                                  for m in METHODS}), ""]
+  lines += [
+    "",
+    "## Setup",
+    "",
+    f"- pretraining: {config.model.num_hidden_layers} layers, hidden {config.model.hidden_size}, "
+    f"vocab {config.model.vocab_size}; MLM on {config.data.embedded_documents} documents, "
+    f"{summary['step']} steps × {config.train.batch_size} × {config.data.seq_len} tokens, "
+    f"final eval loss {_fmt(summary['eval'], 'loss')}, "
+    f"eval masked-token accuracy {_fmt(summary['eval'], 'accuracy')}",
+    f"- fine-tuning (pretrained and scratch alike): {config.demo.steps} steps × batch "
+    f"{config.demo.batch_size}, lr {config.demo.learning_rate}, {config.demo.pooling} pooling, "
+    f"seq_len {config.demo.seq_len}",
+    f"- VSM: LSA ({config.demo.vsm_dims} dims) word vectors from the same corpus, logistic regression",
+    "- time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()),
+    "",
+    f"![pretraining loss]({os.path.basename(loss_png)})",
+    "",
+    f"![accuracy vs labels]({os.path.basename(acc_png)})",
+    "",
+    "Per-seed accuracies: "
+    + json.dumps({m: {str(b): [round(x, 4) for x in runs[m][b]] for b in budgets} for m in METHODS}),
+    "",
+  ]
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write("\n".join(lines))
-

@@ -9,6 +9,7 @@ does) → `steps` updates on shuffled batches of its examples → accuracy on a 
 The strategy and the state come from the pieces `loop.setup` uses (`loop.create_strategy`,
 `TrainState.create`), with the strategy's initializer compiled once for all seeds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,13 +40,15 @@ class Sweep:
     self.config, self.steps = config, steps
     self.seq_len = config.data.seq_len
     model_config = ModelConfig.from_config(config.model)
-    self.task = SequenceClassification(model_config, num_labels=num_labels, pooling=config.task.pooling,
-                                       dropout=config.task.classifier_dropout)
+    self.task = SequenceClassification(
+      model_config, num_labels=num_labels, pooling=config.task.pooling, dropout=config.task.classifier_dropout
+    )
     self.strategy = loop.create_strategy(config, model_config)
     self._make_state = TrainState.create(config, self.task, steps)
     self._init = None
-    self.eval_batches = [self.strategy.put_batch(b) for b in
-                         padded_batches(eval_arrays, config.eval.batch_size or config.train.batch_size)]
+    self.eval_batches = [
+      self.strategy.put_batch(b) for b in padded_batches(eval_arrays, config.eval.batch_size or config.train.batch_size)
+    ]
 
   def init_state(self, seed: int) -> TrainState:
     """A freshly initialized, sharded state; the initializer and the step functions are built on

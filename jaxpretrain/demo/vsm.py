@@ -40,6 +40,7 @@ class _Coo:
   def __init__(self, rows, cols, values, shape):
     self.shape = shape
     pad = -len(values) % _CHUNK
+
     # Padding edges carry value 0 and point at the last row, so rows stay sorted.
     def chunked(a, dtype, fill):
       return np.pad(a.astype(dtype), (0, pad), constant_values=fill).reshape(-1, _CHUNK)
@@ -50,13 +51,11 @@ class _Coo:
 
   def matmul(self, dense):
     """self @ dense, dense: [num_cols, r] -> [num_rows, r]."""
-    return _segment_matmul(self.rows, self.cols, self.values, jnp.asarray(dense), self.shape[0],
-                           True)
+    return _segment_matmul(self.rows, self.cols, self.values, jnp.asarray(dense), self.shape[0], True)
 
   def rmatmul(self, dense):
     """self.T @ dense, dense: [num_rows, r] -> [num_cols, r]."""
-    return _segment_matmul(self.cols, self.rows, self.values, jnp.asarray(dense), self.shape[1],
-                           False)
+    return _segment_matmul(self.cols, self.rows, self.values, jnp.asarray(dense), self.shape[1], False)
 
 
 @functools.partial(jax.jit, static_argnames=("num_out", "out_sorted"))
@@ -65,8 +64,7 @@ def _segment_matmul(out_ids, in_ids, values, dense, num_out, out_sorted):
 
   def step(acc, chunk):
     out, inp, val = chunk
-    part = jax.ops.segment_sum(val[:, None] * dense[inp], out, num_out,
-                               indices_are_sorted=out_sorted)
+    part = jax.ops.segment_sum(val[:, None] * dense[inp], out, num_out, indices_are_sorted=out_sorted)
     return acc + part, None
 
   init = jnp.zeros((num_out, dense.shape[1]), dense.dtype)
@@ -90,8 +88,7 @@ def _tf(counts, sublinear):
   return 1.0 + np.log(counts) if sublinear else counts.astype(np.float64)
 
 
-def word_vectors_from_doc_vectors(documents: list[list[int]], doc_vectors,
-                                  vocab_size: int) -> np.ndarray:
+def word_vectors_from_doc_vectors(documents: list[list[int]], doc_vectors, vocab_size: int) -> np.ndarray:
   """Word vectors v_w = sum_{d in D} count(d, w) * v(d).
 
   Args:
@@ -112,9 +109,17 @@ def _word_vectors(docs, words, counts, doc_vectors, vocab_size):
   return np.asarray(matrix.rmatmul(np.asarray(doc_vectors, np.float32)))
 
 
-def randomized_svd(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int],
-                   rank: int, *, oversample: int = 10, power_iters: int = 2,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def randomized_svd(
+  rows: np.ndarray,
+  cols: np.ndarray,
+  values: np.ndarray,
+  shape: tuple[int, int],
+  rank: int,
+  *,
+  oversample: int = 10,
+  power_iters: int = 2,
+  seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Top-`rank` SVD of a sparse matrix touched only through products with thin dense matrices.
 
   Args:
@@ -174,9 +179,15 @@ def _train_logreg(x, labels, key, l2, learning_rate, num_labels, steps):
 class VSMBaseline:
   """LSA word vectors plus a logistic-regression classifier on text vectors built from them."""
 
-  def __init__(self, word_vectors: np.ndarray, idf: np.ndarray, *, sublinear_tf: bool = True,
-               doc_vectors: np.ndarray | None = None,
-               singular_values: np.ndarray | None = None):
+  def __init__(
+    self,
+    word_vectors: np.ndarray,
+    idf: np.ndarray,
+    *,
+    sublinear_tf: bool = True,
+    doc_vectors: np.ndarray | None = None,
+    singular_values: np.ndarray | None = None,
+  ):
     """Wraps already computed vectors; use `fit_word_vectors` to compute them from a corpus.
 
     Args:
@@ -198,9 +209,17 @@ class VSMBaseline:
     self._classifier = None
 
   @classmethod
-  def fit_word_vectors(cls, documents: list[list[int]], vocab_size: int, *, dims: int = 128,
-                       seed: int = 0, max_documents: int | None = None, sublinear_tf: bool = True,
-                       power_iters: int = 2) -> "VSMBaseline":
+  def fit_word_vectors(
+    cls,
+    documents: list[list[int]],
+    vocab_size: int,
+    *,
+    dims: int = 128,
+    seed: int = 0,
+    max_documents: int | None = None,
+    sublinear_tf: bool = True,
+    power_iters: int = 2,
+  ) -> "VSMBaseline":
     """Builds v(d) from an unlabeled corpus (see the module docstring) and v_w from them.
 
     Args:
@@ -226,13 +245,11 @@ class VSMBaseline:
     tfidf = _tf(raw, sublinear_tf) * idf[cols]
     norms = np.sqrt(np.bincount(rows, weights=tfidf**2, minlength=n_docs))
     tfidf /= np.maximum(norms, 1e-12)[rows]
-    u, s, _ = randomized_svd(rows, cols, tfidf, (n_docs, vocab_size), dims,
-                             power_iters=power_iters, seed=seed)
+    u, s, _ = randomized_svd(rows, cols, tfidf, (n_docs, vocab_size), dims, power_iters=power_iters, seed=seed)
     doc_vectors = (u * s).astype(np.float32)
     # What word_vectors_from_doc_vectors computes, reusing the count triples built above.
     word_vectors = _word_vectors(rows, cols, raw, doc_vectors, vocab_size)
-    return cls(word_vectors, idf, sublinear_tf=sublinear_tf, doc_vectors=doc_vectors,
-               singular_values=s)
+    return cls(word_vectors, idf, sublinear_tf=sublinear_tf, doc_vectors=doc_vectors, singular_values=s)
 
   def text_vectors(self, texts: list[list[int]]) -> np.ndarray:
     """Unit-length text vectors: sum_w tf-idf(t, w) * v_w / |v_w|, then l2-normalized.
@@ -251,9 +268,17 @@ class VSMBaseline:
     vectors = np.asarray(matrix.matmul(self._unit_word_vectors))
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
-  def fit_classifier(self, texts: list[list[int]], labels: np.ndarray, num_labels: int, *,
-                     l2: float = 1e-3, steps: int = 300, seed: int = 0,
-                     learning_rate: float = 0.1) -> None:
+  def fit_classifier(
+    self,
+    texts: list[list[int]],
+    labels: np.ndarray,
+    num_labels: int,
+    *,
+    l2: float = 1e-3,
+    steps: int = 300,
+    seed: int = 0,
+    learning_rate: float = 0.1,
+  ) -> None:
     """Trains multinomial logistic regression on standardized text vectors, full batch.
 
     Args:
@@ -273,8 +298,7 @@ class VSMBaseline:
     # learning rate suitable for all features.
     self._mean, self._scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     x = jnp.asarray((x - self._mean) / self._scale)
-    params = _train_logreg(x, jnp.asarray(labels), jax.random.key(seed), l2, learning_rate,
-                           num_labels, steps)
+    params = _train_logreg(x, jnp.asarray(labels), jax.random.key(seed), l2, learning_rate, num_labels, steps)
     self._classifier = jax.tree.map(np.asarray, params)
 
   def predict(self, texts: list[list[int]]) -> np.ndarray:

@@ -4,6 +4,7 @@ Modules: `source` (finding and reading checkpoints), `families` (BERT / RoBERTa 
 and architectures), `mapping` (tensor name and layout correspondence), `layout` (scanned vs
 per-layer parameters), `importer`, `exporter`. See docs/hf.md.
 """
+
 from jaxpretrain.hf.exporter import export_run
 from jaxpretrain.hf.importer import apply_hf_config, import_params, warm_start
 

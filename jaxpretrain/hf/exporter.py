@@ -4,6 +4,7 @@ Writes config.json (BertConfig / RobertaConfig / GPT2Config with the task archit
 model.safetensors (the same tensor names and layout `save_pretrained` writes, tied weights
 omitted) and the run's tokenizer files.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,19 +34,23 @@ def hf_tensors(params: dict, model, family: str, task_name: str) -> dict[str, np
   canonical = layout.to_canonical(layout.flatten(params))
   with_pooler = registry.spec(task_name).hf_pooler
   if with_pooler and "encoder/pooler/dense/kernel" not in canonical:
-    raise UserError(f"{families.architecture_for(family, task_name)} classifies the pooled [CLS] token; "
-                    f"this run has no pooler (model.use_pooler=false)")
+    raise UserError(
+      f"{families.architecture_for(family, task_name)} classifies the pooled [CLS] token; "
+      f"this run has no pooler (model.use_pooler=false)"
+    )
   rule_list = mapping.rules(family, model, task_name, pooler=with_pooler)
   used = {p for rule in rule_list for p in rule.ours}
   dropped = [p for p in canonical if p not in used and not (p.startswith("encoder/pooler/") and not with_pooler)]
   if dropped:
-    raise UserError(f"parameters {', '.join(layout.group(dropped))} have no place in "
-                    f"{families.architecture_for(family, task_name)}")
+    raise UserError(
+      f"parameters {', '.join(layout.group(dropped))} have no place in {families.architecture_for(family, task_name)}"
+    )
   return mapping.to_hf(canonical, rule_list)
 
 
-def write_hf(out: str, params: dict, model, task_name: str, special_ids: dict, *,
-             label_names: list | None = None) -> str:
+def write_hf(
+  out: str, params: dict, model, task_name: str, special_ids: dict, *, label_names: list | None = None
+) -> str:
   """Writes config.json and model.safetensors of the task architecture into `out`.
 
   Args:
@@ -60,6 +65,7 @@ def write_hf(out: str, params: dict, model, task_name: str, special_ids: dict, *
     The architecture written (e.g. "BertForSequenceClassification").
   """
   from safetensors.numpy import save_file
+
   family = families.family_of(model)
   arch = families.architecture_for(family, task_name)
   tensors = hf_tensors(params, model, family, task_name)
@@ -95,8 +101,10 @@ def export_run(workdir: str, out: str, step: int | None = None) -> dict:
   task_name = registry.spec(config.task.name).export_task
   arch = families.architecture_for(families.family_of(model), task_name)  # fail before reading weights
   if registry.spec(task_name).hf_pooler and config.task.get("pooling", "cls") != "cls":
-    raise UserError(f"{arch} classifies the pooled [CLS] token; this run used task.pooling="
-                    f"{config.task.pooling}, which has no HF equivalent")
+    raise UserError(
+      f"{arch} classifies the pooled [CLS] token; this run used task.pooling="
+      f"{config.task.pooling}, which has no HF equivalent"
+    )
   step, _ = checkpoint_lib.resolve_step(workdir, step)
   params = checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step))
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))

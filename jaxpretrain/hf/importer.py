@@ -5,6 +5,7 @@ points `data.tokenizer` at the checkpoint. `warm_start` runs once the TrainState
 fills `state.params` from the checkpoint's tensors, leaf by leaf on the strategy's shardings,
 and says which parameters start fresh (a head the checkpoint does not have for this task).
 """
+
 from __future__ import annotations
 
 import jax
@@ -45,14 +46,18 @@ def apply_hf_config(config) -> None:
 
 def _check_tokenizer(directory: str, vocab_size: int) -> None:
   from jaxpretrain.data.tokenizer import Tokenizer
+
   tokenizer = Tokenizer.load(directory)
   if tokenizer.vocab_size > vocab_size:
-    raise UserError(f"the tokenizer in {directory} has {tokenizer.vocab_size} tokens but config.json says "
-                    f"vocab_size={vocab_size}: ids past {vocab_size - 1} would have no embedding")
+    raise UserError(
+      f"the tokenizer in {directory} has {tokenizer.vocab_size} tokens but config.json says "
+      f"vocab_size={vocab_size}: ids past {vocab_size - 1} would have no embedding"
+    )
 
 
-def import_params(directory: str, model, task_name: str, template: dict, *,
-                  allow_pickle: bool = False) -> tuple[dict, list[str]]:
+def import_params(
+  directory: str, model, task_name: str, template: dict, *, allow_pickle: bool = False
+) -> tuple[dict, list[str]]:
   """Our parameter values from an HF checkpoint, for the leaves of `template` it provides.
 
   Args:
@@ -74,11 +79,20 @@ def import_params(directory: str, model, task_name: str, template: dict, *,
     notes.append(f"the {arch} head serves task {hf_task}, not {task_name}: the {task_name} head starts fresh")
   rule_list = mapping.rules(family, model, head_task, pooler=True)
   shapes = layout.canonical_shapes(template)
-  absent = [k for rule in rule_list if rule.part == "encoder" and rule.ours and all(p in shapes for p in rule.ours)
-            and not rule.ours[0].startswith("encoder/pooler/") for k in rule.hf if k not in tensors]
+  absent = [
+    k
+    for rule in rule_list
+    if rule.part == "encoder"
+    and rule.ours
+    and all(p in shapes for p in rule.ours)
+    and not rule.ours[0].startswith("encoder/pooler/")
+    for k in rule.hf
+    if k not in tensors
+  ]
   if absent:  # a silently random encoder would look like a bad fine-tune, not like a bad checkpoint
-    raise UserError(f"{directory}: the {arch} checkpoint has no tensor {absent[0]} "
-                    f"({len(absent)} encoder tensors missing)")
+    raise UserError(
+      f"{directory}: the {arch} checkpoint has no tensor {absent[0]} ({len(absent)} encoder tensors missing)"
+    )
   canonical, skipped = mapping.to_ours(tensors, rule_list, shapes)
   for _, why in skipped:
     notes.append(f"not imported ({why}): starts fresh")
@@ -88,9 +102,16 @@ def import_params(directory: str, model, task_name: str, template: dict, *,
     notes.append(f"freshly initialized (not in the {arch} checkpoint): {', '.join(layout.group(fresh))}")
   used = {k for rule in rule_list if all(p in canonical for p in rule.ours) and rule.ours for k in rule.hf}
   used |= {k for rule, _ in skipped for k in rule.hf}  # already noted
-  ignorable = (".position_ids", ".attn.bias", ".attn.masked_bias", "lm_head.weight",
-               "predictions.decoder.weight", "predictions.decoder.bias", "lm_head.decoder.weight",
-               "lm_head.decoder.bias")  # buffers and tied copies of imported tensors
+  ignorable = (
+    ".position_ids",
+    ".attn.bias",
+    ".attn.masked_bias",
+    "lm_head.weight",
+    "predictions.decoder.weight",
+    "predictions.decoder.bias",
+    "lm_head.decoder.weight",
+    "lm_head.decoder.bias",
+  )  # buffers and tied copies of imported tensors
   unused = [k for k in tensors if k not in used and not k.endswith(ignorable)]
   if unused:
     notes.append(f"unused from the checkpoint: {', '.join(layout.group(unused))}")
@@ -114,9 +135,11 @@ def warm_start(config, state, strategy):
     warn(f"init_weights=False: the {config.model.preset} architecture with fresh random weights", kind="note")
     return state
   from jaxpretrain.models.config import ModelConfig
+
   template = layout.flatten(state.params)
-  values, notes = import_params(directory, ModelConfig.from_config(config.model), config.task.name, template,
-                                allow_pickle=config.hf_allow_pickle)
+  values, notes = import_params(
+    directory, ModelConfig.from_config(config.model), config.task.name, template, allow_pickle=config.hf_allow_pickle
+  )
   for message in notes:
     warn(f"hf: {message}", kind="note")
   flat = {path: _put(values[path], leaf) if path in values else leaf for path, leaf in template.items()}

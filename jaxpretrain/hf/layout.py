@@ -3,6 +3,7 @@
 With `model.scan_layers=True` the layers live stacked under `encoder/layers/block/...` with a
 leading layer axis; the HF mapping speaks per layer, so this module unstacks and restacks.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,7 @@ def canonical_shapes(flat: dict) -> dict[str, tuple]:
   shapes = {}
   for path, leaf in flat.items():
     if path.startswith(SCANNED):
-      rest = path[len(SCANNED):]
+      rest = path[len(SCANNED) :]
       for i in range(leaf.shape[0]):
         shapes[f"encoder/layer_{i}/{rest}"] = tuple(leaf.shape[1:])
     else:
@@ -41,7 +42,7 @@ def to_canonical(flat: dict) -> dict[str, np.ndarray]:
   out = {}
   for path, leaf in flat.items():
     if path.startswith(SCANNED):
-      rest = path[len(SCANNED):]
+      rest = path[len(SCANNED) :]
       for i in range(leaf.shape[0]):
         out[f"encoder/layer_{i}/{rest}"] = np.asarray(leaf[i])
     else:
@@ -60,7 +61,7 @@ def from_canonical(template: dict, canonical: dict) -> dict[str, np.ndarray]:
   out = {}
   for path, leaf in template.items():
     if path.startswith(SCANNED):
-      rest = path[len(SCANNED):]
+      rest = path[len(SCANNED) :]
       names = [f"encoder/layer_{i}/{rest}" for i in range(leaf.shape[0])]
       if all(n in canonical for n in names):
         out[path] = np.stack([canonical[n] for n in names])

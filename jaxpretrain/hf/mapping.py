@@ -8,6 +8,7 @@ Conventions: HF `nn.Linear` weights are [out, in]; GPT-2 `Conv1D` weights are [i
 Dense kernels are [in, out], attention projections [hidden, heads, head_dim] and the attention
 output [heads, head_dim, hidden].
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,11 +23,11 @@ from jaxpretrain.tasks import registry
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-  ours: tuple[str, ...]          # canonical parameter paths
-  hf: tuple[str, ...]            # HF tensor names (task-architecture names, prefix included)
-  to_ours: Callable              # list of HF arrays -> list of our arrays
-  to_hf: Callable                # list of our arrays -> list of HF arrays
-  part: str = "encoder"          # "encoder" | "head": head rules apply only when the tasks match
+  ours: tuple[str, ...]  # canonical parameter paths
+  hf: tuple[str, ...]  # HF tensor names (task-architecture names, prefix included)
+  to_ours: Callable  # list of HF arrays -> list of our arrays
+  to_hf: Callable  # list of our arrays -> list of HF arrays
+  part: str = "encoder"  # "encoder" | "head": head rules apply only when the tasks match
 
 
 def _same(ours, hf, part="encoder"):
@@ -35,8 +36,10 @@ def _same(ours, hf, part="encoder"):
 
 def _linear(ours, hf, part="encoder"):
   """nn.Linear [out, in] ↔ Dense kernel [in, out], plus the bias."""
-  return [Rule((f"{ours}/kernel",), (f"{hf}.weight",), lambda xs: [xs[0].T], lambda xs: [xs[0].T], part),
-          _same(f"{ours}/bias", f"{hf}.bias", part)]
+  return [
+    Rule((f"{ours}/kernel",), (f"{hf}.weight",), lambda xs: [xs[0].T], lambda xs: [xs[0].T], part),
+    _same(f"{ours}/bias", f"{hf}.bias", part),
+  ]
 
 
 def _conv1d(ours, hf, part="encoder"):
@@ -50,11 +53,17 @@ def _norm(ours, hf, part="encoder"):
 
 def _heads_in(ours, hf, heads, head_dim):
   """nn.Linear [heads*head_dim, hidden] ↔ kernel [hidden, heads, head_dim]; bias [heads, head_dim]."""
-  return [Rule((f"{ours}/kernel",), (f"{hf}.weight",),
-               lambda xs: [xs[0].T.reshape(xs[0].shape[1], heads, head_dim)],
-               lambda xs: [xs[0].reshape(xs[0].shape[0], -1).T]),
-          Rule((f"{ours}/bias",), (f"{hf}.bias",), lambda xs: [xs[0].reshape(heads, head_dim)],
-               lambda xs: [xs[0].reshape(-1)])]
+  return [
+    Rule(
+      (f"{ours}/kernel",),
+      (f"{hf}.weight",),
+      lambda xs: [xs[0].T.reshape(xs[0].shape[1], heads, head_dim)],
+      lambda xs: [xs[0].reshape(xs[0].shape[0], -1).T],
+    ),
+    Rule(
+      (f"{ours}/bias",), (f"{hf}.bias",), lambda xs: [xs[0].reshape(heads, head_dim)], lambda xs: [xs[0].reshape(-1)]
+    ),
+  ]
 
 
 def _heads_out(ours, hf, heads, head_dim, conv1d=False):
@@ -71,25 +80,41 @@ def _heads_out(ours, hf, heads, head_dim, conv1d=False):
 def _fused_qkv(ours, hf, heads, head_dim):
   """GPT-2 `c_attn` Conv1D [hidden, 3*hidden] (q|k|v) ↔ three [hidden, heads, head_dim] kernels."""
   names = [f"{ours}/{n}" for n in ("query", "key", "value")]
-  return [Rule(tuple(f"{n}/kernel" for n in names), (f"{hf}.weight",),
-               lambda xs: [w.reshape(w.shape[0], heads, head_dim) for w in np.split(xs[0], 3, axis=1)],
-               lambda xs: [np.concatenate([k.reshape(k.shape[0], -1) for k in xs], axis=1)]),
-          Rule(tuple(f"{n}/bias" for n in names), (f"{hf}.bias",),
-               lambda xs: [b.reshape(heads, head_dim) for b in np.split(xs[0], 3)],
-               lambda xs: [np.concatenate([b.reshape(-1) for b in xs])])]
+  return [
+    Rule(
+      tuple(f"{n}/kernel" for n in names),
+      (f"{hf}.weight",),
+      lambda xs: [w.reshape(w.shape[0], heads, head_dim) for w in np.split(xs[0], 3, axis=1)],
+      lambda xs: [np.concatenate([k.reshape(k.shape[0], -1) for k in xs], axis=1)],
+    ),
+    Rule(
+      tuple(f"{n}/bias" for n in names),
+      (f"{hf}.bias",),
+      lambda xs: [b.reshape(heads, head_dim) for b in np.split(xs[0], 3)],
+      lambda xs: [np.concatenate([b.reshape(-1) for b in xs])],
+    ),
+  ]
 
 
 def _bert_encoder(model, p: str) -> list[Rule]:
   h, d = model.num_attention_heads, model.head_dim
   e = "encoder/embeddings"
-  rules = [_same(f"{e}/word_embeddings/embedding", f"{p}embeddings.word_embeddings.weight"),
-           _same(f"{e}/position_embeddings/embedding", f"{p}embeddings.position_embeddings.weight"),
-           *_norm(f"{e}/layer_norm", f"{p}embeddings.LayerNorm")]
+  rules = [
+    _same(f"{e}/word_embeddings/embedding", f"{p}embeddings.word_embeddings.weight"),
+    _same(f"{e}/position_embeddings/embedding", f"{p}embeddings.position_embeddings.weight"),
+    *_norm(f"{e}/layer_norm", f"{p}embeddings.LayerNorm"),
+  ]
   if model.type_vocab_size > 0:
     rules.append(_same(f"{e}/token_type_embeddings/embedding", f"{p}embeddings.token_type_embeddings.weight"))
   else:  # HF BERT always adds a type embedding: type 0 with a zero vector adds nothing, as ours
-    rules.append(Rule((), (f"{p}embeddings.token_type_embeddings.weight",), lambda xs: [],
-                      lambda xs: [np.zeros((1, model.hidden_size), np.float32)]))
+    rules.append(
+      Rule(
+        (),
+        (f"{p}embeddings.token_type_embeddings.weight",),
+        lambda xs: [],
+        lambda xs: [np.zeros((1, model.hidden_size), np.float32)],
+      )
+    )
   for i in range(model.num_hidden_layers):
     ours, hf = f"encoder/layer_{i}", f"{p}encoder.layer.{i}"
     for name in ("query", "key", "value"):
@@ -104,9 +129,11 @@ def _bert_encoder(model, p: str) -> list[Rule]:
 
 def _gpt2_encoder(model, p: str) -> list[Rule]:
   h, d = model.num_attention_heads, model.head_dim
-  rules = [_same("encoder/embeddings/word_embeddings/embedding", f"{p}wte.weight"),
-           _same("encoder/embeddings/position_embeddings/embedding", f"{p}wpe.weight"),
-           *_norm("encoder/final_norm", f"{p}ln_f")]
+  rules = [
+    _same("encoder/embeddings/word_embeddings/embedding", f"{p}wte.weight"),
+    _same("encoder/embeddings/position_embeddings/embedding", f"{p}wpe.weight"),
+    *_norm("encoder/final_norm", f"{p}ln_f"),
+  ]
   for i in range(model.num_hidden_layers):
     ours, hf = f"encoder/layer_{i}", f"{p}h.{i}"
     rules += _fused_qkv(f"{ours}/attention", f"{hf}.attn.c_attn", h, d)
@@ -120,18 +147,24 @@ def _gpt2_encoder(model, p: str) -> list[Rule]:
 
 def _head(family: str, task: str) -> list[Rule]:
   """The task head's rules (RoBERTa's classifier includes our pooler: its dense+tanh layer)."""
-  head = registry.spec(task).hf_head   # the head's layout, from the task table
+  head = registry.spec(task).hf_head  # the head's layout, from the task table
   if head == "lm_transform" and family == "bert":
-    return [*_linear("head/transform", "cls.predictions.transform.dense", "head"),
-            *_norm("head/transform_norm", "cls.predictions.transform.LayerNorm", "head"),
-            _same("head/bias", "cls.predictions.bias", "head")]
+    return [
+      *_linear("head/transform", "cls.predictions.transform.dense", "head"),
+      *_norm("head/transform_norm", "cls.predictions.transform.LayerNorm", "head"),
+      _same("head/bias", "cls.predictions.bias", "head"),
+    ]
   if head == "lm_transform" and family == "roberta":
-    return [*_linear("head/transform", "lm_head.dense", "head"),
-            *_norm("head/transform_norm", "lm_head.layer_norm", "head"),
-            _same("head/bias", "lm_head.bias", "head")]
+    return [
+      *_linear("head/transform", "lm_head.dense", "head"),
+      *_norm("head/transform_norm", "lm_head.layer_norm", "head"),
+      _same("head/bias", "lm_head.bias", "head"),
+    ]
   if head == "sequence_classifier" and family == "roberta":
-    return [*_linear("encoder/pooler/dense", "classifier.dense", "head"),
-            *_linear("head/classifier", "classifier.out_proj", "head")]
+    return [
+      *_linear("encoder/pooler/dense", "classifier.dense", "head"),
+      *_linear("head/classifier", "classifier.out_proj", "head"),
+    ]
   if head in ("sequence_classifier", "token_classifier"):
     return _linear("head/classifier", "classifier", "head")
   if head == "span":
@@ -212,11 +245,18 @@ def to_ours(tensors: dict[str, np.ndarray], rule_list: list[Rule], shapes: dict[
     values = rule.to_ours([tensors[k] for k in rule.hf])
     bad = [(p, v.shape) for p, v in zip(rule.ours, values) if tuple(v.shape) != tuple(shapes[p])]
     if bad and rule.part == "head":
-      skipped.append((rule, f"{rule.hf[0]} has shape {tuple(tensors[rule.hf[0]].shape)}, "
-                            f"the task's {bad[0][0]} needs {tuple(shapes[bad[0][0]])}"))
+      skipped.append(
+        (
+          rule,
+          f"{rule.hf[0]} has shape {tuple(tensors[rule.hf[0]].shape)}, "
+          f"the task's {bad[0][0]} needs {tuple(shapes[bad[0][0]])}",
+        )
+      )
       continue
     if bad:
-      raise UserError(f"{rule.hf[0]} has shape {tuple(tensors[rule.hf[0]].shape)}, which does not fit "
-                      f"{bad[0][0]} {tuple(shapes[bad[0][0]])}: config.json does not describe these weights")
+      raise UserError(
+        f"{rule.hf[0]} has shape {tuple(tensors[rule.hf[0]].shape)}, which does not fit "
+        f"{bad[0][0]} {tuple(shapes[bad[0][0]])}: config.json does not describe these weights"
+      )
     ours.update(zip(rule.ours, values))
   return ours, skipped

@@ -4,6 +4,7 @@ Weights are read from safetensors only, unless the user explicitly allows pickle
 (`--allow_pickle`); those are then loaded with `torch.load(weights_only=True)`, which refuses
 arbitrary pickled objects.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def resolve(path_or_id: str, *, allow_pickle: bool = False) -> str:
     raise UserError(f"hf:{path_or_id}: no such directory")
   try:
     from huggingface_hub import snapshot_download
+
     patterns = _HUB_PATTERNS + (["*.bin"] if allow_pickle else [])
     return snapshot_download(path_or_id, allow_patterns=patterns)
   except Exception as e:  # offline, unknown id, gated repo: all the user's to fix
@@ -77,8 +79,10 @@ def weight_files(directory: str, *, allow_pickle: bool = False) -> list[str]:
     if not found:
       continue
     if single == PICKLE and not allow_pickle:
-      raise UserError(f"{directory} has only pickled {PICKLE} weights and no {SAFETENSORS}; pass "
-                      f"--allow_pickle (config hf_allow_pickle=true) to load them with torch.load(weights_only=True)")
+      raise UserError(
+        f"{directory} has only pickled {PICKLE} weights and no {SAFETENSORS}; pass "
+        f"--allow_pickle (config hf_allow_pickle=true) to load them with torch.load(weights_only=True)"
+      )
     return found
   raise UserError(f"{directory} has no {SAFETENSORS} (nor a sharded {SAFETENSORS_INDEX})")
 
@@ -111,6 +115,7 @@ def load_tensors(directory: str, *, allow_pickle: bool = False) -> dict[str, np.
   for path in weight_files(directory, allow_pickle=allow_pickle):
     if path.endswith(".safetensors"):
       from safetensors.numpy import load_file
+
       tensors.update(load_file(path))
     else:
       tensors.update(_load_pickle(path))
@@ -127,5 +132,6 @@ def _load_pickle(path: str) -> dict[str, np.ndarray]:
   except Exception as e:  # weights_only refuses anything but tensors and containers
     raise UserError(f"cannot load {path} with torch.load(weights_only=True): {first_line(e)}") from None
   # numpy has no bfloat16 in torch's eyes: widen those to float32 before converting.
-  return {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in state.items()
-          if isinstance(v, torch.Tensor)}
+  return {
+    k: (v.float() if v.dtype == torch.bfloat16 else v).numpy() for k, v in state.items() if isinstance(v, torch.Tensor)
+  }

@@ -1,4 +1,5 @@
 """`ModelConfig`: the frozen, hashable model description the flax modules take."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.floa
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Transformer dimensions and switches, named as in HF `BertConfig` where one exists."""
+
   vocab_size: int = 30522
   hidden_size: int = 768
   num_hidden_layers: int = 12
@@ -33,7 +35,7 @@ class ModelConfig:
   remat: str = "none"
   scan_layers: bool = False
   packed_positions: str = "restart"  # restart | continue: positions of packed documents
-  position_offset: int = 0      # first position index (RoBERTa: padding_idx + 1 = 2)
+  position_offset: int = 0  # first position index (RoBERTa: padding_idx + 1 = 2)
 
   @property
   def compute_dtype(self):
@@ -61,8 +63,9 @@ class ModelConfig:
   def validate(self) -> None:
     """Raises `UserError` naming the first inconsistent setting."""
     if self.hidden_size % self.num_attention_heads:
-      raise UserError(f"model.hidden_size={self.hidden_size} is not divisible by "
-                      f"model.num_attention_heads={self.num_attention_heads}")
+      raise UserError(
+        f"model.hidden_size={self.hidden_size} is not divisible by model.num_attention_heads={self.num_attention_heads}"
+      )
     if self.dtype not in _DTYPES:
       raise UserError(f"model.dtype={self.dtype!r}; choose one of {', '.join(_DTYPES)}")
     if self.attention not in ("xla", "cudnn", "auto"):
@@ -74,9 +77,10 @@ class ModelConfig:
     if self.hidden_act not in ("gelu", "gelu_new", "relu", "silu"):
       raise UserError(f"model.hidden_act={self.hidden_act!r}; choose gelu, gelu_new, relu or silu")
     if not 0 <= self.position_offset < self.max_position_embeddings:
-      raise UserError(f"model.position_offset={self.position_offset} must be in [0, "
-                      f"model.max_position_embeddings={self.max_position_embeddings})")
-    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                 "max_position_embeddings"):
+      raise UserError(
+        f"model.position_offset={self.position_offset} must be in [0, "
+        f"model.max_position_embeddings={self.max_position_embeddings})"
+      )
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings"):
       if getattr(self, name) <= 0:
         raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")

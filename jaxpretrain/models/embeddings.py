@@ -1,4 +1,5 @@
 """Stage 1: token + learned absolute position + token-type embeddings, LayerNorm, dropout."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -14,23 +15,34 @@ def normal_init(config: ModelConfig, axes: tuple[str, ...]):
 
 class Embeddings(nn.Module):
   """Sums token, position and token-type embeddings (post-LN models normalize the sum)."""
+
   config: ModelConfig
 
   def setup(self):
     cfg = self.config
-    self.word_embeddings = nn.Embed(cfg.vocab_size, cfg.hidden_size, name="word_embeddings",
-                                    embedding_init=normal_init(cfg, ("vocab", "embed")))
-    self.position_embeddings = nn.Embed(cfg.max_position_embeddings, cfg.hidden_size,
-                                        name="position_embeddings",
-                                        embedding_init=normal_init(cfg, ("position", "embed")))
+    self.word_embeddings = nn.Embed(
+      cfg.vocab_size, cfg.hidden_size, name="word_embeddings", embedding_init=normal_init(cfg, ("vocab", "embed"))
+    )
+    self.position_embeddings = nn.Embed(
+      cfg.max_position_embeddings,
+      cfg.hidden_size,
+      name="position_embeddings",
+      embedding_init=normal_init(cfg, ("position", "embed")),
+    )
     if cfg.type_vocab_size > 0:
-      self.token_type_embeddings = nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
-                                            name="token_type_embeddings",
-                                            embedding_init=normal_init(cfg, ("type", "embed")))
+      self.token_type_embeddings = nn.Embed(
+        cfg.type_vocab_size,
+        cfg.hidden_size,
+        name="token_type_embeddings",
+        embedding_init=normal_init(cfg, ("type", "embed")),
+      )
     if not cfg.pre_layer_norm:  # pre-LN (GPT-2) normalizes inside each block instead
-      self.layer_norm = nn.LayerNorm(epsilon=cfg.layer_norm_eps, name="layer_norm",
-                                     scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
-                                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)))
+      self.layer_norm = nn.LayerNorm(
+        epsilon=cfg.layer_norm_eps,
+        name="layer_norm",
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
+      )
     self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
   def __call__(self, input_ids, positions, token_type_ids, deterministic: bool):

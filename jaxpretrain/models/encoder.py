@@ -5,6 +5,7 @@ returns an `EncoderOutput` that the task heads consume. Attention masks come fro
 (packed documents attend only within their own document; 0 marks padding) or, for unpacked
 inputs, from `attention_mask`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,10 +22,10 @@ from jaxpretrain.models.embeddings import Embeddings, normal_init
 from jaxpretrain.models.pooling import ClsPooler
 
 _ACTIVATIONS = {
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # BERT's erf GELU
-    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),  # GPT-2's tanh GELU
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
+  "gelu": functools.partial(jax.nn.gelu, approximate=False),  # BERT's erf GELU
+  "gelu_new": functools.partial(jax.nn.gelu, approximate=True),  # GPT-2's tanh GELU
+  "relu": jax.nn.relu,
+  "silu": jax.nn.silu,
 }
 
 
@@ -35,10 +36,10 @@ def activation(name: str):
 
 @flax.struct.dataclass
 class EncoderOutput:
-  hidden: jax.Array            # [batch, length, hidden], compute dtype
-  pooled: Any                  # [batch, hidden] from the [CLS] pooler, or None
-  token_mask: jax.Array        # bool [batch, length], true on real (non-pad) tokens
-  word_embeddings: jax.Array   # [vocab, hidden] float32, for tied output projections
+  hidden: jax.Array  # [batch, length, hidden], compute dtype
+  pooled: Any  # [batch, hidden] from the [CLS] pooler, or None
+  token_mask: jax.Array  # bool [batch, length], true on real (non-pad) tokens
+  word_embeddings: jax.Array  # [vocab, hidden] float32, for tied output projections
 
 
 def attention_mask_from(segment_ids=None, attention_mask=None, length=None, batch=None):
@@ -76,13 +77,13 @@ def segment_positions(segment_ids):
     int32 [batch, length]: e.g. segment_ids [1 1 1 2 2 0] -> [0 1 2 0 1 0].
   """
   index = jnp.arange(segment_ids.shape[1], dtype=jnp.int32)[None]
-  starts = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], bool),
-                            segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+  starts = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
   return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
 
 
-def dot_product_attention(q, k, v, mask, *, causal: bool, implementation: str, dropout_rate: float,
-                          dropout_rng, deterministic: bool):
+def dot_product_attention(
+  q, k, v, mask, *, causal: bool, implementation: str, dropout_rate: float, dropout_rng, deterministic: bool
+):
   """Multi-head attention over [batch, length, heads, head_dim] inputs.
 
   Uses `jax.nn.dot_product_attention` (XLA or cuDNN flash) when there is no attention dropout;
@@ -99,8 +100,7 @@ def _cudnn_supports(dtype, head_dim: int) -> bool:
   """cuDNN flash attention: NVIDIA GPUs, 16-bit inputs, head_dim a multiple of 8 up to 128."""
   if jax.default_backend() != "gpu" or "nvidia" not in jax.devices()[0].device_kind.lower():
     return False
-  return jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)) and head_dim % 8 == 0 \
-      and head_dim <= 128
+  return jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)) and head_dim % 8 == 0 and head_dim <= 128
 
 
 def resolve_attention(name: str, dtype, head_dim: int) -> str:
@@ -121,9 +121,11 @@ def resolve_attention(name: str, dtype, head_dim: int) -> str:
   if name == "auto":
     return "cudnn" if supported else "xla"
   if name == "cudnn" and not supported:
-    raise UserError(f"model.attention=cudnn needs an NVIDIA GPU, model.dtype bfloat16 or float16 and a "
-                    f"head size that is a multiple of 8 up to 128 (have {jax.default_backend()}, "
-                    f"{jnp.dtype(dtype).name}, {head_dim}); use model.attention=auto")
+    raise UserError(
+      f"model.attention=cudnn needs an NVIDIA GPU, model.dtype bfloat16 or float16 and a "
+      f"head size that is a multiple of 8 up to 128 (have {jax.default_backend()}, "
+      f"{jnp.dtype(dtype).name}, {head_dim}); use model.attention=auto"
+    )
   return name
 
 
@@ -162,6 +164,7 @@ class HeadsProjection(nn.Module):
   Written out rather than `nn.DenseGeneral`, whose initializer builds the kernel flattened to
   2-D and so cannot carry 3-D logical axis names through sharded initialization.
   """
+
   config: ModelConfig
 
   @nn.compact
@@ -176,6 +179,7 @@ class HeadsProjection(nn.Module):
 
 class HeadsOutput(nn.Module):
   """[..., heads, head_dim] -> [..., hidden], kernel laid out [heads, kv, embed]."""
+
   config: ModelConfig
 
   @nn.compact
@@ -195,6 +199,7 @@ class SelfAttention(nn.Module):
   heads, head_dim], `cached_valid` [batch, max_len], `cache_index`) and adds no parameters, so
   training and decoding share one parameter tree.
   """
+
   config: ModelConfig
   deterministic: bool = True
   decode: bool = False
@@ -202,17 +207,27 @@ class SelfAttention(nn.Module):
   @nn.compact
   def __call__(self, x, mask):
     cfg = self.config
-    q, k, v = (nn.with_logical_constraint(HeadsProjection(cfg, name=n)(x), ("act_batch", "act_length", "act_heads", "act_kv"))
-               for n in ("query", "key", "value"))
+    q, k, v = (
+      nn.with_logical_constraint(HeadsProjection(cfg, name=n)(x), ("act_batch", "act_length", "act_heads", "act_kv"))
+      for n in ("query", "key", "value")
+    )
     if self.decode:
       out = self._cached_attention(q, k, v, mask)
     else:
       dropout_rng = None
       if not self.deterministic and cfg.attention_probs_dropout_prob > 0:
         dropout_rng = self.make_rng("dropout")
-      out = dot_product_attention(q, k, v, mask, causal=cfg.causal, implementation=cfg.attention,
-                                  dropout_rate=cfg.attention_probs_dropout_prob, dropout_rng=dropout_rng,
-                                  deterministic=self.deterministic)
+      out = dot_product_attention(
+        q,
+        k,
+        v,
+        mask,
+        causal=cfg.causal,
+        implementation=cfg.attention,
+        dropout_rate=cfg.attention_probs_dropout_prob,
+        dropout_rng=dropout_rng,
+        deterministic=self.deterministic,
+      )
     out = HeadsOutput(cfg, name="output")(out)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
@@ -241,7 +256,7 @@ class SelfAttention(nn.Module):
     cached_key.value, cached_value.value, cached_valid.value = keys, values, valid
     cache_index.value = start + k.shape[1]
     query_at = start + jnp.arange(q.shape[1])
-    causal = jnp.arange(keys.shape[1])[None, :] <= query_at[:, None]   # [chunk, max_len]
+    causal = jnp.arange(keys.shape[1])[None, :] <= query_at[:, None]  # [chunk, max_len]
     mask = valid[:, None, None, :] & causal[None, None]
     return softmax_attention(q, keys, values, mask, causal=False)
 
@@ -252,25 +267,38 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x):
     cfg = self.config
-    h = nn.Dense(cfg.intermediate_size, dtype=cfg.compute_dtype, name="intermediate",
-                 kernel_init=normal_init(cfg, ("embed", "mlp")),
-                 bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)))(x)
+    h = nn.Dense(
+      cfg.intermediate_size,
+      dtype=cfg.compute_dtype,
+      name="intermediate",
+      kernel_init=normal_init(cfg, ("embed", "mlp")),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+    )(x)
     h = nn.with_logical_constraint(activation(cfg.hidden_act)(h), ("act_batch", "act_length", "act_mlp"))
-    out = nn.Dense(cfg.hidden_size, dtype=cfg.compute_dtype, name="output",
-                   kernel_init=normal_init(cfg, ("mlp", "embed")),
-                   bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)))(h)
+    out = nn.Dense(
+      cfg.hidden_size,
+      dtype=cfg.compute_dtype,
+      name="output",
+      kernel_init=normal_init(cfg, ("mlp", "embed")),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
+    )(h)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
 
 def layer_norm(cfg: ModelConfig, name: str) -> nn.LayerNorm:
   """LayerNorm with statistics in float32 and output in the compute dtype."""
-  return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype, name=name,
-                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
-                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)))
+  return nn.LayerNorm(
+    epsilon=cfg.layer_norm_eps,
+    dtype=cfg.compute_dtype,
+    name=name,
+    scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+    bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
+  )
 
 
 class Block(nn.Module):
   """One Transformer block: post-LN (BERT) or pre-LN (GPT-2) residual arrangement."""
+
   config: ModelConfig
   deterministic: bool = True
   decode: bool = False
@@ -292,6 +320,7 @@ class Block(nn.Module):
 
 class _ScannedBlock(nn.Module):
   """`Block` in the (carry, x) -> (carry, y) form `nn.scan` expects."""
+
   config: ModelConfig
   deterministic: bool = True
   decode: bool = False
@@ -310,11 +339,21 @@ def _block_class(cfg: ModelConfig):
 
 class Encoder(nn.Module):
   """Embeddings → `num_hidden_layers` blocks → (pre-LN: final LayerNorm) → (pooler)."""
+
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, input_ids, *, attention_mask=None, token_type_ids=None, segment_ids=None,
-               positions=None, deterministic: bool = True, decode: bool = False) -> EncoderOutput:
+  def __call__(
+    self,
+    input_ids,
+    *,
+    attention_mask=None,
+    token_type_ids=None,
+    segment_ids=None,
+    positions=None,
+    deterministic: bool = True,
+    decode: bool = False,
+  ) -> EncoderOutput:
     """Encodes a batch.
 
     Args:
@@ -336,7 +375,7 @@ class Encoder(nn.Module):
     if decode:  # keys come from the cache, which records which of them are real tokens
       mask = token_mask
     if positions is None and segment_ids is not None and cfg.packed_positions == "restart":
-      positions = segment_positions(segment_ids)   # each packed document counts from 0 (+ offset)
+      positions = segment_positions(segment_ids)  # each packed document counts from 0 (+ offset)
     if positions is None and cfg.position_offset:
       # RoBERTa (fairseq) numbering, as HF computes it from the padding: real tokens count from
       # position_offset (= padding_idx + 1), padding sits at padding_idx.
@@ -349,10 +388,14 @@ class Encoder(nn.Module):
     embeddings = Embeddings(cfg, name="embeddings")
     x = embeddings(input_ids, positions, token_type_ids, deterministic)
     if cfg.scan_layers:
-      scanned = nn.scan(_ScannedBlock, variable_axes={"params": 0, "cache": 0},
-                        split_rngs={"params": True, "dropout": True},
-                        in_axes=nn.broadcast, length=cfg.num_hidden_layers,
-                        metadata_params={nn.PARTITION_NAME: "layers"})
+      scanned = nn.scan(
+        _ScannedBlock,
+        variable_axes={"params": 0, "cache": 0},
+        split_rngs={"params": True, "dropout": True},
+        in_axes=nn.broadcast,
+        length=cfg.num_hidden_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+      )
       x, _ = scanned(cfg, deterministic, decode, name="layers")(x, mask)
     else:
       block = _block_class(cfg)
@@ -361,5 +404,4 @@ class Encoder(nn.Module):
     if cfg.pre_layer_norm:
       x = layer_norm(cfg, "final_norm")(x)
     pooled = ClsPooler(cfg, name="pooler")(x) if cfg.use_pooler else None
-    return EncoderOutput(hidden=x, pooled=pooled, token_mask=token_mask,
-                         word_embeddings=embeddings.table())
+    return EncoderOutput(hidden=x, pooled=pooled, token_mask=token_mask, word_embeddings=embeddings.table())

@@ -3,6 +3,7 @@
 Every head is called as `head(encoder_output, deterministic=..., **task_inputs)` so a `Model`
 composes any encoder with any head.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -33,7 +34,7 @@ def tied_logits(hidden, table, dtype):
     logits = _matmul_f32(hidden, table)
   else:
     logits = _matmul_f32_low_precision_grads(hidden, table)
-  return nn.with_logical_constraint(logits, ("act_batch", "act_length", "act_vocab")[-logits.ndim:])
+  return nn.with_logical_constraint(logits, ("act_batch", "act_length", "act_vocab")[-logits.ndim :])
 
 
 def _matmul_f32(hidden, table):
@@ -66,6 +67,7 @@ class MLMHead(nn.Module):
   With `positions` [batch, k] the head runs only on those positions (gathered before the
   vocabulary projection, which dominates the head's cost); the result is [batch, k, vocab].
   """
+
   config: ModelConfig
 
   @nn.compact
@@ -74,8 +76,13 @@ class MLMHead(nn.Module):
     hidden = out.hidden
     if positions is not None:
       hidden = jnp.take_along_axis(hidden, positions[..., None], axis=1)
-    h = nn.Dense(cfg.hidden_size, dtype=cfg.compute_dtype, name="transform",
-                 kernel_init=normal_init(cfg, ("embed", "embed_out")), bias_init=_zeros(("embed_out",)))(hidden)
+    h = nn.Dense(
+      cfg.hidden_size,
+      dtype=cfg.compute_dtype,
+      name="transform",
+      kernel_init=normal_init(cfg, ("embed", "embed_out")),
+      bias_init=_zeros(("embed_out",)),
+    )(hidden)
     h = layer_norm(cfg, "transform_norm")(activation(cfg.hidden_act)(h))
     bias = self.param("bias", _zeros(("vocab",)), (cfg.vocab_size,))
     return tied_logits(h, out.word_embeddings, cfg.compute_dtype) + bias
@@ -83,6 +90,7 @@ class MLMHead(nn.Module):
 
 class CausalLMHead(nn.Module):
   """GPT-2's LM head: the tied vocabulary projection of the (already final-normed) hidden states."""
+
   config: ModelConfig
 
   @nn.compact
@@ -92,6 +100,7 @@ class CausalLMHead(nn.Module):
 
 class SequenceClassificationHead(nn.Module):
   """Pooling ([CLS] pooler or masked mean) → dropout → dense to `num_labels` logits."""
+
   config: ModelConfig
   num_labels: int
   pooling: str = "cls"
@@ -106,13 +115,19 @@ class SequenceClassificationHead(nn.Module):
     else:
       pooled = mean_pool(out.hidden, out.token_mask)
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
-    logits = nn.Dense(self.num_labels, dtype=self.config.compute_dtype, name="classifier",
-                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(pooled)
+    logits = nn.Dense(
+      self.num_labels,
+      dtype=self.config.compute_dtype,
+      name="classifier",
+      kernel_init=normal_init(self.config, ("embed", "labels")),
+      bias_init=_zeros(("labels",)),
+    )(pooled)
     return logits.astype(jnp.float32)
 
 
 class TokenClassificationHead(nn.Module):
   """Dropout → dense on every token: [batch, length, num_labels] logits."""
+
   config: ModelConfig
   num_labels: int
   dropout: float = 0.1
@@ -120,25 +135,37 @@ class TokenClassificationHead(nn.Module):
   @nn.compact
   def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
     h = nn.Dropout(self.dropout)(out.hidden, deterministic=deterministic)
-    logits = nn.Dense(self.num_labels, dtype=self.config.compute_dtype, name="classifier",
-                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(h)
+    logits = nn.Dense(
+      self.num_labels,
+      dtype=self.config.compute_dtype,
+      name="classifier",
+      kernel_init=normal_init(self.config, ("embed", "labels")),
+      bias_init=_zeros(("labels",)),
+    )(h)
     return logits.astype(jnp.float32)
 
 
 class QuestionAnsweringHead(nn.Module):
   """Extractive QA: a dense layer to (start, end) logits per token, padding masked out."""
+
   config: ModelConfig
 
   @nn.compact
   def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
-    logits = nn.Dense(2, dtype=self.config.compute_dtype, name="qa_outputs",
-                      kernel_init=normal_init(self.config, ("embed", "labels")), bias_init=_zeros(("labels",)))(out.hidden)
+    logits = nn.Dense(
+      2,
+      dtype=self.config.compute_dtype,
+      name="qa_outputs",
+      kernel_init=normal_init(self.config, ("embed", "labels")),
+      bias_init=_zeros(("labels",)),
+    )(out.hidden)
     logits = jnp.where(out.token_mask[..., None], logits.astype(jnp.float32), -1e9)
     return logits[..., 0], logits[..., 1]
 
 
 class Model(nn.Module):
   """An `Encoder` (params under `encoder/`) and one task head (params under `head/`)."""
+
   config: ModelConfig
   head: nn.Module
 
@@ -158,7 +185,12 @@ class Model(nn.Module):
     """
 
     out = Encoder(self.config, name="encoder")(
-        inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-        token_type_ids=inputs.get("token_type_ids"), segment_ids=inputs.get("segment_ids"),
-        positions=inputs.get("positions"), deterministic=deterministic, decode=decode)
+      inputs["input_ids"],
+      attention_mask=inputs.get("attention_mask"),
+      token_type_ids=inputs.get("token_type_ids"),
+      segment_ids=inputs.get("segment_ids"),
+      positions=inputs.get("positions"),
+      deterministic=deterministic,
+      decode=decode,
+    )
     return self.head(out, deterministic=deterministic, **head_inputs)

@@ -1,4 +1,5 @@
 """Stage 3: sequence pooling — BERT's [CLS] dense+tanh pooler and masked mean pooling."""
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -10,14 +11,19 @@ from jaxpretrain.models.embeddings import normal_init
 
 class ClsPooler(nn.Module):
   """BERT's pooler: tanh(W · h_[CLS] + b), trained by pretraining's NSP in BERT, kept for parity."""
+
   config: ModelConfig
 
   @nn.compact
   def __call__(self, hidden):
     cfg = self.config
-    dense = nn.Dense(cfg.hidden_size, dtype=cfg.compute_dtype, name="dense",
-                     kernel_init=normal_init(cfg, ("embed", "embed_out")),
-                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed_out",)))
+    dense = nn.Dense(
+      cfg.hidden_size,
+      dtype=cfg.compute_dtype,
+      name="dense",
+      kernel_init=normal_init(cfg, ("embed", "embed_out")),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed_out",)),
+    )
     return jnp.tanh(dense(hidden[:, 0]))
 
 

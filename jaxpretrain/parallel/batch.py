@@ -6,14 +6,14 @@ of every global batch (`[p::P]`, see `data/pretrain/loader.py`), so the index of
 wherever the strategy then places that row on devices. With it, a step computes the same loss on
 1 device, on a mesh, under pmap and on several hosts.
 """
+
 from __future__ import annotations
 
 import jax
 import numpy as np
 
 
-def example_index(local_rows: int, process_index: int | None = None,
-                  process_count: int | None = None) -> np.ndarray:
+def example_index(local_rows: int, process_index: int | None = None, process_count: int | None = None) -> np.ndarray:
   """The global-batch index of each of this process's rows.
 
   Args:

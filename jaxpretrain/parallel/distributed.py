@@ -4,6 +4,7 @@ Every process of a multi-host run executes the same program; `initialize` must c
 first use of devices. Process 0 then writes metrics, config and metadata; orbax coordinates
 checkpoint writes; each process reads only its own rows of every batch (`data/pretrain/loader.py`).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,9 @@ AUTO = "auto"
 def detected_cluster() -> str:
   """The multi-process launcher found in the environment: "slurm", "tpu" or "" (none)."""
   if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_STEP_NODELIST" in os.environ:
-    return "slurm"   # a job step (srun) with several tasks; jax reads the rest of SLURM_*
+    return "slurm"  # a job step (srun) with several tasks; jax reads the rest of SLURM_*
   if len(os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",")) > 1:
-    return "tpu"     # a multi-host Cloud TPU slice
+    return "tpu"  # a multi-host Cloud TPU slice
   return ""
 
 
@@ -43,8 +44,10 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
     return
   explicit = bool(coordinator_address) and coordinator_address != AUTO
   if explicit and (num_processes < 1 or not 0 <= process_id < num_processes):
-    raise UserError(f"--num_processes={num_processes} and --process_id={process_id} do not describe a "
-                    f"process of the run (need 0 <= process_id < num_processes)")
+    raise UserError(
+      f"--num_processes={num_processes} and --process_id={process_id} do not describe a "
+      f"process of the run (need 0 <= process_id < num_processes)"
+    )
   if not explicit and coordinator_address != AUTO and not detected_cluster():
     return
   # Only the CPU backend reads this; it lets CPU processes run collectives (tests, CPU clusters).
@@ -58,6 +61,12 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
   except (ValueError, RuntimeError) as e:  # no cluster detected, coordinator unreachable, ...
     jax.config.update("jax_cpu_collectives_implementation", previous)  # still one process: as before
     message = first_line(e)
-    hint = "" if explicit else (" (no SLURM step or Cloud TPU slice found; pass --coordinator_address=HOST:PORT "
-                                "--num_processes=N --process_id=I)")
+    hint = (
+      ""
+      if explicit
+      else (
+        " (no SLURM step or Cloud TPU slice found; pass --coordinator_address=HOST:PORT "
+        "--num_processes=N --process_id=I)"
+      )
+    )
     raise UserError(f"jax.distributed.initialize failed: {message}{hint}") from None

@@ -1,4 +1,5 @@
 """The (data, fsdp, tensor) device mesh from `config.mesh`."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ def mesh_shape(mesh_config, num_devices: int) -> tuple[int, int, int]:
       raise UserError(f"mesh: {num_devices} devices are not divisible by the fixed axes' product {known}")
     sizes[sizes.index(-1)] = num_devices // known
   if math.prod(sizes) != num_devices:
-    raise UserError(f"mesh: data={sizes[0]} x fsdp={sizes[1]} x tensor={sizes[2]} = {math.prod(sizes)} "
-                    f"devices, but {num_devices} are available")
+    raise UserError(
+      f"mesh: data={sizes[0]} x fsdp={sizes[1]} x tensor={sizes[2]} = {math.prod(sizes)} "
+      f"devices, but {num_devices} are available"
+    )
   return tuple(sizes)
 
 

@@ -6,6 +6,7 @@ update. The state is passed with `in_axes=None`/`out_axes=None`: it stays one re
 array per leaf (no leading device axis), so the loop, checkpoints and metrics see exactly what they
 see under `JitStrategy`. Only the batch has a device axis: [devices, rows per device, ...].
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,12 +29,15 @@ AXIS = "batch"
 
 class PmapStrategy:
   """`jax.pmap` over all devices (or `devices`): replicated parameters, psum'd gradients."""
+
   name = "pmap"
 
   def __init__(self, mesh_config, devices=None):
     if int(mesh_config.fsdp) != 1 or int(mesh_config.tensor) != 1:
-      raise UserError(f"mesh.strategy=pmap replicates parameters: it needs mesh.fsdp=1 and mesh.tensor=1, "
-                      f"got fsdp={mesh_config.fsdp} tensor={mesh_config.tensor} (use mesh.strategy=jit)")
+      raise UserError(
+        f"mesh.strategy=pmap replicates parameters: it needs mesh.fsdp=1 and mesh.tensor=1, "
+        f"got fsdp={mesh_config.fsdp} tensor={mesh_config.tensor} (use mesh.strategy=jit)"
+      )
     devices = jax.devices() if devices is None else list(devices)
     mesh_lib.mesh_shape(mesh_config, len(devices))  # the same one-line error for a wrong mesh.data
     # Grouped by process, as pmap orders a multi-process axis.
@@ -46,17 +50,19 @@ class PmapStrategy:
     self.local_batch_sharding = NamedSharding(self.mesh.local_mesh, P(AXIS))
     self.state_shardings = None
 
-  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size",
-                       grad_accum_steps: int = 1) -> None:
+  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size", grad_accum_steps: int = 1) -> None:
     """Raises a one-line `UserError` unless every device gets the same number of rows, divisible
     into `grad_accum_steps` micro-batches."""
     devices = self.data_parallel_size
     if global_batch_size % devices:
-      raise UserError(f"{what}={global_batch_size} is not divisible by the data-parallel size {devices} "
-                      f"(pmap over {devices} devices)")
+      raise UserError(
+        f"{what}={global_batch_size} is not divisible by the data-parallel size {devices} (pmap over {devices} devices)"
+      )
     if (global_batch_size // devices) % grad_accum_steps:
-      raise UserError(f"{what}={global_batch_size} gives {global_batch_size // devices} rows per device, "
-                      f"not divisible by train.grad_accum_steps={grad_accum_steps}")
+      raise UserError(
+        f"{what}={global_batch_size} gives {global_batch_size // devices} rows per device, "
+        f"not divisible by train.grad_accum_steps={grad_accum_steps}"
+      )
 
   def check_model(self, model_config) -> None:
     """Nothing to check: parameters are replicated, any model shape fits."""
@@ -78,6 +84,7 @@ class PmapStrategy:
   def init_program(self, make_state, boxed_init, rng):
     """The jitted initializer `init_state` runs (arguments as there; any key of the same kind may
     be passed to it later); sets `self.state_shardings`."""
+
     def init(rng):
       return make_state(nn.meta.unbox(boxed_init(rng)), rng)
 
@@ -85,8 +92,14 @@ class PmapStrategy:
     return jax.jit(init, out_shardings=self.state_shardings)
 
   def _pmap(self, fn, donate: bool):
-    return jax.pmap(functools.partial(fn, axis_name=AXIS), axis_name=AXIS, in_axes=(None, 0, None),
-                    out_axes=None, devices=self.devices, donate_argnums=(0,) if donate else ())
+    return jax.pmap(
+      functools.partial(fn, axis_name=AXIS),
+      axis_name=AXIS,
+      in_axes=(None, 0, None),
+      out_axes=None,
+      devices=self.devices,
+      donate_argnums=(0,) if donate else (),
+    )
 
   def _global(self, tree):
     # Several processes: pmap hands back host-local arrays; make them global again (a re-wrap, no
@@ -102,6 +115,7 @@ class PmapStrategy:
     @functools.wraps(step_lib.train_step)
     def train_step(state, batch, rng):
       return self._global(pmapped(state, batch, rng))
+
     train_step.pmapped = pmapped
     return train_step
 
@@ -112,6 +126,7 @@ class PmapStrategy:
     @functools.wraps(step_lib.eval_step)
     def eval_step(state, batch, rng):
       return self._global(pmapped(state, batch, rng))
+
     eval_step.pmapped = pmapped
     return eval_step
 
@@ -123,6 +138,7 @@ class PmapStrategy:
     def put(x):
       x = np.asarray(x)
       return jax.device_put(x.reshape((n, x.shape[0] // n) + x.shape[1:]), self.local_batch_sharding)
+
     return {k: put(v) for k, v in batch_lib.with_example_index(host_batch).items()}
 
   def put_replicated(self, x):

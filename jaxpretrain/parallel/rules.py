@@ -1,4 +1,5 @@
 """Logical axis rules → shardings for parameters, optimizer state and batches."""
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,16 @@ from jaxpretrain.parallel.mesh import AXES
 
 # Where each logical parameter dimension's size comes from, for error messages.
 SIZE_KEYS = {
-    "vocab": "model.vocab_size", "embed": "model.hidden_size", "embed_out": "model.hidden_size",
-    "heads": "model.num_attention_heads", "kv": "the head size (model.hidden_size / model.num_attention_heads)",
-    "mlp": "model.intermediate_size", "position": "model.max_position_embeddings",
-    "type": "model.type_vocab_size", "layers": "model.num_hidden_layers", "labels": "the number of labels",
+  "vocab": "model.vocab_size",
+  "embed": "model.hidden_size",
+  "embed_out": "model.hidden_size",
+  "heads": "model.num_attention_heads",
+  "kv": "the head size (model.hidden_size / model.num_attention_heads)",
+  "mlp": "model.intermediate_size",
+  "position": "model.max_position_embeddings",
+  "type": "model.type_vocab_size",
+  "layers": "model.num_hidden_layers",
+  "labels": "the number of labels",
 }
 
 
@@ -47,9 +54,14 @@ def param_specs(boxed_params) -> dict:
 
 def opt_state_specs(tx: optax.GradientTransformation, abstract_opt_state, specs_of_params):
   """Optimizer-state specs: parameter-shaped subtrees follow the parameters, the rest replicate."""
-  return optax.tree_map_params(tx, lambda _, spec: spec, abstract_opt_state, specs_of_params,
-                               transform_non_params=lambda _: P(),
-                               is_leaf=lambda x: isinstance(x, P))
+  return optax.tree_map_params(
+    tx,
+    lambda _, spec: spec,
+    abstract_opt_state,
+    specs_of_params,
+    transform_non_params=lambda _: P(),
+    is_leaf=lambda x: isinstance(x, P),
+  )
 
 
 def to_mesh_shardings(logical_specs, mesh, rules):
@@ -64,11 +76,17 @@ def batch_sharding(mesh) -> NamedSharding:
 
 def model_dims(model_config) -> dict[str, int]:
   """Sizes of the encoder's logical parameter dimensions (known before any data is read)."""
-  return {"vocab": model_config.vocab_size, "embed": model_config.hidden_size,
-          "embed_out": model_config.hidden_size, "heads": model_config.num_attention_heads,
-          "kv": model_config.head_dim, "mlp": model_config.intermediate_size,
-          "position": model_config.max_position_embeddings, "type": model_config.type_vocab_size,
-          "layers": model_config.num_hidden_layers}
+  return {
+    "vocab": model_config.vocab_size,
+    "embed": model_config.hidden_size,
+    "embed_out": model_config.hidden_size,
+    "heads": model_config.num_attention_heads,
+    "kv": model_config.head_dim,
+    "mlp": model_config.intermediate_size,
+    "position": model_config.max_position_embeddings,
+    "type": model_config.type_vocab_size,
+    "layers": model_config.num_hidden_layers,
+  }
 
 
 def check_dim(logical: str, size: int, mesh, rules, where: str = "") -> None:

@@ -7,6 +7,7 @@ The loop talks to a strategy only through: `check_batch_size`, `check_model`, `i
 rules; `PmapStrategy` (`parallel/pmap.py`) is classic data parallelism. Both hold the state as
 global arrays and return metrics as replicated scalars, so the loop never branches on the strategy.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,6 +29,7 @@ from jaxpretrain.train.state import TrainState
 
 class JitStrategy:
   """`jax.jit` with NamedSharding in/out shardings; the state is created directly sharded."""
+
   name = "jit"
 
   def __init__(self, mesh_config, devices=None):
@@ -38,8 +40,7 @@ class JitStrategy:
     self.replicated = NamedSharding(self.mesh, P())
     self.state_shardings = None
 
-  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size",
-                       grad_accum_steps: int = 1) -> None:
+  def check_batch_size(self, global_batch_size: int, what: str = "train.batch_size", grad_accum_steps: int = 1) -> None:
     """Raises a one-line `UserError` unless the global batch splits evenly over the data axes.
 
     (Under jit, XLA lays out gradient-accumulation micro-batches itself: `grad_accum_steps` only
@@ -47,9 +48,11 @@ class JitStrategy:
     """
     del grad_accum_steps
     if global_batch_size % self.data_parallel_size:
-      raise UserError(f"{what}={global_batch_size} is not divisible by the data-parallel size "
-                      f"{self.data_parallel_size} (mesh data={self.mesh.shape['data']} x "
-                      f"fsdp={self.mesh.shape['fsdp']})")
+      raise UserError(
+        f"{what}={global_batch_size} is not divisible by the data-parallel size "
+        f"{self.data_parallel_size} (mesh data={self.mesh.shape['data']} x "
+        f"fsdp={self.mesh.shape['fsdp']})"
+      )
     if global_batch_size % jax.process_count():
       raise UserError(f"{what}={global_batch_size} is not divisible by {jax.process_count()} processes")
 
@@ -94,22 +97,32 @@ class JitStrategy:
     """NamedShardings for every array of a TrainState, from the parameters' logical specs."""
     mesh_specs = rules_lib.to_mesh_shardings(specs_of_params, self.mesh, self.rules)
     opt_specs = rules_lib.opt_state_specs(abstract_state.tx, abstract_state.opt_state, mesh_specs)
-    opt_specs = jax.tree.map(lambda s: self.replicated if isinstance(s, P) else s, opt_specs,
-                             is_leaf=lambda x: isinstance(x, (P, NamedSharding)))
-    return abstract_state.replace(step=self.replicated, params=mesh_specs, opt_state=opt_specs,
-                                  rng=self.replicated, skipped=self.replicated)
+    opt_specs = jax.tree.map(
+      lambda s: self.replicated if isinstance(s, P) else s,
+      opt_specs,
+      is_leaf=lambda x: isinstance(x, (P, NamedSharding)),
+    )
+    return abstract_state.replace(
+      step=self.replicated, params=mesh_specs, opt_state=opt_specs, rng=self.replicated, skipped=self.replicated
+    )
 
   def compile_train_step(self):
     """The jitted train step: (state, batch, rng) -> (state, metrics), state donated."""
-    jitted = jax.jit(step_lib.train_step, donate_argnums=(0,),
-                     in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
-                     out_shardings=(self.state_shardings, self.replicated))
+    jitted = jax.jit(
+      step_lib.train_step,
+      donate_argnums=(0,),
+      in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
+      out_shardings=(self.state_shardings, self.replicated),
+    )
     return self._in_mesh(jitted)
 
   def compile_eval_step(self):
     """The jitted eval step: (state, batch, rng) -> aux sums (replicated)."""
-    jitted = jax.jit(step_lib.eval_step, in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
-                     out_shardings=self.replicated)
+    jitted = jax.jit(
+      step_lib.eval_step,
+      in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
+      out_shardings=self.replicated,
+    )
     return self._in_mesh(jitted)
 
   def _in_mesh(self, fn):
@@ -117,14 +130,17 @@ class JitStrategy:
     def wrapped(*args):
       with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
         return fn(*args)
+
     wrapped.jitted = fn
     return wrapped
 
   def put_batch(self, host_batch: dict) -> dict:
     """Process-local numpy batch → global arrays sharded over the data axes, with each row's
     global `example_index` (see `parallel/batch.py`)."""
-    return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
-            for k, v in batch_lib.with_example_index(host_batch).items()}
+    return {
+      k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
+      for k, v in batch_lib.with_example_index(host_batch).items()
+    }
 
   def put_replicated(self, x):
     """`x` (e.g. a step's RNG key) as one global array replicated on every device."""

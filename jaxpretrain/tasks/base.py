@@ -5,6 +5,7 @@ that sum is to be divided by (`aux["weight"]`: masked tokens, target tokens, exa
 train step divides only after summing over gradient-accumulation micro-batches and devices, so
 the loss is exactly the same however a global batch is split.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +25,7 @@ class Task:
 
   Tasks are frozen dataclasses (hashable) because they ride in `TrainState` as static data.
   """
+
   model_config: ModelConfig
 
   name = "task"

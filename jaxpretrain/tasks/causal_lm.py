@@ -10,6 +10,7 @@ is never a target, since nothing in its row may predict it.
 Perplexity is exp of the token-averaged loss; it is computed from the summed aux, so it is the
 exact perplexity of all scored tokens however the batch was split or how many eval batches ran.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,10 @@ class CausalLM(Task):
     return CausalLMHead(self.model_config)
 
   def dummy_batch(self, batch_size, seq_len):
-    return {"input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
-            "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32)}
+    return {
+      "input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
+      "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32),
+    }
 
   def target_weights(self, batch: dict):
     """Which next-token pairs the loss scores, [batch, length - 1] (subclasses narrow this)."""
@@ -58,8 +61,9 @@ class CausalLM(Task):
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)
     logits = self.logits(params, batch, dropout_rng, deterministic=deterministic)
-    loss_sum, weight, correct = cross_entropy_sums(logits[:, :-1], batch["input_ids"][:, 1:],
-                                                   self.target_weights(batch))
+    loss_sum, weight, correct = cross_entropy_sums(
+      logits[:, :-1], batch["input_ids"][:, 1:], self.target_weights(batch)
+    )
     return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct}
 
   def metrics(self, aux):

@@ -4,6 +4,7 @@ Besides the loss sums, `loss` returns the confusion matrix of the batch. Confusi
 over micro-batches, devices and eval batches like every other aux entry, so accuracy and macro-F1
 come out of the same summed aux as the loss, exactly, without gathering predictions on the host.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,6 +20,7 @@ from jaxpretrain.tasks.base import Task, cross_entropy_sums
 class SequenceClassification(Task):
   """Batch fields: `input_ids`, `attention_mask`, `token_type_ids`, `label` [batch] and `weight`
   [batch] (0 on padding rows of the last eval batch)."""
+
   num_labels: int = 2
   pooling: str = "cls"
   dropout: float = 0.1
@@ -26,22 +28,31 @@ class SequenceClassification(Task):
   name = "classification"
 
   def head(self):
-    return SequenceClassificationHead(self.model_config, num_labels=self.num_labels, pooling=self.pooling,
-                                      dropout=self.dropout)
+    return SequenceClassificationHead(
+      self.model_config, num_labels=self.num_labels, pooling=self.pooling, dropout=self.dropout
+    )
 
   def dummy_batch(self, batch_size, seq_len):
     tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
-    return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
-            "label": jnp.zeros((batch_size,), jnp.int32), "weight": jnp.ones((batch_size,), jnp.float32)}
+    return {
+      "input_ids": tokens,
+      "token_type_ids": tokens,
+      "attention_mask": jnp.ones_like(tokens),
+      "label": jnp.zeros((batch_size,), jnp.int32),
+      "weight": jnp.ones((batch_size,), jnp.float32),
+    }
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)
     logits = self.logits(params, batch, dropout_rng, deterministic=deterministic)
     weights = batch.get("weight", jnp.ones(batch["label"].shape, jnp.float32))
     loss_sum, weight, correct = cross_entropy_sums(logits, batch["label"], weights)
-    return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct,
-                      "confusion": confusion_matrix(batch["label"], jnp.argmax(logits, -1), weights,
-                                                    self.num_labels)}
+    return loss_sum, {
+      "loss_sum": loss_sum,
+      "weight": weight,
+      "correct": correct,
+      "confusion": confusion_matrix(batch["label"], jnp.argmax(logits, -1), weights, self.num_labels),
+    }
 
   def predict(self, params, batch):
     """Predicted label ids [batch]."""
@@ -49,8 +60,11 @@ class SequenceClassification(Task):
 
   def metrics(self, aux):
     weight = jnp.maximum(aux["weight"], 1.0)
-    return {"loss": aux["loss_sum"] / weight, "accuracy": aux["correct"] / weight,
-            "macro_f1": macro_f1(aux["confusion"])}
+    return {
+      "loss": aux["loss_sum"] / weight,
+      "accuracy": aux["correct"] / weight,
+      "macro_f1": macro_f1(aux["confusion"]),
+    }
 
 
 def confusion_matrix(labels, predictions, weights, num_labels: int):

@@ -11,6 +11,7 @@ The whole loop (prefill of the prompts, then one token per step) is one jitted `
 `temperature=0` is greedy (argmax); otherwise logits are divided by the temperature, cut to the
 `top_k` most likely tokens and to the smallest `top_p` nucleus, and sampled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,11 +34,14 @@ def lm_model(model_config: ModelConfig) -> Model:
 
 def init_cache(model: Model, params, batch: int, length: int):
   """A zeroed KV cache for `batch` rows of up to `length` tokens (shapes found without compute)."""
-  inputs = {"input_ids": jnp.zeros((batch, length), jnp.int32),
-            "attention_mask": jnp.ones((batch, length), jnp.int32),
-            "positions": jnp.zeros((batch, length), jnp.int32)}
+  inputs = {
+    "input_ids": jnp.zeros((batch, length), jnp.int32),
+    "attention_mask": jnp.ones((batch, length), jnp.int32),
+    "positions": jnp.zeros((batch, length), jnp.int32),
+  }
   shapes = jax.eval_shape(
-      lambda p: model.apply({"params": p}, inputs, decode=True, mutable=["cache"])[1]["cache"], params)
+    lambda p: model.apply({"params": p}, inputs, decode=True, mutable=["cache"])[1]["cache"], params
+  )
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
@@ -78,7 +82,7 @@ def filter_logits(logits, *, top_k: int = 0, top_p: float = 1.0):
   if top_p < 1.0:
     ordered = jnp.flip(jnp.sort(logits, axis=-1), axis=-1)
     probs = jax.nn.softmax(ordered, axis=-1)
-    before = jnp.cumsum(probs, axis=-1) - probs          # mass of the more likely tokens
+    before = jnp.cumsum(probs, axis=-1) - probs  # mass of the more likely tokens
     cutoff = jnp.min(jnp.where(before < top_p, ordered, jnp.inf), axis=-1, keepdims=True)
     logits = jnp.where(logits < cutoff, -jnp.inf, logits)
   return logits
@@ -102,10 +106,23 @@ def sample_logits(logits, rng, *, temperature: float, top_k: int = 0, top_p: flo
   return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("model_config", "max_new_tokens", "eos_id", "pad_id",
-                                             "temperature", "top_k", "top_p"))
-def decode(params, prompt_ids, prompt_mask, rng, *, model_config: ModelConfig, max_new_tokens: int,
-           eos_id: int, pad_id: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0):
+@functools.partial(
+  jax.jit, static_argnames=("model_config", "max_new_tokens", "eos_id", "pad_id", "temperature", "top_k", "top_p")
+)
+def decode(
+  params,
+  prompt_ids,
+  prompt_mask,
+  rng,
+  *,
+  model_config: ModelConfig,
+  max_new_tokens: int,
+  eos_id: int,
+  pad_id: int,
+  temperature: float = 0.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+):
   """Generates up to `max_new_tokens` after left-padded prompts.
 
   Args:
@@ -127,8 +144,14 @@ def decode(params, prompt_ids, prompt_mask, rng, *, model_config: ModelConfig, m
   cache = init_cache(model, params, batch, prompt_len + max_new_tokens)
   positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=1, dtype=jnp.int32) - 1, 0)
   logits, cache = forward_cached(model, params, cache, prompt_ids, prompt_mask, positions)
-  state = (jnp.zeros((), jnp.int32), cache, logits[:, -1], positions[:, -1] + 1,
-           jnp.zeros((batch,), bool), jnp.full((batch, max_new_tokens), pad_id, jnp.int32))
+  state = (
+    jnp.zeros((), jnp.int32),
+    cache,
+    logits[:, -1],
+    positions[:, -1] + 1,
+    jnp.zeros((batch,), bool),
+    jnp.full((batch, max_new_tokens), pad_id, jnp.int32),
+  )
 
   def cond(state):
     i, _, _, _, finished, _ = state
@@ -140,8 +163,9 @@ def decode(params, prompt_ids, prompt_mask, rng, *, model_config: ModelConfig, m
     token = jnp.where(finished, pad_id, token)
     tokens = tokens.at[:, i].set(token)
     finished = finished | (token == eos_id)
-    logits, cache = forward_cached(model, params, cache, token[:, None], jnp.ones((batch, 1), jnp.int32),
-                                   position[:, None])
+    logits, cache = forward_cached(
+      model, params, cache, token[:, None], jnp.ones((batch, 1), jnp.int32), position[:, None]
+    )
     return i + 1, cache, logits[:, -1], position + 1, finished, tokens
 
   _, _, _, _, finished, tokens = jax.lax.while_loop(cond, body, state)
@@ -155,8 +179,8 @@ def left_pad(sequences: list[list[int]], pad_id: int, length: int | None = None)
   mask = np.zeros((len(sequences), length), np.int32)
   for row, sequence in enumerate(sequences):
     if sequence:
-      ids[row, length - len(sequence):] = sequence
-      mask[row, length - len(sequence):] = 1
+      ids[row, length - len(sequence) :] = sequence
+      mask[row, length - len(sequence) :] = 1
   return ids, mask
 
 
@@ -164,13 +188,27 @@ def check_length(model_config: ModelConfig, prompt_len: int, max_new_tokens: int
   """A `UserError` when prompt + generated tokens need more positions than the model has."""
   positions = model_config.max_position_embeddings - model_config.position_offset
   if prompt_len + max_new_tokens > positions:
-    raise UserError(f"the longest prompt ({prompt_len} tokens) plus max_new_tokens={max_new_tokens} exceeds the "
-                    f"model's {positions} positions; shorten the prompt or lower max_new_tokens")
+    raise UserError(
+      f"the longest prompt ({prompt_len} tokens) plus max_new_tokens={max_new_tokens} exceeds the "
+      f"model's {positions} positions; shorten the prompt or lower max_new_tokens"
+    )
 
 
-def complete(params, model_config: ModelConfig, prompts: list[list[int]], *, eos_id: int, pad_id: int,
-             max_new_tokens: int, batch_size: int = 0, prompt_len: int = 0, seed: int = 0,
-             temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0) -> list[tuple[list[int], bool]]:
+def complete(
+  params,
+  model_config: ModelConfig,
+  prompts: list[list[int]],
+  *,
+  eos_id: int,
+  pad_id: int,
+  max_new_tokens: int,
+  batch_size: int = 0,
+  prompt_len: int = 0,
+  seed: int = 0,
+  temperature: float = 0.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+) -> list[tuple[list[int], bool]]:
   """Generates after each token-id prompt, in batches.
 
   Args:
@@ -193,15 +231,25 @@ def complete(params, model_config: ModelConfig, prompts: list[list[int]], *, eos
   rng = jax.random.PRNGKey(seed)
   out = []
   for start in range(0, len(prompts), batch_size):
-    chunk = prompts[start:start + batch_size]
+    chunk = prompts[start : start + batch_size]
     ids, mask = left_pad(chunk + [chunk[0]] * (batch_size - len(chunk)), pad_id, prompt_len)
-    tokens, finished = decode(params, ids, mask, jax.random.fold_in(rng, start), model_config=model_config,
-                              max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
-                              temperature=temperature, top_k=top_k, top_p=top_p)
+    tokens, finished = decode(
+      params,
+      ids,
+      mask,
+      jax.random.fold_in(rng, start),
+      model_config=model_config,
+      max_new_tokens=max_new_tokens,
+      eos_id=eos_id,
+      pad_id=pad_id,
+      temperature=temperature,
+      top_k=top_k,
+      top_p=top_p,
+    )
     tokens, finished = np.asarray(tokens), np.asarray(finished)
     for row in range(len(chunk)):
       generated = tokens[row].tolist()
       if finished[row]:
-        generated = generated[:generated.index(eos_id)]
+        generated = generated[: generated.index(eos_id)]
       out.append((generated, bool(finished[row])))
   return out

@@ -12,6 +12,7 @@ BERT's max_predictions_per_seq does. Selected tokens beyond the cap are left unm
 unscored rather than silently mis-weighted). `head_positions="all"` scores every position:
 same loss, more FLOPs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,12 +30,12 @@ from jaxpretrain.tasks.base import Task, cross_entropy_sums, model_inputs
 class MaskedLM(Task):
   special_ids: tuple[int, ...] = (0, 1, 2, 3, 4)
   mask_id: int = 4
-  random_vocab_size: int = 0          # random replacements come from [0, this); 0 = model vocab
+  random_vocab_size: int = 0  # random replacements come from [0, this); 0 = model vocab
   mask_prob: float = 0.15
   mask_token_prob: float = 0.8
   random_token_prob: float = 0.1
-  head_positions: str = "masked"      # masked | all
-  max_predictions_per_seq: int = 0    # masked head: rows scored per sequence; 0 = the 5-sigma bound
+  head_positions: str = "masked"  # masked | all
+  max_predictions_per_seq: int = 0  # masked head: rows scored per sequence; 0 = the 5-sigma bound
 
   name = "mlm"
 
@@ -48,8 +49,10 @@ class MaskedLM(Task):
     return MLMHead(self.model_config)
 
   def dummy_batch(self, batch_size, seq_len):
-    return {"input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
-            "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32)}
+    return {
+      "input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
+      "segment_ids": jnp.ones((batch_size, seq_len), jnp.int32),
+    }
 
   def max_predictions(self, seq_len: int) -> int:
     """Positions per row the masked head scores: `max_predictions_per_seq` (BERT's
@@ -91,15 +94,18 @@ class MaskedLM(Task):
       k = self.max_predictions(input_ids.shape[1])
       score = jnp.where(selected, u, 2.0)
       neg_values, positions = jax.lax.top_k(-score, k)
-      selected = selected & (score <= -neg_values[:, -1:])   # drop overflow beyond k (rare)
+      selected = selected & (score <= -neg_values[:, -1:])  # drop overflow beyond k (rare)
       out["positions"] = positions
       out["targets"] = jnp.take_along_axis(input_ids, positions, axis=1)
       out["weights"] = jnp.take_along_axis(selected, positions, axis=1)
     action = uniform(k_action)
     vocab = self.random_vocab_size or self.model_config.vocab_size
     random_tokens = jax.vmap(lambda k: jax.random.randint(k, (length,), 0, vocab, dtype=input_ids.dtype))(k_random)
-    corrupted = jnp.where(action < self.mask_token_prob, self.mask_id,
-                          jnp.where(action < self.mask_token_prob + self.random_token_prob, random_tokens, input_ids))
+    corrupted = jnp.where(
+      action < self.mask_token_prob,
+      self.mask_id,
+      jnp.where(action < self.mask_token_prob + self.random_token_prob, random_tokens, input_ids),
+    )
     out["input_ids"] = jnp.where(selected, corrupted, input_ids)
     out["selected"] = selected
     return out
@@ -110,12 +116,12 @@ class MaskedLM(Task):
     m = self.mask(batch["input_ids"], token_mask, mask_rng, batch.get("example_index"))
     inputs = dict(model_inputs(batch), input_ids=m["input_ids"])
     if self.head_positions == "masked":
-      logits = self.model.apply({"params": params}, inputs, deterministic=deterministic,
-                                positions=m["positions"], rngs={"dropout": dropout_rng})
+      logits = self.model.apply(
+        {"params": params}, inputs, deterministic=deterministic, positions=m["positions"], rngs={"dropout": dropout_rng}
+      )
       targets, weights = m["targets"], m["weights"]
     else:
-      logits = self.model.apply({"params": params}, inputs, deterministic=deterministic,
-                                rngs={"dropout": dropout_rng})
+      logits = self.model.apply({"params": params}, inputs, deterministic=deterministic, rngs={"dropout": dropout_rng})
       targets, weights = batch["input_ids"], m["selected"]
     loss_sum, weight, correct = cross_entropy_sums(logits, targets, weights)
     return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct}

@@ -8,6 +8,7 @@ example's windows. Scoring is the official SQuAD v2.0 script's: answers are norm
 case, punctuation and articles removed, whitespace collapsed), EM is exact equality with any gold
 answer, F1 is token-overlap F1 against the best-matching gold answer; both are fractions in [0, 1].
 """
+
 from __future__ import annotations
 
 import collections
@@ -18,9 +19,16 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def best_answers(contexts: Sequence[str], feature_examples: Sequence[int], feature_offsets: Sequence,
-                 start_logits: np.ndarray, end_logits: np.ndarray, *, n_best: int = 20,
-                 max_answer_length: int = 30) -> list[str]:
+def best_answers(
+  contexts: Sequence[str],
+  feature_examples: Sequence[int],
+  feature_offsets: Sequence,
+  start_logits: np.ndarray,
+  end_logits: np.ndarray,
+  *,
+  n_best: int = 20,
+  max_answer_length: int = 30,
+) -> list[str]:
   """The predicted answer text of every example.
 
   Args:
@@ -48,7 +56,7 @@ def best_answers(contexts: Sequence[str], feature_examples: Sequence[int], featu
           continue
         score = float(start_logits[f][s] + end_logits[f][e])
         if score > best[example][0]:
-          best[example] = (score, contexts[example][offsets[s][0]:offsets[e][1]])
+          best[example] = (score, contexts[example][offsets[s][0] : offsets[e][1]])
   return [text for _, text in best]
 
 

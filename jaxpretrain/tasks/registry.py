@@ -6,6 +6,7 @@ for fine-tuning on labeled data, the record kind), how its pretraining rows are 
 what `bench` builds and measures. Every other module asks this table (`spec(name)`) instead of
 comparing task names, so a new task is one new entry here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ class BenchSpec:
     hf_scores_mask_prob: the PyTorch reference scores only `task.mask_prob` of the positions (as
       HF's MLM does) rather than all of them.
   """
+
   build_task: Callable[[Any, Any], Any]
   hf_family: str
   head_transform: bool = False
@@ -58,6 +60,7 @@ class TaskSpec:
     exports_as: the task whose HF architecture an export writes ("" = this one).
     bench: what `bench` needs; None = bench does not measure this task.
   """
+
   name: str
   build_task: Callable[[Any, Any, Any], Any]
   build_data: Callable[..., Any]
@@ -81,15 +84,18 @@ class TaskSpec:
 
 # --- data --------------------------------------------------------------------------------------
 
+
 def _pretraining_data(s: TaskSpec, config, workdir: str, with_train: bool):
   del with_train  # evaluation reads the prepared eval split the same way
   from jaxpretrain.data.pretrain.pipeline import build_pretraining
+
   return build_pretraining(config, workdir, s.packing)
 
 
 def _labeled_data(s: TaskSpec, config, workdir: str, with_train: bool):
   from jaxpretrain.checkpoint.init_from import tokenizer_dir
   from jaxpretrain.data.finetune.labeled import build_labeled
+
   return build_labeled(config, workdir, s.labeled, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
 
 
@@ -97,40 +103,58 @@ def _translation_data(s: TaskSpec, config, workdir: str, with_train: bool):
   del s
   from jaxpretrain.checkpoint.init_from import tokenizer_dir
   from jaxpretrain.data.finetune.translation import build_translation
+
   return build_translation(config, workdir, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
 
 
 # --- tasks -------------------------------------------------------------------------------------
 
+
 def _mlm(config, model_config, data):
   from jaxpretrain.tasks.mlm import MaskedLM
+
   special = data.info.get("special_ids", {})
   if special.get("mask") is None:
     raise UserError("task.name=mlm needs a tokenizer with a [MASK] token")
   t = config.task
-  return MaskedLM(model_config, special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
-                  mask_id=special["mask"], random_vocab_size=data.tokenizer.vocab_size, mask_prob=t.mask_prob,
-                  mask_token_prob=t.mask_token_prob, random_token_prob=t.random_token_prob,
-                  head_positions=t.head_positions, max_predictions_per_seq=t.max_predictions)
+  return MaskedLM(
+    model_config,
+    special_ids=tuple(sorted(v for v in data.tokenizer.all_special_ids)),
+    mask_id=special["mask"],
+    random_vocab_size=data.tokenizer.vocab_size,
+    mask_prob=t.mask_prob,
+    mask_token_prob=t.mask_token_prob,
+    random_token_prob=t.random_token_prob,
+    head_positions=t.head_positions,
+    max_predictions_per_seq=t.max_predictions,
+  )
 
 
 def _bench_mlm(config, model_config):
   from jaxpretrain.tasks.mlm import MaskedLM
+
   t = config.task
-  return MaskedLM(model_config, mask_prob=t.mask_prob, mask_token_prob=t.mask_token_prob,
-                  random_token_prob=t.random_token_prob, head_positions=t.head_positions,
-                  max_predictions_per_seq=t.max_predictions)
+  return MaskedLM(
+    model_config,
+    mask_prob=t.mask_prob,
+    mask_token_prob=t.mask_token_prob,
+    random_token_prob=t.random_token_prob,
+    head_positions=t.head_positions,
+    max_predictions_per_seq=t.max_predictions,
+  )
 
 
 def _causal_lm(config, model_config, data=None):
   del config, data
   from jaxpretrain.tasks.causal_lm import CausalLM
+
   return CausalLM(model_config)
 
 
 def _translation(config, model_config, data):
   del config, data
   from jaxpretrain.tasks.translation import Translation
+
   return Translation(model_config)
 
 
@@ -141,66 +165,114 @@ def _label_names(data) -> tuple:
 
 def _classification(config, model_config, data):
   from jaxpretrain.tasks.classification import SequenceClassification
+
   t = config.task
   if t.pooling not in ("cls", "mean"):
     raise UserError(f"task.pooling={t.pooling!r}; choose cls or mean")
-  return SequenceClassification(model_config, num_labels=len(_label_names(data)), pooling=t.pooling,
-                                dropout=t.classifier_dropout)
+  return SequenceClassification(
+    model_config, num_labels=len(_label_names(data)), pooling=t.pooling, dropout=t.classifier_dropout
+  )
 
 
 def _token_classification(config, model_config, data):
   from jaxpretrain.tasks.token_classification import TokenClassification
+
   return TokenClassification(model_config, label_names=_label_names(data), dropout=config.task.classifier_dropout)
 
 
 def _qa(config, model_config, data):
   del data
   from jaxpretrain.tasks.qa import QuestionAnswering
+
   return QuestionAnswering(model_config, max_answer_length=config.task.max_answer_length, n_best=config.task.n_best)
 
 
 # --- evaluation extras -------------------------------------------------------------------------
 
+
 def _qa_scores(config, task, state, strategy, tokenizer) -> dict:
   from jaxpretrain.tasks.qa import qa_scores
+
   return qa_scores(config, task, state.params, strategy, tokenizer, kinds.QA)
 
 
 def _translation_scores(config, task, state, strategy, tokenizer) -> dict:
   del strategy
   from jaxpretrain.tasks.translation import translation_scores
+
   return translation_scores(config, state.params, task.model_config, tokenizer)
 
 
 # --- the table ---------------------------------------------------------------------------------
 
-TASKS: dict[str, TaskSpec] = {s.name: s for s in (
-    TaskSpec("mlm", _mlm, _pretraining_data, packing="bert",
-             hf_architectures={"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"},
-             hf_import_only={"BertForPreTraining": "bert"}, hf_head="lm_transform",
-             bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True)),
-    TaskSpec("causal_lm", _causal_lm, _pretraining_data, decoder=True, packing="gpt",
-             hf_architectures={"gpt2": "GPT2LMHeadModel"},
-             bench=BenchSpec(_causal_lm, hf_family="gpt2")),
-    TaskSpec("classification", _classification, _labeled_data, labeled=kinds.CLASSIFICATION,
-             hf_architectures={"bert": "BertForSequenceClassification",
-                               "roberta": "RobertaForSequenceClassification"},
-             hf_head="sequence_classifier", hf_pooler=True),
-    TaskSpec("token_classification", _token_classification, _labeled_data,
-             labeled=kinds.TOKEN_CLASSIFICATION,
-             hf_architectures={"bert": "BertForTokenClassification",
-                               "roberta": "RobertaForTokenClassification",
-                               "gpt2": "GPT2ForTokenClassification"},
-             hf_head="token_classifier"),
-    TaskSpec("qa", _qa, _labeled_data, labeled=kinds.QA, eval_scores=_qa_scores,
-             hf_architectures={"bert": "BertForQuestionAnswering",
-                               "roberta": "RobertaForQuestionAnswering",
-                               "gpt2": "GPT2ForQuestionAnswering"},
-             hf_head="span"),
+TASKS: dict[str, TaskSpec] = {
+  s.name: s
+  for s in (
+    TaskSpec(
+      "mlm",
+      _mlm,
+      _pretraining_data,
+      packing="bert",
+      hf_architectures={"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"},
+      hf_import_only={"BertForPreTraining": "bert"},
+      hf_head="lm_transform",
+      bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True),
+    ),
+    TaskSpec(
+      "causal_lm",
+      _causal_lm,
+      _pretraining_data,
+      decoder=True,
+      packing="gpt",
+      hf_architectures={"gpt2": "GPT2LMHeadModel"},
+      bench=BenchSpec(_causal_lm, hf_family="gpt2"),
+    ),
+    TaskSpec(
+      "classification",
+      _classification,
+      _labeled_data,
+      labeled=kinds.CLASSIFICATION,
+      hf_architectures={"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification"},
+      hf_head="sequence_classifier",
+      hf_pooler=True,
+    ),
+    TaskSpec(
+      "token_classification",
+      _token_classification,
+      _labeled_data,
+      labeled=kinds.TOKEN_CLASSIFICATION,
+      hf_architectures={
+        "bert": "BertForTokenClassification",
+        "roberta": "RobertaForTokenClassification",
+        "gpt2": "GPT2ForTokenClassification",
+      },
+      hf_head="token_classifier",
+    ),
+    TaskSpec(
+      "qa",
+      _qa,
+      _labeled_data,
+      labeled=kinds.QA,
+      eval_scores=_qa_scores,
+      hf_architectures={
+        "bert": "BertForQuestionAnswering",
+        "roberta": "RobertaForQuestionAnswering",
+        "gpt2": "GPT2ForQuestionAnswering",
+      },
+      hf_head="span",
+    ),
     # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
-    TaskSpec("translation", _translation, _translation_data, decoder=True, eval_scores=_translation_scores,
-             source_prompts=True, exports_as="causal_lm"),
-)}
+    TaskSpec(
+      "translation",
+      _translation,
+      _translation_data,
+      decoder=True,
+      eval_scores=_translation_scores,
+      source_prompts=True,
+      exports_as="causal_lm",
+    ),
+  )
+}
 
 
 def spec(name: str) -> TaskSpec:
@@ -256,6 +328,7 @@ def build_task(config, model_config, data):
 def packing(config) -> str:
   """The rows the run's pretraining data is packed as: `data.packing`, `auto` resolved by the task."""
   from jaxpretrain.data.pretrain.pipeline import packing as resolve
+
   return resolve(config, spec(config.task.name).packing)
 
 

@@ -9,6 +9,7 @@ at `B-X`, or at `I-X` whose previous tag is `O` or of another type; it continues
 (true positives, predicted and gold entities) are computed on device from the same forward pass
 as the loss, so they sum over batches and devices like the loss does.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,7 +85,7 @@ def entity_counts(predictions, labels, label_names) -> dict:
   ends_together = at_next(gold_inside) | ~at_next(pred_inside)
   in_gold = gold_start | gold_inside
   bad = in_gold & ~(agree & ends_together)
-  entity_id = jnp.cumsum(gold_start, axis=1)             # the entity each position belongs to
+  entity_id = jnp.cumsum(gold_start, axis=1)  # the entity each position belongs to
   rows = jnp.arange(labels.shape[0])[:, None]
   bad_per_entity = jnp.zeros((labels.shape[0], length + 1), jnp.int32).at[rows, entity_id].add(bad.astype(jnp.int32))
   matched = gold_start & (jnp.take_along_axis(bad_per_entity, entity_id, axis=1) == 0)
@@ -102,6 +103,7 @@ def entity_scores(tp, predicted, gold) -> dict:
 @dataclasses.dataclass(frozen=True)
 class TokenClassification(Task):
   """Batch fields: `input_ids`, `attention_mask`, `token_type_ids`, `labels` [batch, length]."""
+
   label_names: tuple[str, ...] = ("O",)
   dropout: float = 0.1
 
@@ -116,8 +118,12 @@ class TokenClassification(Task):
 
   def dummy_batch(self, batch_size, seq_len):
     tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
-    return {"input_ids": tokens, "token_type_ids": tokens, "attention_mask": jnp.ones_like(tokens),
-            "labels": jnp.full((batch_size, seq_len), IGNORE, jnp.int32)}
+    return {
+      "input_ids": tokens,
+      "token_type_ids": tokens,
+      "attention_mask": jnp.ones_like(tokens),
+      "labels": jnp.full((batch_size, seq_len), IGNORE, jnp.int32),
+    }
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)

@@ -5,6 +5,7 @@ Training is causal LM with the loss on the target (and its EOS) only (`loss_mask
 `translation_scores` translates every eval source greedily with the KV-cached decoder and scores
 corpus BLEU (sacrebleu) and exact match against the references.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,12 @@ class Translation(CausalLM):
 
   def dummy_batch(self, batch_size, seq_len):
     ones = jnp.ones((batch_size, seq_len), jnp.int32)
-    return {"input_ids": jnp.zeros_like(ones), "attention_mask": ones, "loss_mask": ones,
-            "weight": jnp.ones((batch_size,), jnp.float32)}
+    return {
+      "input_ids": jnp.zeros_like(ones),
+      "attention_mask": ones,
+      "loss_mask": ones,
+      "weight": jnp.ones((batch_size,), jnp.float32),
+    }
 
   def target_weights(self, batch):
     weights = next_token_weights(batch) * batch["loss_mask"][:, 1:].astype(jnp.float32)
@@ -63,14 +68,28 @@ def translation_scores(config, params, model_config, tokenizer, *, samples: int 
   prompts = data.prompts(pairs, tokenizer, config.data.seq_len)
   prompt_len = max(len(p) for p in prompts)
   _, eos = boundary_ids(tokenizer.special_ids)
-  outputs = decoding.complete(params, model_config, prompts, eos_id=eos, pad_id=tokenizer.special_ids["pad"],
-                              max_new_tokens=config.data.seq_len - prompt_len, prompt_len=prompt_len,
-                              batch_size=min(len(prompts), config.eval.batch_size or config.train.batch_size))
+  outputs = decoding.complete(
+    params,
+    model_config,
+    prompts,
+    eos_id=eos,
+    pad_id=tokenizer.special_ids["pad"],
+    max_new_tokens=config.data.seq_len - prompt_len,
+    prompt_len=prompt_len,
+    batch_size=min(len(prompts), config.eval.batch_size or config.train.batch_size),
+  )
   hypotheses = [_normalize(tokenizer.decode(ids, skip_special_tokens=True)) for ids, _ in outputs]
-  references = [_normalize(tokenizer.decode(ids, skip_special_tokens=True))
-                for ids in tokenizer.encode_batch([p["target"] for p in pairs])]
+  references = [
+    _normalize(tokenizer.decode(ids, skip_special_tokens=True))
+    for ids in tokenizer.encode_batch([p["target"] for p in pairs])
+  ]
   bleu = sacrebleu.corpus_bleu(hypotheses, [references])
   exact = sum(h == r for h, r in zip(hypotheses, references)) / len(references)
-  return {"bleu": round(bleu.score, 4), "exact_match": exact,
-          "samples": [{"source": p["source"], "reference": r, "translation": h}
-                      for p, r, h in zip(pairs[:samples], references, hypotheses)]}
+  return {
+    "bleu": round(bleu.score, 4),
+    "exact_match": exact,
+    "samples": [
+      {"source": p["source"], "reference": r, "translation": h}
+      for p, r, h in zip(pairs[:samples], references, hypotheses)
+    ],
+  }

@@ -13,6 +13,7 @@ positions (`head_rows` per sequence); one that scores every position counts them
 achieved FLOP/s divided by `matmul_peak_flops`, a square matmul timed on the current device in
 the model's compute dtype (not the vendor's datasheet number, which no real kernel reaches).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,16 +28,16 @@ from jaxpretrain.tasks import registry
 
 def layer_matmul_params(cfg: ModelConfig) -> int:
   """Weights one position multiplies through in the Transformer blocks: Q, K, V, O and the MLP."""
-  return cfg.num_hidden_layers * (4 * cfg.hidden_size * cfg.hidden_size
-                                  + 2 * cfg.hidden_size * cfg.intermediate_size)
+  return cfg.num_hidden_layers * (4 * cfg.hidden_size * cfg.hidden_size + 2 * cfg.hidden_size * cfg.intermediate_size)
 
 
 def head_matmul_params(cfg: ModelConfig, task_name: str) -> int:
   """Weights of the pretraining head: MLM transform + tied vocabulary projection; LM projection."""
   bench = registry.spec(task_name).bench
   if bench is None:
-    raise UserError(f"FLOPs are counted for the pretraining heads ({', '.join(registry.bench_names())}), "
-                    f"not task.name={task_name}")
+    raise UserError(
+      f"FLOPs are counted for the pretraining heads ({', '.join(registry.bench_names())}), not task.name={task_name}"
+    )
   projection = cfg.vocab_size * cfg.hidden_size
   return projection + (cfg.hidden_size * cfg.hidden_size if bench.head_transform else 0)
 
@@ -84,4 +85,4 @@ def matmul_peak_flops(dtype, size: int | None = None, repeats: int = 10) -> floa
       out = matmul(a, b)
     out.block_until_ready()
     best = min(best, (time.perf_counter() - start) / repeats)
-  return 2 * size ** 3 / best
+  return 2 * size**3 / best

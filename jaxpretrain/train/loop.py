@@ -5,6 +5,7 @@ start or init) → compile. `train`: loop (step, log, eval, checkpoint) → fina
 Pretraining and fine-tuning both come through here; only the task and its data differ. The phase
 functions (`check_config`, `create_strategy`, `init_state`) also serve `bench` and the demo sweep.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,6 +44,7 @@ def total_steps(config, steps_per_epoch: int) -> int:
 def validate(config) -> None:
   """Config checks that need no data: one-line errors before anything is written (see `config_schema`)."""
   from jaxpretrain import config_schema
+
   config_schema.validate(config)
 
 
@@ -62,18 +64,19 @@ def evaluate(state, eval_step, strategy, batches, seed: int) -> dict:
 @dataclasses.dataclass
 class Run:
   """What `setup` hands to `train`: a run's pieces, initialized, restored and ready to step."""
+
   config: Any
   workdir: str
   strategy: Any
-  data: Any                  # the RunData of `registry.build_data`
+  data: Any  # the RunData of `registry.build_data`
   state: TrainState
   total_steps: int
   checkpointer: checkpoint_lib.Checkpointer
   restored_step: int | None  # the checkpoint resumed from; None for a fresh run
   train_step: Callable
   eval_step: Callable
-  eval_batches: list         # `data.eval_batches()`, fixed for the whole run
-  tokenizer_files: dict      # saved inside every checkpoint (process 0's; empty elsewhere)
+  eval_batches: list  # `data.eval_batches()`, fixed for the whole run
+  tokenizer_files: dict  # saved inside every checkpoint (process 0's; empty elsewhere)
 
 
 class Throughput:
@@ -99,8 +102,10 @@ class Throughput:
     if not self.steps:
       return {}
     elapsed = max(time.perf_counter() - self.start, 1e-9)
-    return {"tokens_per_s": self.tokens_per_step * self.steps / elapsed,
-            "data_wait_share": (self.prefetcher.wait_seconds - self.wait_at_start) / elapsed}
+    return {
+      "tokens_per_s": self.tokens_per_step * self.steps / elapsed,
+      "data_wait_share": (self.prefetcher.wait_seconds - self.wait_at_start) / elapsed,
+    }
 
 
 def check_config(config) -> ModelConfig:
@@ -113,6 +118,7 @@ def check_config(config) -> ModelConfig:
   """
   if config.init_from.startswith("hf:"):
     from jaxpretrain.hf import apply_hf_config
+
     apply_hf_config(config)
   validate(config)
   return ModelConfig.from_config(config.model)
@@ -141,8 +147,9 @@ def init_state(config, strategy, task, seq_len: int, steps: int) -> TrainState:
   Returns:
     The step-0 state.
   """
-  return strategy.init_state(TrainState.create(config, task, steps), lambda rng: task.init(rng, seq_len),
-                             jax.random.PRNGKey(config.train.seed))
+  return strategy.init_state(
+    TrainState.create(config, task, steps), lambda rng: task.init(rng, seq_len), jax.random.PRNGKey(config.train.seed)
+  )
 
 
 def _restore(config, state, strategy, ckpt, data):
@@ -157,6 +164,7 @@ def _restore(config, state, strategy, ckpt, data):
     return state.replace_arrays(arrays), step
   if config.init_from:
     from jaxpretrain.train import warm_start
+
     state = warm_start.apply(config, state, strategy)
   return state, None
 
@@ -193,16 +201,30 @@ def setup(config, workdir: str) -> Run:
   task = registry.build_task(config, model_config, data)
   steps = total_steps(config, data.steps_per_epoch)
   state = init_state(config, strategy, task, data.seq_len, steps)
-  ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save,
-                                     best_metric=config.eval.metric if config.eval.every_steps else "",
-                                     best_mode=config.eval.metric_mode)
+  ckpt = checkpoint_lib.Checkpointer(
+    workdir,
+    keep=config.checkpoint.keep,
+    async_save=config.checkpoint.async_save,
+    best_metric=config.eval.metric if config.eval.every_steps else "",
+    best_mode=config.eval.metric_mode,
+  )
   try:
     state, restored_step = _restore(config, state, strategy, ckpt, data)
     tokenizer_files = _write_run_files(config, workdir, data)
-    return Run(config=config, workdir=workdir, strategy=strategy, data=data, state=state, total_steps=steps,
-               checkpointer=ckpt, restored_step=restored_step, train_step=strategy.compile_train_step(),
-               eval_step=strategy.compile_eval_step(), eval_batches=data.eval_batches(),
-               tokenizer_files=tokenizer_files)
+    return Run(
+      config=config,
+      workdir=workdir,
+      strategy=strategy,
+      data=data,
+      state=state,
+      total_steps=steps,
+      checkpointer=ckpt,
+      restored_step=restored_step,
+      train_step=strategy.compile_train_step(),
+      eval_step=strategy.compile_eval_step(),
+      eval_batches=data.eval_batches(),
+      tokenizer_files=tokenizer_files,
+    )
   except BaseException:
     ckpt.close(raise_errors=False)
     raise
@@ -234,17 +256,31 @@ def train(run: Run) -> dict:
     if config.train.on_nonfinite == "raise":
       for s, flag in pending_finite:
         if not bool(flag):
-          raise UserError(f"non-finite loss or gradient at step {s}; no checkpoint was written for it "
-                          f"(set train.on_nonfinite=skip to skip such updates)")
+          raise UserError(
+            f"non-finite loss or gradient at step {s}; no checkpoint was written for it "
+            f"(set train.on_nonfinite=skip to skip such updates)"
+          )
     pending_finite.clear()
 
   def save(step, metrics):
     check_finite()
-    meta = {"version": __version__, "step": step, "time": time.time(), "metrics": metrics,
-            "mesh": dict(strategy.mesh.shape) if hasattr(strategy, "mesh") else {},
-            "config": config_lib.to_dict(config), "data_info": data.info}
-    ckpt.save(step, state.arrays(), data_state=data_state, tokenizer_files=run.tokenizer_files, meta=meta,
-              metrics=metrics or None)
+    meta = {
+      "version": __version__,
+      "step": step,
+      "time": time.time(),
+      "metrics": metrics,
+      "mesh": dict(strategy.mesh.shape) if hasattr(strategy, "mesh") else {},
+      "config": config_lib.to_dict(config),
+      "data_info": data.info,
+    }
+    ckpt.save(
+      step,
+      state.arrays(),
+      data_state=data_state,
+      tokenizer_files=run.tokenizer_files,
+      meta=meta,
+      metrics=metrics or None,
+    )
 
   preempted = False
   try:
@@ -265,8 +301,14 @@ def train(run: Run) -> dict:
           host.update(throughput.rates())
           last_train = host
           writer.write(done, host)
-          writer.progress(done, {"loss": host["loss"], "tok/s": round(host.get("tokens_per_s", 0.0)),
-                                 "data_wait": f"{host.get('data_wait_share', 0.0):.0%}"})
+          writer.progress(
+            done,
+            {
+              "loss": host["loss"],
+              "tok/s": round(host.get("tokens_per_s", 0.0)),
+              "data_wait": f"{host.get('data_wait_share', 0.0):.0%}",
+            },
+          )
           throughput.restart()
         else:
           writer.progress(done)
@@ -299,8 +341,14 @@ def train(run: Run) -> dict:
     prefetcher.close()
     writer.close()
     ckpt.close(raise_errors=sys.exc_info()[0] is None)
-  return {"step": final_step, "preempted": preempted, "train": last_train, "eval": last_eval,
-          "compile_s": compile_seconds, "steps_per_epoch": data.steps_per_epoch}
+  return {
+    "step": final_step,
+    "preempted": preempted,
+    "train": last_train,
+    "eval": last_eval,
+    "compile_s": compile_seconds,
+    "steps_per_epoch": data.steps_per_epoch,
+  }
 
 
 def run(config, workdir: str) -> dict:

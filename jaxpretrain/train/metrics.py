@@ -2,6 +2,7 @@
 
 Only process 0 writes; other processes get a writer that does nothing, so callers never branch.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ import jax
 class MetricsWriter:
   """Appends rows to WORKDIR/metrics.jsonl and WORKDIR/tb, and drives a tqdm progress bar."""
 
-  def __init__(self, workdir: str, *, total_steps: int, initial_step: int = 0, progress: bool = True,
-               description: str = "train"):
+  def __init__(
+    self, workdir: str, *, total_steps: int, initial_step: int = 0, progress: bool = True, description: str = "train"
+  ):
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
@@ -28,13 +30,22 @@ class MetricsWriter:
     self._file = open(self.path, "a")
     try:
       from tensorboardX import SummaryWriter  # TensorBoard events without TensorFlow
+
       self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10)
     except ImportError:  # pragma: no cover - tensorboardX is a core dependency
       self._tb = None
     if progress:
       from tqdm import tqdm
-      self._bar = tqdm(total=total_steps, initial=initial_step, desc=description, unit="step",
-                       file=sys.stderr, dynamic_ncols=True, leave=True)
+
+      self._bar = tqdm(
+        total=total_steps,
+        initial=initial_step,
+        desc=description,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=True,
+      )
     self._start = time.time()
 
   def write(self, step: int, metrics: dict, split: str | None = None) -> None:
@@ -61,8 +72,7 @@ class MetricsWriter:
       return
     self._bar.update(step - self._bar.n)
     if postfix:
-      self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()},
-                            refresh=False)
+      self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False)
 
   def close(self) -> None:
     if not self.enabled:

@@ -2,6 +2,7 @@
 
 Weight decay skips biases and LayerNorm parameters, as in BERT.
 """
+
 from __future__ import annotations
 
 import jax
@@ -38,9 +39,11 @@ def make_schedule(train_config, total_steps: int):
 
 def decay_mask(params):
   """True for parameters that get weight decay: not biases, not LayerNorm scales/biases."""
+
   def wants_decay(path, _):
     names = [getattr(k, "key", str(k)) for k in path]
     return names[-1] not in ("bias", "scale") and not any("norm" in n for n in names)
+
   return jax.tree_util.tree_map_with_path(wants_decay, params)
 
 
@@ -58,6 +61,14 @@ def make_optimizer(train_config, total_steps: int):
   parts = []
   if train_config.max_grad_norm > 0:
     parts.append(optax.clip_by_global_norm(train_config.max_grad_norm))
-  parts.append(optax.adamw(schedule, b1=train_config.adam_b1, b2=train_config.adam_b2, eps=train_config.adam_eps,
-                           weight_decay=train_config.weight_decay, mask=decay_mask))
+  parts.append(
+    optax.adamw(
+      schedule,
+      b1=train_config.adam_b1,
+      b2=train_config.adam_b2,
+      eps=train_config.adam_eps,
+      weight_decay=train_config.weight_decay,
+      mask=decay_mask,
+    )
+  )
   return optax.chain(*parts), schedule

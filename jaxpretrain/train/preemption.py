@@ -5,6 +5,7 @@ returns normally, so the process exits 0 and a re-run of the same command resume
 Every process of a multi-process run must stop after the same step (the save is collective), even
 when only one of them was signalled.
 """
+
 from __future__ import annotations
 
 import signal
@@ -20,6 +21,7 @@ def _preemption_service():
   if jax.process_count() == 1:
     return None
   from jax._src import distributed  # no public accessor; `reached_preemption_sync_point` reads the same
+
   return distributed.global_state.preemption_sync_manager
 
 

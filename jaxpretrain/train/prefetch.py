@@ -4,6 +4,7 @@ The state travels with its batch so a checkpoint records exactly the batches the
 consumed, not the ones sitting in the prefetch queue. The thread is `data.common.read_ahead`'s:
 it hands over errors in order and stops once the loop closes the prefetcher.
 """
+
 from __future__ import annotations
 
 import time

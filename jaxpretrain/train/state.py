@@ -1,4 +1,5 @@
 """`TrainState`: everything a training run carries from step to step, explicitly."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from jaxpretrain.train import optim
 class TrainState(flax.struct.PyTreeNode):
   """Step, parameters, optimizer state and the base RNG key (the pytree part that is saved),
   plus static, hashable pieces that say how to step: task, optimizer, schedule, options."""
+
   step: jax.Array
   params: Any
   opt_state: Any
   rng: jax.Array
-  skipped: jax.Array                       # updates skipped for non-finite values
+  skipped: jax.Array  # updates skipped for non-finite values
   task: Task = flax.struct.field(pytree_node=False)
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
   schedule: Callable = flax.struct.field(pytree_node=False)
@@ -49,15 +51,30 @@ class TrainState(flax.struct.PyTreeNode):
     skip_nonfinite = config.train.on_nonfinite == "skip"
 
     def make_state(params, rng) -> TrainState:
-      return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
-                 skipped=jnp.zeros((), jnp.int32), task=task, tx=tx, schedule=schedule,
-                 grad_accum_steps=grad_accum_steps, skip_nonfinite=skip_nonfinite)
+      return cls(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        rng=rng,
+        skipped=jnp.zeros((), jnp.int32),
+        task=task,
+        tx=tx,
+        schedule=schedule,
+        grad_accum_steps=grad_accum_steps,
+        skip_nonfinite=skip_nonfinite,
+      )
+
     return make_state
 
   def arrays(self) -> dict:
     """The saved part as a plain dict (what checkpoints hold)."""
-    return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng,
-            "skipped": self.skipped}
+    return {
+      "step": self.step,
+      "params": self.params,
+      "opt_state": self.opt_state,
+      "rng": self.rng,
+      "skipped": self.skipped,
+    }
 
   def replace_arrays(self, arrays: dict) -> TrainState:
     """This state with its saved part replaced (after a restore)."""

@@ -5,6 +5,7 @@ supplies the loss. Losses are sums divided by a weight only after summing over
 gradient-accumulation micro-batches (and devices, under pmap), so the update is identical however
 the global batch is split.
 """
+
 from __future__ import annotations
 
 import jax
@@ -81,8 +82,7 @@ def train_step(state: TrainState, batch: dict, rng, axis_name: str | None = None
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
     skipped = skipped + (~finite).astype(skipped.dtype)
-  metrics.update(grad_norm=grad_norm, learning_rate=state.schedule(state.step), finite=finite,
-                 skipped=skipped)
+  metrics.update(grad_norm=grad_norm, learning_rate=state.schedule(state.step), finite=finite, skipped=skipped)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, skipped=skipped)
   return new_state, metrics
 

@@ -6,6 +6,7 @@ the head, the optimizer state and the step stay freshly initialized. Shapes are 
 anything is read, so a checkpoint of another size or vocabulary fails with the first mismatching
 leaf named. `init_from=hf:PATH` is delegated to `jaxpretrain.hf.warm_start`.
 """
+
 from __future__ import annotations
 
 from jaxpretrain import checkpoint as checkpoint_lib
@@ -30,6 +31,7 @@ def apply(config, state, strategy):
   """
   if config.init_from.startswith("hf:"):
     from jaxpretrain import hf
+
     return hf.warm_start(config, state, strategy)
   run = source_run(config)
   step, _ = checkpoint_lib.resolve_step(run, config.init_step, what=f"init_from={config.init_from}")
@@ -39,8 +41,12 @@ def apply(config, state, strategy):
   if "params" not in saved or "encoder" not in saved["params"]:
     raise UserError(f"{what} holds no params/encoder: not a jaxpretrain checkpoint")
   flat_wanted = checkpoint_lib.flat_leaves(state.params["encoder"])
-  keep = checkpoint_lib.check_shapes(checkpoint_lib.flat_leaves(saved["params"]["encoder"]), flat_wanted,
-                                     _encoder_mismatch(what), optional=lambda name: name.split("/")[0] in OPTIONAL)
+  keep = checkpoint_lib.check_shapes(
+    checkpoint_lib.flat_leaves(saved["params"]["encoder"]),
+    flat_wanted,
+    _encoder_mismatch(what),
+    optional=lambda name: name.split("/")[0] in OPTIONAL,
+  )
   target = nested({p: leaf for p, leaf in flat_wanted.items() if p in keep})
   restored = checkpoint_lib.restore_subtree(state_dir, {"params": {"encoder": target}})["params"]["encoder"]
   merged = nested({**flat_wanted, **checkpoint_lib.flat_leaves(restored)})
@@ -49,14 +55,19 @@ def apply(config, state, strategy):
 
 def _encoder_mismatch(what: str):
   """The `check_shapes` message for an encoder that does not fit this config's model.*."""
+
   def mismatch(name, there, here):
     if there is None:
       return f"{what} has no encoder leaf {name} (this config has shape {here}); are model.* the pretraining run's?"
     if here is None:
-      return (f"{what} has encoder leaf {name} with shape {there} that this config lacks; are model.* the "
-              "pretraining run's?")
-    return (f"{what}: encoder leaf {name} has shape {there} in the checkpoint but {here} in this config "
-            "(model.* must match the pretraining run)")
+      return (
+        f"{what} has encoder leaf {name} with shape {there} that this config lacks; are model.* the pretraining run's?"
+      )
+    return (
+      f"{what}: encoder leaf {name} has shape {there} in the checkpoint but {here} in this config "
+      "(model.* must match the pretraining run)"
+    )
+
   return mismatch
 
 

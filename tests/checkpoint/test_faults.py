@@ -1,4 +1,5 @@
 """Faults: interrupted saves, corrupt checkpoints, non-finite losses, and the `checkpoints` listing."""
+
 import glob
 import os
 import shutil
@@ -12,7 +13,7 @@ from jaxpretrain.train import loop
 from jaxpretrain.train.metrics import read_metrics
 from tests.run_configs import tiny_pretrain_config
 
-pytestmark = pytest.mark.xdist_group("checkpoint_faults")   # shares its module/session fixtures on one worker
+pytestmark = pytest.mark.xdist_group("checkpoint_faults")  # shares its module/session fixtures on one worker
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,9 @@ def test_interrupted_save_never_becomes_latest_and_is_cleaned_up(finished_run, t
   workdir = _copy(finished_run, tmp_path)
   root = checkpoint_lib.checkpoint_dir(workdir)
   partial = os.path.join(root, "12.orbax-checkpoint-tmp-1700000000")
-  shutil.copytree(os.path.join(root, "8", "state"), os.path.join(partial, "state"))   # half a step
+  shutil.copytree(os.path.join(root, "8", "state"), os.path.join(partial, "state"))  # half a step
   assert checkpoint_lib.Checkpointer(workdir, read_only=True).latest_step() == 8
-  loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 10}), workdir)     # restart
+  loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 10}), workdir)  # restart
   assert not os.path.exists(partial)
   assert checkpoint_lib.Checkpointer(workdir, read_only=True).latest_step() == 10
 
@@ -60,8 +61,10 @@ def test_corrupt_latest_falls_back_to_previous_step(finished_run, tmp_path, tiny
 
 
 def test_nonfinite_raise_names_the_step_and_writes_no_bad_checkpoint(tmp_path, tiny_prepared, capsys):
-  config = tiny_pretrain_config(tiny_prepared, **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0,
-                                                  "train.warmup_steps": 0, "checkpoint.every_steps": 1})
+  config = tiny_pretrain_config(
+    tiny_prepared,
+    **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0, "train.warmup_steps": 0, "checkpoint.every_steps": 1},
+  )
   with pytest.raises(UserError, match=r"non-finite loss or gradient at step (\d+)") as info:
     loop.run(config, str(tmp_path / "w"))
   bad_step = int(info.value.args[0].split("step ")[1].split(";")[0])
@@ -70,8 +73,10 @@ def test_nonfinite_raise_names_the_step_and_writes_no_bad_checkpoint(tmp_path, t
 
 
 def test_nonfinite_skip_counts_and_finishes(tmp_path, tiny_prepared):
-  config = tiny_pretrain_config(tiny_prepared, **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0,
-                                                  "train.warmup_steps": 0, "train.on_nonfinite": "skip"})
+  config = tiny_pretrain_config(
+    tiny_prepared,
+    **{"train.learning_rate": 1e25, "train.max_grad_norm": 0.0, "train.warmup_steps": 0, "train.on_nonfinite": "skip"},
+  )
   summary = loop.run(config, str(tmp_path / "w"))
   assert summary["step"] == 8 and summary["train"]["skipped"] >= 1
 
@@ -87,12 +92,23 @@ def test_checkpoints_command_lists_steps(finished_run, capsys):
 def test_checkpoints_into_a_closed_pipe_exits_quietly(finished_run):
   import subprocess
   import sys
+
   # `jaxpretrain checkpoints --json | head -c 0`: the reader is gone before anything is written.
   read_end, write_end = os.pipe()
   os.close(read_end)
-  lister = subprocess.run([sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()",
-                           "checkpoints", f"--workdir={finished_run}", "--json"],
-                          stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+  lister = subprocess.run(
+    [
+      sys.executable,
+      "-c",
+      "from jaxpretrain.cli import entry_point; entry_point()",
+      "checkpoints",
+      f"--workdir={finished_run}",
+      "--json",
+    ],
+    stdout=write_end,
+    stderr=subprocess.PIPE,
+    timeout=120,
+  )
   os.close(write_end)
   err = lister.stderr
   assert lister.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
@@ -104,15 +120,27 @@ def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny
   import subprocess
   import sys
 
-  def file_size_limit():   # every write over 64 KB fails with EFBIG, like a full disk
+  def file_size_limit():  # every write over 64 KB fails with EFBIG, like a full disk
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
 
-  args = [sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()", "pretrain",
-          "--config=configs/tiny.py", f"--workdir={tmp_path / 'w'}", "--config.model.vocab_size=512",
-          "--config.model.max_position_embeddings=32", "--config.data.seq_len=32",
-          f"--config.data.prepared_dir={tiny_prepared}", "--config.train.batch_size=8", "--config.train.steps=6",
-          "--config.checkpoint.every_steps=2", "--config.train.progress=false", "--config.eval.every_steps=0"]
+  args = [
+    sys.executable,
+    "-c",
+    "from jaxpretrain.cli import entry_point; entry_point()",
+    "pretrain",
+    "--config=configs/tiny.py",
+    f"--workdir={tmp_path / 'w'}",
+    "--config.model.vocab_size=512",
+    "--config.model.max_position_embeddings=32",
+    "--config.data.seq_len=32",
+    f"--config.data.prepared_dir={tiny_prepared}",
+    "--config.train.batch_size=8",
+    "--config.train.steps=6",
+    "--config.checkpoint.every_steps=2",
+    "--config.train.progress=false",
+    "--config.eval.every_steps=0",
+  ]
   cwd = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   result = subprocess.run(args, cwd=cwd, preexec_fn=file_size_limit, capture_output=True, text=True, timeout=300)
   assert result.returncode == 2
@@ -126,23 +154,28 @@ def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny
 def test_checkpoint_that_does_not_fit_the_config_is_an_error_not_a_fallback(finished_run, tmp_path, tiny_prepared):
   workdir = _copy(finished_run, tmp_path)
   config = tiny_pretrain_config(tiny_prepared, **{"model.intermediate_size": 128})
-  with pytest.raises(UserError, match=r"checkpoint step 8 .* does not fit this config: "
-                                      r"params/encoder/layer_0/mlp/intermediate/bias is shape \(64,\) there but shape "
-                                      r"\(128,\) here"):
+  with pytest.raises(
+    UserError,
+    match=r"checkpoint step 8 .* does not fit this config: "
+    r"params/encoder/layer_0/mlp/intermediate/bias is shape \(64,\) there but shape "
+    r"\(128,\) here",
+  ):
     loop.run(config, workdir)
-  assert checkpoint_lib.Checkpointer(workdir, read_only=True).all_steps() == [4, 8]   # nothing set aside
+  assert checkpoint_lib.Checkpointer(workdir, read_only=True).all_steps() == [4, 8]  # nothing set aside
 
 
 def test_only_late_write_callbacks_are_dropped_from_unraisable_reports(monkeypatch):
   import sys
   import types
+
   seen = []
   monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable.exc_value))
   checkpoint_lib.manager._quiet_late_write_callbacks()
-  checkpoint_lib.manager._quiet_late_write_callbacks()    # installing twice does not stack filters
+  checkpoint_lib.manager._quiet_late_write_callbacks()  # installing twice does not stack filters
   late, other = RuntimeError("Event loop is closed"), RuntimeError("something else")
   same_text_other_type = ValueError("Event loop is closed")
   for error in (late, other, same_text_other_type):
-    sys.unraisablehook(types.SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None,
-                                             err_msg=None, object=None))
+    sys.unraisablehook(
+      types.SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None, err_msg=None, object=None)
+    )
   assert seen == [other, same_text_other_type]

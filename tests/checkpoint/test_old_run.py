@@ -4,6 +4,7 @@ evaluates: the checkpoint layout, config.json and the prepared data are read as 
 The fixture is a 4-step tiny BERT (1 layer, hidden 32, vocab 256, seq 32) made by that commit's
 `jaxpretrain pretrain --config=configs/tiny.py` (overrides in its config.json).
 """
+
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ def test_old_run_lists_and_resumes(old_run, capsys):
   summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert summary["step"] == 6
   resumed = checkpoint_lib.restore_params(checkpoint_lib.item_path(old_run, 6))
-  assert set(resumed) == set(saved)   # same tree; trained on from the saved step, so values moved
+  assert set(resumed) == set(saved)  # same tree; trained on from the saved step, so values moved
   word = ("encoder", "embeddings", "word_embeddings", "embedding")
   a, b = saved, resumed
   for k in word:

@@ -1,4 +1,5 @@
 """Checkpoints you can trust: exact resume, preemption, resharding, corruption, non-finite values."""
+
 import json
 import os
 import signal
@@ -22,9 +23,11 @@ from tests.run_configs import tiny_pretrain_config
 def small_epoch_data(tmp_path_factory):
   """A corpus so small that an epoch is a handful of steps, to resume across an epoch boundary."""
   from jaxpretrain.data.pretrain import prepare
+
   out = str(tmp_path_factory.mktemp("small") / "data")
-  prepare.prepare("embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.2, embedded_documents=16,
-                  records_per_shard=50)
+  prepare.prepare(
+    "embedded", out, seq_len=32, vocab_size=512, eval_fraction=0.2, embedded_documents=16, records_per_shard=50
+  )
   return out
 
 
@@ -41,9 +44,10 @@ def _final_params(workdir):
 
 def test_two_halves_with_resume_equal_one_run_across_epoch_boundary(tmp_path, small_epoch_data):
   from jaxpretrain.data.pretrain import loader
+
   steps_per_epoch = loader.epoch_size(small_epoch_data, "train") // 8
   total = 2 * max(3, steps_per_epoch // 2 + 2)
-  assert total > steps_per_epoch    # the run crosses an epoch boundary
+  assert total > steps_per_epoch  # the run crosses an epoch boundary
   half = total // 2
   whole = tiny_pretrain_config(small_epoch_data, **{"train.steps": total})
   loop.run(whole, str(tmp_path / "whole"))
@@ -62,6 +66,7 @@ def test_two_halves_with_resume_equal_one_run_across_epoch_boundary(tmp_path, sm
 def _run_until(config, workdir, stop_at):
   """Runs `config` but stops (like a preemption) right after step `stop_at`."""
   from jaxpretrain.train import preemption
+
   original = preemption.PreemptionWatcher.should_stop
   preemption.PreemptionWatcher.should_stop = lambda self, step: step >= stop_at
   try:
@@ -81,14 +86,31 @@ def test_same_seed_same_curve_different_seed_different_curve(tmp_path, tiny_prep
 
 def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path, tiny_prepared):
   steps = 40
-  args = [sys.executable, "-m", "jaxpretrain.cli", "pretrain", "--config=configs/tiny.py",
-          f"--workdir={tmp_path / 'run'}", "--config.model.num_hidden_layers=1", "--config.model.hidden_size=32",
-          "--config.model.num_attention_heads=2", "--config.model.intermediate_size=64",
-          "--config.model.vocab_size=512", "--config.model.max_position_embeddings=32", "--config.data.seq_len=32",
-          f"--config.data.prepared_dir={tiny_prepared}", "--config.train.batch_size=8",
-          f"--config.train.steps={steps}", "--config.train.log_every=1", "--config.train.progress=false",
-          "--config.train.warmup_steps=2", "--config.eval.every_steps=0", "--config.eval.batches=1",
-          "--config.checkpoint.every_steps=1000", "--config.data.prefetch=1"]
+  args = [
+    sys.executable,
+    "-m",
+    "jaxpretrain.cli",
+    "pretrain",
+    "--config=configs/tiny.py",
+    f"--workdir={tmp_path / 'run'}",
+    "--config.model.num_hidden_layers=1",
+    "--config.model.hidden_size=32",
+    "--config.model.num_attention_heads=2",
+    "--config.model.intermediate_size=64",
+    "--config.model.vocab_size=512",
+    "--config.model.max_position_embeddings=32",
+    "--config.data.seq_len=32",
+    f"--config.data.prepared_dir={tiny_prepared}",
+    "--config.train.batch_size=8",
+    f"--config.train.steps={steps}",
+    "--config.train.log_every=1",
+    "--config.train.progress=false",
+    "--config.train.warmup_steps=2",
+    "--config.eval.every_steps=0",
+    "--config.eval.batches=1",
+    "--config.checkpoint.every_steps=1000",
+    "--config.data.prefetch=1",
+  ]
   cwd = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   metrics = tmp_path / "run" / "metrics.jsonl"
@@ -112,6 +134,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path, tiny_prepared):
 def test_async_save_then_more_training_restores_the_saved_values(tmp_path, tiny_prepared):
   from jaxpretrain.tasks.mlm import MaskedLM
   from tests.train.helpers import TINY, make_state, mlm_batch
+
   strategy, state = make_state(MaskedLM(TINY))
   step = strategy.compile_train_step()
   batch = strategy.put_batch(mlm_batch())
@@ -119,7 +142,7 @@ def test_async_save_then_more_training_restores_the_saved_values(tmp_path, tiny_
   saved = jax.tree.map(np.asarray, jax.device_get(state.arrays()))
   ckpt = checkpoint_lib.Checkpointer(str(tmp_path), async_save=True)
   ckpt.save(1, state.arrays(), data_state={"pos": 1})
-  for i in range(3):   # donates the state's buffers while the write may still be running
+  for i in range(3):  # donates the state's buffers while the write may still be running
     state, _ = step(state, batch, jax.random.PRNGKey(i + 1))
   ckpt.wait()
   abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
@@ -138,8 +161,9 @@ def test_reshard_8_to_4x2_to_1(tmp_path):
   from jaxpretrain import config as config_lib
   from jaxpretrain.tasks.mlm import MaskedLM
   from tests.train.helpers import TINY, make_state
+
   task = MaskedLM(TINY)
-  _, state = make_state(task)                       # saved as data=8
+  _, state = make_state(task)  # saved as data=8
   saved = jax.tree.map(np.asarray, jax.device_get(state.arrays()))
   ckpt = checkpoint_lib.Checkpointer(str(tmp_path), async_save=False)
   ckpt.save(1, state.arrays())

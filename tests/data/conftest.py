@@ -1,4 +1,5 @@
 """Shared fixtures: a small embedded corpus prepared once per session."""
+
 import pytest
 
 from jaxpretrain.data.pretrain import prepare
@@ -12,8 +13,16 @@ NUM_DOCS = 240
 def prepared_dir(tmp_path_factory):
   """A prepared embedded corpus: several train files (records_per_shard=40) and an eval split."""
   out = str(tmp_path_factory.mktemp("prepared"))
-  prepare.prepare("embedded", out, seq_len=SEQ_LEN, vocab_size=600, eval_fraction=0.1,
-                  embedded_documents=NUM_DOCS, records_per_shard=40, seed=3)
+  prepare.prepare(
+    "embedded",
+    out,
+    seq_len=SEQ_LEN,
+    vocab_size=600,
+    eval_fraction=0.1,
+    embedded_documents=NUM_DOCS,
+    records_per_shard=40,
+    seed=3,
+  )
   return out
 
 

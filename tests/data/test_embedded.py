@@ -1,4 +1,5 @@
 """The embedded language: determinism, size, and the properties the pretraining demo relies on."""
+
 import collections
 import re
 import time
@@ -9,10 +10,38 @@ from jaxpretrain.data.readers import embedded
 from jaxpretrain.errors import UserError
 
 POLARITY = {**{w: 1 for w in embedded.POSITIVE_WORDS}, **{w: 0 for w in embedded.NEGATIVE_WORDS}}
-POS_CONSEQ = {"smiled", "cheered", "tipped", "recommended", "grinned", "celebrated", "midnight",
-              "glowing", "promised", "laughed", "thanked", "grateful", "applauded", "delighted"}
-NEG_CONSEQ = {"groaned", "refund", "warned", "walked", "frowned", "complained", "cried", "angry",
-              "vowed", "cheated", "regretted", "nobody", "sighed", "furious"}
+POS_CONSEQ = {
+  "smiled",
+  "cheered",
+  "tipped",
+  "recommended",
+  "grinned",
+  "celebrated",
+  "midnight",
+  "glowing",
+  "promised",
+  "laughed",
+  "thanked",
+  "grateful",
+  "applauded",
+  "delighted",
+}
+NEG_CONSEQ = {
+  "groaned",
+  "refund",
+  "warned",
+  "walked",
+  "frowned",
+  "complained",
+  "cried",
+  "angry",
+  "vowed",
+  "cheated",
+  "regretted",
+  "nobody",
+  "sighed",
+  "furious",
+}
 
 
 def words(text):
@@ -31,8 +60,7 @@ def clause_polarity(clause):
 
 def sentence_polarity(sentence):
   """Composition oracle: the clause after "but" decides."""
-  return clause_polarity(sentence.split(", but ")[-1]) if ", but " in sentence else (
-      clause_polarity(sentence))
+  return clause_polarity(sentence.split(", but ")[-1]) if ", but " in sentence else (clause_polarity(sentence))
 
 
 def sentences(text):
@@ -81,19 +109,18 @@ def test_consequences_and_glosses_follow_the_composed_sentiment():
       gloss = 1 if ws & pos_gloss else 0 if ws & neg_gloss else None
       if conseq is None and gloss is None:
         continue
-      body = sentence.split(", so ")[0] if ", so " in sentence else (
-          sentence.split(" because ")[-1])
+      body = sentence.split(", so ")[0] if ", so " in sentence else (sentence.split(" because ")[-1])
       polarity = sentence_polarity(body)
-      assert polarity is not None and conseq in (None, polarity) and gloss in (None, polarity), (
-          sentence)
+      assert polarity is not None and conseq in (None, polarity) and gloss in (None, polarity), sentence
       checked += 1
       glossed += gloss is not None
   assert checked > 1000 and glossed > 500
 
 
 def test_cues_sit_next_to_sentiment_words_and_share_their_polarity():
-  cues = {w: polarity for table in embedded._CUES.values()
-          for polarity, side in ((1, table[0]), (0, table[1])) for w in side}
+  cues = {
+    w: polarity for table in embedded._CUES.values() for polarity, side in ((1, table[0]), (0, table[1])) for w in side
+  }
   mentions = cued = 0
   for doc in embedded.documents(300, seed=6):
     ws = words(doc)
@@ -104,7 +131,7 @@ def test_cues_sit_next_to_sentiment_words_and_share_their_polarity():
           cued += 1
           assert cues[before] == POLARITY[word], (before, word)
   assert 0.8 <= cued / mentions <= 0.95, cued / mentions
-  assert set(cues) <= set(embedded.CONSEQUENCE_WORDS)   # never in a labeled review
+  assert set(cues) <= set(embedded.CONSEQUENCE_WORDS)  # never in a labeled review
   assert not set(cues) & set(embedded._POS_GLOSSES + embedded._NEG_GLOSSES)
 
 
@@ -120,8 +147,7 @@ def test_labeled_splits_are_deterministic_disjoint_and_balanced():
   assert train == embedded.labeled_examples("train", 2000, seed=0)
   assert train != embedded.labeled_examples("train", 2000, seed=1)
   assert not {e["text"] for e in train} & {e["text"] for e in test}
-  assert not ({e["text"] for e in embedded.labeled_examples("train", 500, seed=1)}
-              & {e["text"] for e in test})
+  assert not ({e["text"] for e in embedded.labeled_examples("train", 500, seed=1)} & {e["text"] for e in test})
   for split in (train, test):
     assert abs(sum(e["label"] for e in split) - len(split) / 2) <= 1
   assert embedded.LABEL_NAMES == ["negative", "positive"]
@@ -150,8 +176,8 @@ def test_labels_need_composition_that_a_bag_of_words_lacks():
     bow_right += 1.0 if (votes > 0) == bool(example["label"]) and votes else 0.5 if not votes else 0
     ws = set(words(example["text"]))
     needs_composition += bool(ws & {"but"}) or any(
-        clause_polarity(s) is not None and {"not", "never"} & set(words(s))
-        for s in sentences(example["text"]))
+      clause_polarity(s) is not None and {"not", "never"} & set(words(s)) for s in sentences(example["text"])
+    )
   n = len(examples)
   assert oracle_right == n
   assert 0.35 <= needs_composition / n <= 0.5, needs_composition / n

@@ -1,4 +1,5 @@
 """prepare -> shards -> loader: exact tokens, packing invariants, order, sharding, resume, errors."""
+
 import json
 import os
 
@@ -16,11 +17,11 @@ CLS, SEP, PAD = 2, 3, 0
 
 def all_rows(prepared_dir, split, batch=7, **kw):
   """Every record of a split in file order, as one [n, SEQ_LEN] pair of arrays."""
-  ds = loader.make_dataset(prepared_dir, split, global_batch_size=batch, seed=0, shuffle=False,
-                           repeat=False, drop_remainder=False, **kw)
+  ds = loader.make_dataset(
+    prepared_dir, split, global_batch_size=batch, seed=0, shuffle=False, repeat=False, drop_remainder=False, **kw
+  )
   batches = list(ds)
-  return (np.concatenate([b["input_ids"] for b in batches]),
-          np.concatenate([b["segment_ids"] for b in batches]))
+  return (np.concatenate([b["input_ids"] for b in batches]), np.concatenate([b["segment_ids"] for b in batches]))
 
 
 def pieces(ids, seg):
@@ -108,8 +109,9 @@ def test_order_matches_grains_shuffle_repeat_slice_batch(prepared_dir):
 
   n = loader.epoch_size(prepared_dir, "train")
   for process_index in (0, 1):
-    ds = loader.make_dataset(prepared_dir, "train", global_batch_size=10, seed=5,
-                             process_index=process_index, process_count=2)
+    ds = loader.make_dataset(
+      prepared_dir, "train", global_batch_size=10, seed=5, process_index=process_index, process_count=2
+    )
     read = ds._parent._transform
     ref = grain.MapDataset.range(n).shuffle(seed=5).repeat()[process_index::2].batch(5)
     for step in (0, 1, n // 5, n // 5 + 3):
@@ -133,8 +135,7 @@ def test_state_restore_is_exact(prepared_dir):
 
 def test_processes_split_each_global_batch(prepared_dir):
   whole = batches(prepared_dir, 3, global_batch_size=8, seed=4)
-  parts = [batches(prepared_dir, 3, global_batch_size=8, seed=4, process_index=p, process_count=2)
-           for p in (0, 1)]
+  parts = [batches(prepared_dir, 3, global_batch_size=8, seed=4, process_index=p, process_count=2) for p in (0, 1)]
   for step in range(3):
     assert parts[0][step]["input_ids"].shape == (4, SEQ_LEN)
     both = np.concatenate([parts[0][step]["input_ids"], parts[1][step]["input_ids"]])
@@ -143,14 +144,20 @@ def test_processes_split_each_global_batch(prepared_dir):
 
 def test_processes_cover_the_dataset_disjointly(prepared_dir):
   ordered, _ = all_rows(prepared_dir, "train")
-  per_process = [all_rows(prepared_dir, "train", batch=6, process_index=p, process_count=3)[0]
-                 for p in range(3)]
+  per_process = [all_rows(prepared_dir, "train", batch=6, process_index=p, process_count=3)[0] for p in range(3)]
   assert sum(len(p) for p in per_process) == len(ordered)
   assert sorted(map(bytes, np.concatenate(per_process))) == sorted(map(bytes, ordered))
   # With drop_remainder, every process gets the same number of full batches.
-  counts = [len(list(loader.make_dataset(prepared_dir, "train", global_batch_size=6, seed=0,
-                                         repeat=False, process_index=p, process_count=3)))
-            for p in range(3)]
+  counts = [
+    len(
+      list(
+        loader.make_dataset(
+          prepared_dir, "train", global_batch_size=6, seed=0, repeat=False, process_index=p, process_count=3
+        )
+      )
+    )
+    for p in range(3)
+  ]
   assert counts == [len(ordered) // 6] * 3
 
 
@@ -179,8 +186,7 @@ def records_multiset(prepared_dir):
 
 def test_two_workers_make_the_same_records_as_one(tmp_path, monkeypatch):
   monkeypatch.setattr(prepare, "DOCS_PER_BLOCK", 40)  # 150 documents: 4 blocks
-  kw = dict(seq_len=24, vocab_size=500, eval_fraction=0.2, embedded_documents=150,
-            records_per_shard=30, seed=1)
+  kw = dict(seq_len=24, vocab_size=500, eval_fraction=0.2, embedded_documents=150, records_per_shard=30, seed=1)
   one, two = str(tmp_path / "one"), str(tmp_path / "two")
   prepare.prepare("embedded", one, **kw)
   first = prepare.prepare("embedded", two, shard_index=1, num_shards=2, **kw)
@@ -214,17 +220,19 @@ def test_workers_with_different_tokenizers_are_not_merged(tmp_path, monkeypatch)
 def test_given_tokenizer_is_used(prepared_dir, tmp_path):
   out = str(tmp_path / "out")
   tokenizer_dir = os.path.join(prepared_dir, "tokenizer")
-  meta = prepare.prepare("embedded", out, seq_len=16, vocab_size=0, tokenizer_dir=tokenizer_dir,
-                         embedded_documents=30)
+  meta = prepare.prepare("embedded", out, seq_len=16, vocab_size=0, tokenizer_dir=tokenizer_dir, embedded_documents=30)
   assert meta["tokenizer_fingerprint"] == Tokenizer.load(tokenizer_dir).fingerprint()
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     (dict(seq_len=7), "seq_len must be at least 8"),
     (dict(eval_fraction=1.0), "eval_fraction"),
     (dict(shard_index=2, num_shards=2), "shard_index 2"),
     (dict(tokenizer_dir="/no/such/tokenizer"), "tokenizer not found"),
-])
+  ],
+)
 def test_prepare_argument_errors(tmp_path, kwargs, message):
   args = dict(seq_len=16, vocab_size=200, embedded_documents=10)
   args.update(kwargs)
@@ -238,8 +246,7 @@ def test_empty_corpus_errors(tmp_path):
   with pytest.raises(UserError, match="no text in"):
     prepare.prepare(str(blank), str(tmp_path / "out"), seq_len=16, vocab_size=100)
   with pytest.raises(UserError, match="no documents in embedded"):
-    prepare.prepare("embedded", str(tmp_path / "out2"), seq_len=16, vocab_size=100,
-                    embedded_documents=0)
+    prepare.prepare("embedded", str(tmp_path / "out2"), seq_len=16, vocab_size=100, embedded_documents=0)
 
 
 def test_a_failing_run_keeps_a_prepared_directory(tmp_path):
@@ -261,8 +268,7 @@ def test_a_failing_run_keeps_a_prepared_directory(tmp_path):
 def test_prepare_a_tfds_dataset(tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
-    meta = prepare.prepare("tfds:imdb_reviews", str(tmp_path / "out"), seq_len=16, vocab_size=60,
-                           eval_fraction=0.0)
+    meta = prepare.prepare("tfds:imdb_reviews", str(tmp_path / "out"), seq_len=16, vocab_size=60, eval_fraction=0.0)
   assert meta["complete"] and meta["splits"]["train"]["documents"] == 20
   assert meta["source"] == "tfds:imdb_reviews"
 
@@ -270,6 +276,7 @@ def test_prepare_a_tfds_dataset(tmp_path):
 def test_eval_split_smaller_than_a_batch_warns_once(tiny_prepared, tmp_path, capsys):
   from jaxpretrain.data.pretrain import pipeline
   from tests.run_configs import tiny_pretrain_config
+
   held_out = loader.epoch_size(tiny_prepared, "eval")
   config = tiny_pretrain_config(tiny_prepared, **{"eval.batch_size": 8 * (held_out // 8 + 1)})
   data = pipeline.build_pretraining(config, str(tmp_path), "bert")
@@ -285,11 +292,13 @@ def test_read_ahead_keeps_order_raises_source_errors_in_place_and_stops_with_its
   import threading
 
   from jaxpretrain.data.common import read_ahead
+
   assert list(read_ahead(range(1000), 7)) == list(range(1000))
 
   def failing():
     yield from range(5)
     raise UserError("source broke")
+
   seen = []
   with pytest.raises(UserError, match="source broke"):
     for item in read_ahead(failing(), 2):
@@ -297,15 +306,17 @@ def test_read_ahead_keeps_order_raises_source_errors_in_place_and_stops_with_its
   assert seen == [0, 1, 2, 3, 4]
 
   produced = []
+
   def endless():
     i = 0
     while True:
       produced.append(i)
       yield i
       i += 1
+
   reader = read_ahead(endless(), 3)
   assert [next(reader) for _ in range(4)] == [0, 1, 2, 3]
-  reader.close()   # the consumer stops early: the producer thread ends, it does not run on
+  reader.close()  # the consumer stops early: the producer thread ends, it does not run on
   for thread in threading.enumerate():
     if thread.name == "prepare-read-ahead":
       thread.join(timeout=2)

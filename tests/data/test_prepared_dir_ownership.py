@@ -1,4 +1,5 @@
 """`prepare` writes only into a directory it owns: never into (or over) a user's files."""
+
 import os
 
 import pytest
@@ -10,8 +11,11 @@ KW = dict(seq_len=32, vocab_size=256, eval_fraction=0.1, embedded_documents=60, 
 
 
 def _files(path):
-  return {os.path.relpath(os.path.join(d, f), path): open(os.path.join(d, f), "rb").read()
-          for d, _, fs in os.walk(path) for f in fs}
+  return {
+    os.path.relpath(os.path.join(d, f), path): open(os.path.join(d, f), "rb").read()
+    for d, _, fs in os.walk(path)
+    for f in fs
+  }
 
 
 def test_refuses_a_users_non_empty_directory_and_changes_nothing(tmp_path):
@@ -31,7 +35,7 @@ def test_new_and_empty_directories_are_claimed_and_reprepared(tmp_path):
       out.mkdir()
     meta = prepare.prepare("embedded", str(out), **KW)
     assert os.path.isfile(out / prepare.OWNER_MARKER) and meta["splits"]["train"]["records"] > 0
-    again = prepare.prepare("embedded", str(out), **dict(KW, embedded_documents=80))   # ours: may be replaced
+    again = prepare.prepare("embedded", str(out), **dict(KW, embedded_documents=80))  # ours: may be replaced
     assert again["splits"]["train"]["records"] > meta["splits"]["train"]["records"]
 
 
@@ -39,7 +43,7 @@ def test_a_directory_prepared_before_the_marker_existed_is_still_ours(tmp_path):
   out = tmp_path / "old"
   prepare.prepare("embedded", str(out), **KW)
   os.remove(out / prepare.OWNER_MARKER)
-  prepare.prepare("embedded", str(out), **KW)   # metadata.json and parts/ show it is a prepared directory
+  prepare.prepare("embedded", str(out), **KW)  # metadata.json and parts/ show it is a prepared directory
 
 
 def test_a_file_is_not_a_directory(tmp_path):

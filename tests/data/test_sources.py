@@ -1,4 +1,5 @@
 """Corpus specs: text and jsonl files, globs, tfds (offline, via mock_data), and their errors."""
+
 import json
 import os
 import subprocess
@@ -42,8 +43,7 @@ def test_text_paragraphs(tmp_path):
 
 
 def test_jsonl(tmp_path):
-  lines = [json.dumps({"text": "alpha beta", "id": 1}), "", json.dumps({"text": "gamma"}),
-           json.dumps({"text": "   "})]
+  lines = [json.dumps({"text": "alpha beta", "id": 1}), "", json.dumps({"text": "gamma"}), json.dumps({"text": "   "})]
   assert docs(write(tmp_path / "a.jsonl", "\n".join(lines) + "\n")) == ["alpha beta", "gamma"]
 
 
@@ -56,12 +56,15 @@ def test_glob_and_directory_in_sorted_order(tmp_path):
   assert docs(str(tmp_path)) == ["from a", "from b"]
 
 
-@pytest.mark.parametrize("make, message", [
+@pytest.mark.parametrize(
+  "make, message",
+  [
     (lambda d: str(d / "missing.txt"), r"data file not found: .*missing\.txt$"),
     (lambda d: str(d / "*.nothing"), r"no files match .*\*\.nothing$"),
     (lambda d: write(d / "empty.txt", ""), r"data file is empty: .*empty\.txt$"),
     (lambda d: "", r"no data source given"),
-])
+  ],
+)
 def test_errors_at_call(tmp_path, make, message):
   with pytest.raises(UserError, match=message) as e:
     sources.iter_documents(make(tmp_path))
@@ -70,8 +73,11 @@ def test_errors_at_call(tmp_path, make, message):
 
 def test_non_utf8_names_file_line_and_offset(tmp_path):
   path = write(tmp_path / "latin1.txt", b"good line\nbad \xe9t\xe9\n", mode="wb")
-  with pytest.raises(UserError, match=r"latin1\.txt is not UTF-8 text: bad byte 0xe9 at line 2, "
-                                      r"byte offset 14$"):
+  with pytest.raises(
+    UserError,
+    match=r"latin1\.txt is not UTF-8 text: bad byte 0xe9 at line 2, "
+    r"byte offset 14$",
+  ):
     docs(path)
 
 
@@ -80,11 +86,14 @@ def test_whitespace_only_file_has_no_text(tmp_path):
     docs(write(tmp_path / "blank.txt", "\n   \n\n"))
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(
+  "line, message",
+  [
     ("{not json", r"bad\.jsonl:2: not JSON"),
     (json.dumps({"body": "x"}), r"bad\.jsonl:2: expected a JSON object with a 'text' field$"),
     (json.dumps({"text": 3}), r"bad\.jsonl:2: 'text' is int, not a string$"),
-])
+  ],
+)
 def test_jsonl_errors_name_the_line(tmp_path, line, message):
   path = write(tmp_path / "bad.jsonl", json.dumps({"text": "fine"}) + "\n" + line + "\n")
   with pytest.raises(UserError, match=message):
@@ -106,8 +115,11 @@ def test_tfds_text_field(mock_tfds):
 
 
 def test_tfds_errors(mock_tfds):
-  with pytest.raises(UserError, match=r"^unknown tfds dataset 'no_such_dataset' in "
-                                      r"tfds:no_such_dataset \("):
+  with pytest.raises(
+    UserError,
+    match=r"^unknown tfds dataset 'no_such_dataset' in "
+    r"tfds:no_such_dataset \(",
+  ):
     sources.iter_documents("tfds:no_such_dataset")
   with pytest.raises(UserError, match=r"^cannot read tfds:imdb_reviews/nope: "):
     sources.iter_documents("tfds:imdb_reviews/nope")
@@ -124,9 +136,11 @@ def test_tfds_spec_parsing():
 
 
 def test_data_modules_do_not_import_tfds():
-  code = ("import sys; from jaxpretrain.data.readers import text as sources; "
-          "from jaxpretrain.data.pretrain import pipeline, prepare, loader; from jaxpretrain.data import tokenizer; "
-          "list(sources.iter_documents('embedded', embedded_documents=2)); "
-          "assert 'tensorflow_datasets' not in sys.modules")
+  code = (
+    "import sys; from jaxpretrain.data.readers import text as sources; "
+    "from jaxpretrain.data.pretrain import pipeline, prepare, loader; from jaxpretrain.data import tokenizer; "
+    "list(sources.iter_documents('embedded', embedded_documents=2)); "
+    "assert 'tensorflow_datasets' not in sys.modules"
+  )
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

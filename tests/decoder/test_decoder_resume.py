@@ -1,4 +1,5 @@
 """A causal-LM run stopped halfway and resumed equals the uninterrupted run, bit for bit."""
+
 import jax
 import numpy as np
 

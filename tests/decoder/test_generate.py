@@ -1,4 +1,5 @@
 """KV-cached decoding: same logits as recomputing everything, padding-invariant, greedy/EOS/top-k/top-p."""
+
 import dataclasses
 
 import flax.linen as nn
@@ -26,14 +27,16 @@ def _full_logits(apply, sequences, length):
   ids = np.zeros((len(sequences), length), np.int32)
   mask = np.zeros_like(ids)
   for row, sequence in enumerate(sequences):
-    ids[row, :len(sequence)], mask[row, :len(sequence)] = sequence, 1
+    ids[row, : len(sequence)], mask[row, : len(sequence)] = sequence, 1
   logits = np.asarray(apply(ids, mask, np.broadcast_to(np.arange(length, dtype=np.int32), ids.shape)))
   return np.stack([logits[row, len(s) - 1] for row, s in enumerate(sequences)])
 
 
 def _jitted_apply(model, params):
   """(ids, mask, positions) -> logits of the model without cache, compiled once per shape."""
-  forward = jax.jit(lambda p, i, m, q: model.apply({"params": p}, {"input_ids": i, "attention_mask": m, "positions": q}))
+  forward = jax.jit(
+    lambda p, i, m, q: model.apply({"params": p}, {"input_ids": i, "attention_mask": m, "positions": q})
+  )
   return lambda ids, mask, positions: forward(params, ids, mask, positions)
 
 
@@ -52,8 +55,9 @@ def test_cached_logits_equal_full_recompute_at_every_step(scan_layers):
   cached = [np.asarray(logits[:, -1])]
   next_position = positions[:, -1] + 1
   for t in range(steps):
-    logits, cache = forward(params, cache, continuation[:, t:t + 1], np.ones((3, 1), np.int32),
-                            (next_position + t)[:, None])
+    logits, cache = forward(
+      params, cache, continuation[:, t : t + 1], np.ones((3, 1), np.int32), (next_position + t)[:, None]
+    )
     cached.append(np.asarray(logits[:, -1]))
   full_length = ids.shape[1] + steps
   apply = _jitted_apply(model, params)
@@ -71,8 +75,9 @@ def test_decoding_keeps_the_training_parameter_tree():
   model = gen.lm_model(TINY_GPT)
   inputs = {"input_ids": jnp.zeros((2, 8), jnp.int32)}
   train = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), inputs))
-  decoding = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dict(inputs, positions=inputs["input_ids"]),
-                                               decode=True))
+  decoding = jax.eval_shape(
+    lambda: model.init(jax.random.PRNGKey(0), dict(inputs, positions=inputs["input_ids"]), decode=True)
+  )
   assert "cache" not in train and set(decoding) == {"params", "cache"}
   shapes = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), nn.meta.unbox(tree))
   assert shapes(train["params"]) == shapes(decoding["params"])
@@ -85,7 +90,7 @@ def _greedy_by_recompute(apply, prompt, steps):
   sequence = list(prompt)
   for _ in range(steps):
     sequence.append(int(np.argmax(_full_logits(apply, [sequence], len(prompt) + steps)[0])))
-  return sequence[len(prompt):]
+  return sequence[len(prompt) :]
 
 
 def test_greedy_is_deterministic_padding_invariant_and_matches_recompute():
@@ -93,7 +98,7 @@ def test_greedy_is_deterministic_padding_invariant_and_matches_recompute():
   params = random_params(Model(TINY_GPT, CausalLMHead(TINY_GPT)))
   kw = dict(eos_id=-1, pad_id=PAD, max_new_tokens=8, temperature=0.0)
   batched = gen.complete(params, TINY_GPT, PROMPTS, seed=0, **kw)
-  assert gen.complete(params, TINY_GPT, PROMPTS, seed=123, **kw) == batched   # greedy ignores the seed
+  assert gen.complete(params, TINY_GPT, PROMPTS, seed=123, **kw) == batched  # greedy ignores the seed
   apply = _jitted_apply(model, params)
   for prompt, (tokens, finished) in zip(PROMPTS, batched):
     assert not finished and len(tokens) == 8
@@ -106,7 +111,7 @@ def test_generation_stops_at_eos_and_pads_after_it():
   params = random_params(Model(TINY_GPT, CausalLMHead(TINY_GPT)))
   kw = dict(pad_id=PAD, max_new_tokens=8, temperature=0.0)
   free = [tokens for tokens, _ in gen.complete(params, TINY_GPT, PROMPTS, eos_id=-1, **kw)]
-  eos = free[0][2]                       # the third token row 0 generates becomes the EOS
+  eos = free[0][2]  # the third token row 0 generates becomes the EOS
   ids, mask = gen.left_pad(PROMPTS, PAD)
   tokens, finished = gen.decode(params, ids, mask, jax.random.PRNGKey(0), model_config=TINY_GPT, eos_id=eos, **kw)
   tokens = np.asarray(tokens)
@@ -118,17 +123,19 @@ def test_generation_stops_at_eos_and_pads_after_it():
     else:
       assert not bool(finished[row]) and tokens[row].tolist() == free[row]
   assert bool(finished[0])
-  completed = gen.complete(params, TINY_GPT, PROMPTS, eos_id=eos, **kw)   # the texts end before EOS
-  assert completed[0] == (free[0][:free[0].index(eos)], True)
+  completed = gen.complete(params, TINY_GPT, PROMPTS, eos_id=eos, **kw)  # the texts end before EOS
+  assert completed[0] == (free[0][: free[0].index(eos)], True)
 
 
 PROBS = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
 
 
-@pytest.mark.parametrize("top_k, top_p, kept", [(0, 1.0, [0, 1, 2, 3, 4]), (2, 1.0, [0, 1]), (0, 0.6, [0, 1]),
-                                                (0, 0.5, [0]), (0, 0.8, [0, 1, 2]), (3, 0.6, [0, 1])])
+@pytest.mark.parametrize(
+  "top_k, top_p, kept",
+  [(0, 1.0, [0, 1, 2, 3, 4]), (2, 1.0, [0, 1]), (0, 0.6, [0, 1]), (0, 0.5, [0]), (0, 0.8, [0, 1, 2]), (3, 0.6, [0, 1])],
+)
 def test_filter_keeps_the_top_k_and_the_nucleus(top_k, top_p, kept):
-  logits = jnp.log(jnp.asarray(PROBS))[None, ::-1]    # reversed, so order is not position
+  logits = jnp.log(jnp.asarray(PROBS))[None, ::-1]  # reversed, so order is not position
   out = np.asarray(gen.filter_logits(logits, top_k=top_k, top_p=top_p))[0, ::-1]
   assert np.flatnonzero(np.isfinite(out)).tolist() == kept
 
@@ -153,5 +160,6 @@ def test_sampling_depends_on_seed_and_temperature_sharpens():
 
 def test_prompt_plus_new_tokens_must_fit_the_positions():
   from jaxpretrain.errors import UserError
+
   with pytest.raises(UserError, match=r"longest prompt \(40 tokens\) plus max_new_tokens=9 exceeds the model's 48 "):
     gen.complete({}, TINY_GPT, [[2] * 40], eos_id=3, pad_id=0, max_new_tokens=9)

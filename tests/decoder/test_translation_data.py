@@ -1,4 +1,5 @@
 """The embedded translation task, pair sources (embedded, .jsonl, tfds) and `source <sep> target` rows."""
+
 import json
 
 import jax
@@ -22,25 +23,34 @@ def _b(words: str, end: str = ".") -> str:
   return text[:1].upper() + text[1:] + end
 
 
-@pytest.mark.parametrize("source, reordered", [
-    ("My friend watched the plot on monday.", "my friend the plot on monday watched"),     # verb-final
-    ("The soup came with a green salad.", "the soup with a salad green came"),            # adjective after noun
+@pytest.mark.parametrize(
+  "source, reordered",
+  [
+    ("My friend watched the plot on monday.", "my friend the plot on monday watched"),  # verb-final
+    ("The soup came with a green salad.", "the soup with a salad green came"),  # adjective after noun
     ("The bread was not round, so we cheered.", "the bread round was not , so we cheered"),
     ("It was not a real {noun}.", "it a {noun} real was not"),
-    ("I never {verb} the {aspect} because the {aspect} did not seem very {adj}.",
-     "i the {aspect} never {verb} because the {aspect} very {adj} did not seem"),
-])
+    (
+      "I never {verb} the {aspect} because the {aspect} did not seem very {adj}.",
+      "i the {aspect} never {verb} because the {aspect} very {adj} did not seem",
+    ),
+  ],
+)
 def test_translation_reorders_then_swaps_every_word(source, reordered):
-  words = {"noun": et._LEXICON["noun"][0][0], "verb": et._LEXICON["verb"][1][0], "adj": et._LEXICON["adj"][0][3],
-           "aspect": "waiter"}
+  words = {
+    "noun": et._LEXICON["noun"][0][0],
+    "verb": et._LEXICON["verb"][1][0],
+    "adj": et._LEXICON["adj"][0][3],
+    "aspect": "waiter",
+  }
   assert et.translate_sentence(source.format(**words)) == _b(reordered.format(**words))
 
 
 def test_lexicon_is_a_new_vocabulary():
   source_words = set(et._source_words())
   targets = [t for w, t in et.LEXICON.items() if w != "an"]
-  assert len(set(targets)) == len(targets) and et.LEXICON["an"] == et.LEXICON["a"]     # one-to-one but a/an
-  assert not set(targets) & source_words                          # nothing translates by copying
+  assert len(set(targets)) == len(targets) and et.LEXICON["an"] == et.LEXICON["a"]  # one-to-one but a/an
+  assert not set(targets) & source_words  # nothing translates by copying
   document = next(embedded.documents(1, seed=5))
   assert all(w in et.LEXICON for w in document.lower().replace(",", " ").replace(".", " ").split())
 
@@ -56,10 +66,17 @@ def test_pairs_are_deterministic_distinct_and_split_by_sentence():
 
 def test_jsonl_pairs_with_named_fields_and_errors(tmp_path):
   path = tmp_path / "pairs.jsonl"
-  path.write_text(json.dumps({"source": "a b", "target": "c d"}) + "\n\n" +
-                  json.dumps({"translation": {"de": "ein haus", "en": "a house"}}) + "\n")
-  with pytest.raises(UserError, match=r"pairs.jsonl:3: no 'source' field \(set data.source_field / "
-                                      r"data.target_field; it has de, en\)$"):
+  path.write_text(
+    json.dumps({"source": "a b", "target": "c d"})
+    + "\n\n"
+    + json.dumps({"translation": {"de": "ein haus", "en": "a house"}})
+    + "\n"
+  )
+  with pytest.raises(
+    UserError,
+    match=r"pairs.jsonl:3: no 'source' field \(set data.source_field / "
+    r"data.target_field; it has de, en\)$",
+  ):
     read_pairs(str(path), "train")
   pairs = read_pairs(str(path), "train", limit=1)
   assert pairs == [{"source": "a b", "target": "c d", "where": f"{path}:1"}]
@@ -106,7 +123,7 @@ def test_rows_are_source_sep_target_eos_with_the_loss_on_the_target(tokenizer):
   assert truncated == len(pairs) and (short["attention_mask"].sum(1) == 16).all()
   assert (short["input_ids"][:, -1] == ids["sep"]).all() and (short["loss_mask"].sum(1) >= 2).all()
   prompts = translation.prompts(pairs[:2], tokenizer, 96)
-  assert prompts[0] == arrays["input_ids"][0, :prompts[0].index(ids["sep"]) + 1].tolist()
+  assert prompts[0] == arrays["input_ids"][0, : prompts[0].index(ids["sep"]) + 1].tolist()
 
 
 def test_translation_loss_counts_target_tokens_of_real_rows_only(tokenizer):
@@ -117,12 +134,12 @@ def test_translation_loss_counts_target_tokens_of_real_rows_only(tokenizer):
   batch = dict({k: jnp.asarray(v) for k, v in arrays.items()}, weight=jnp.array([1.0, 1.0, 1.0, 0.0]))
   loss = jax.jit(lambda b: task.loss(params, b, jax.random.PRNGKey(0), deterministic=True)[1])
   aux = loss(batch)
-  assert float(aux["weight"]) == arrays["loss_mask"][:3].sum()      # target + EOS of the three real rows
+  assert float(aux["weight"]) == arrays["loss_mask"][:3].sum()  # target + EOS of the three real rows
   source_changed = dict(batch, input_ids=batch["input_ids"].at[:, 1].set(7))
   target_changed = dict(batch, input_ids=jnp.where(batch["loss_mask"] == 1, 7, batch["input_ids"]))
   padding_row_changed = dict(batch, input_ids=batch["input_ids"].at[3].set(7))
-  assert float(loss(source_changed)["loss_sum"]) != float(aux["loss_sum"])   # the source is context ...
-  assert float(loss(target_changed)["loss_sum"]) != float(aux["loss_sum"])   # ... the target is scored
+  assert float(loss(source_changed)["loss_sum"]) != float(aux["loss_sum"])  # the source is context ...
+  assert float(loss(target_changed)["loss_sum"]) != float(aux["loss_sum"])  # ... the target is scored
   assert float(loss(padding_row_changed)["loss_sum"]) == float(aux["loss_sum"])
 
 
@@ -130,6 +147,7 @@ def test_bleu_and_exact_match_score_the_generated_text(monkeypatch, tokenizer):
   from jaxpretrain import config as config_lib
   from jaxpretrain.tasks import decoding
   from jaxpretrain.tasks.translation import translation_scores
+
   config = config_lib.load("translate_tiny")
   config.data.eval_examples = 8
   pairs, _ = translation.read(config, "eval")
@@ -146,6 +164,6 @@ def test_bleu_and_exact_match_score_the_generated_text(monkeypatch, tokenizer):
   perfect = translation_scores(config, None, TINY_GPT, tokenizer)
   assert perfect["bleu"] == 100.0 and perfect["exact_match"] == 1.0
   assert perfect["samples"][0]["translation"] == perfect["samples"][0]["reference"] == pairs[0]["target"].lower()
-  outputs[:] = [(t[:len(t) // 2] if i % 2 else t, True) for i, t in enumerate(targets)]   # every other one cut short
+  outputs[:] = [(t[: len(t) // 2] if i % 2 else t, True) for i, t in enumerate(targets)]  # every other one cut short
   half = translation_scores(config, None, TINY_GPT, tokenizer)
   assert half["exact_match"] == 0.5 and 0 < half["bleu"] < 100

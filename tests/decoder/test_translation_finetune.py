@@ -1,4 +1,5 @@
 """Translation fine-tuning of a pretrained decoder beats the same decoder from scratch; eval.json scores it."""
+
 import json
 import os
 
@@ -16,11 +17,24 @@ from tests.decoder.helpers import tiny_gpt_config
 
 def _translate_config(pretrained: str, **overrides):
   """The gpt_run decoder fine-tuned on 512 embedded pairs (rows of 64 tokens), equal budget either way."""
-  c = tiny_gpt_config("", **{"task.name": "translation", "data.train": "embedded", "data.train_examples": 512,
-                             "data.eval_examples": 64, "data.seq_len": 64, "data.tokenizer": os.path.join(pretrained, "tokenizer"),
-                             "train.steps": 30, "train.batch_size": 16, "train.warmup_steps": 3,
-                             "train.learning_rate": 3e-3, "eval.batch_size": 32, "checkpoint.every_steps": 30,
-                             "checkpoint.async_save": False})
+  c = tiny_gpt_config(
+    "",
+    **{
+      "task.name": "translation",
+      "data.train": "embedded",
+      "data.train_examples": 512,
+      "data.eval_examples": 64,
+      "data.seq_len": 64,
+      "data.tokenizer": os.path.join(pretrained, "tokenizer"),
+      "train.steps": 30,
+      "train.batch_size": 16,
+      "train.warmup_steps": 3,
+      "train.learning_rate": 3e-3,
+      "eval.batch_size": 32,
+      "checkpoint.every_steps": 30,
+      "checkpoint.async_save": False,
+    },
+  )
   config_lib.apply_overrides(c, list(overrides.items()))
   return c
 

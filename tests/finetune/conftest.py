@@ -1,4 +1,5 @@
 """A tiny MLM pretraining run shared by the fine-tuning tests (created once per session)."""
+
 import pytest
 
 from jaxpretrain.train import loop

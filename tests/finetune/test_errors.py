@@ -1,4 +1,5 @@
 """Bad fine-tuning input: one line on stderr, exit status 2, no traceback."""
+
 import json
 import os
 
@@ -6,11 +7,20 @@ from jaxpretrain import cli
 from jaxpretrain.config import CONFIG_DIR
 from tests.finetune.helpers import MODEL
 
-TINY = [f"--config={CONFIG_DIR}/finetune_tiny.py", "--config.train.num_epochs=0", "--config.eval.every_steps=0",
-        "--config.data.train_examples=16", "--config.data.eval_examples=8"]
+TINY = [
+  f"--config={CONFIG_DIR}/finetune_tiny.py",
+  "--config.train.num_epochs=0",
+  "--config.eval.every_steps=0",
+  "--config.data.train_examples=16",
+  "--config.data.eval_examples=8",
+]
 TINY += [f"--config.{k}={v}" for k, v in MODEL.items()] + [
-    "--config.task.name=classification", "--config.data.seq_len=32", "--config.train.steps=2",
-    "--config.train.batch_size=8", "--config.train.progress=false"]
+  "--config.task.name=classification",
+  "--config.data.seq_len=32",
+  "--config.train.steps=2",
+  "--config.train.batch_size=8",
+  "--config.train.progress=false",
+]
 
 
 def _fails(capsys, argv, *expected):
@@ -30,50 +40,88 @@ def _jsonl(path, rows):
 
 
 def test_init_from_pointing_at_nothing(capsys, tmp_path):
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.init_from={tmp_path}/missing"],
-         f"init_from={tmp_path}/missing: no such directory")
+  _fails(
+    capsys,
+    ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.init_from={tmp_path}/missing"],
+    f"init_from={tmp_path}/missing: no such directory",
+  )
 
 
 def test_init_from_a_directory_without_checkpoints(capsys, tmp_path):
   (tmp_path / "notes").mkdir()
   (tmp_path / "notes" / "readme.txt").write_text("not a run")
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.init_from={tmp_path}/notes"],
-         "no checkpoints in", "notes")
+  _fails(
+    capsys,
+    ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.init_from={tmp_path}/notes"],
+    "no checkpoints in",
+    "notes",
+  )
 
 
 def test_init_from_a_checkpoint_of_other_dims_names_the_leaf(capsys, tmp_path, pretrained):
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, "--config.model.intermediate_size=128",
-                  f"--config.init_from={pretrained}"],
-         "encoder leaf layer_0/mlp/intermediate/bias has shape (64,) in the checkpoint but (128,) in this config")
+  _fails(
+    capsys,
+    [
+      "finetune",
+      "--workdir",
+      str(tmp_path / "ft"),
+      *TINY,
+      "--config.model.intermediate_size=128",
+      f"--config.init_from={pretrained}",
+    ],
+    "encoder leaf layer_0/mlp/intermediate/bias has shape (64,) in the checkpoint but (128,) in this config",
+  )
 
 
 def test_init_from_a_checkpoint_of_another_vocabulary_names_the_leaf(capsys, tmp_path, pretrained):
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, "--config.model.vocab_size=600",
-                  f"--config.init_from={pretrained}"],
-         "embeddings/word_embeddings/embedding has shape (512, 32) in the checkpoint but (600, 32)")
+  _fails(
+    capsys,
+    [
+      "finetune",
+      "--workdir",
+      str(tmp_path / "ft"),
+      *TINY,
+      "--config.model.vocab_size=600",
+      f"--config.init_from={pretrained}",
+    ],
+    "embeddings/word_embeddings/embedding has shape (512, 32) in the checkpoint but (600, 32)",
+  )
 
 
 def test_label_outside_num_labels_names_the_line(capsys, tmp_path):
-  data = _jsonl(tmp_path / "train.jsonl", [{"text": "good film", "label": 0}, {"text": "bad film", "label": 1},
-                                           {"text": "odd film", "label": 2}])
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.data.train={data}",
-                  "--config.task.num_labels=2"],
-         f"{data}:3: label 2 is outside task.num_labels=2")
+  data = _jsonl(
+    tmp_path / "train.jsonl",
+    [{"text": "good film", "label": 0}, {"text": "bad film", "label": 1}, {"text": "odd film", "label": 2}],
+  )
+  _fails(
+    capsys,
+    ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.data.train={data}", "--config.task.num_labels=2"],
+    f"{data}:3: label 2 is outside task.num_labels=2",
+  )
 
 
 def test_empty_labeled_file(capsys, tmp_path):
   (tmp_path / "empty.jsonl").write_text("")
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.data.train={tmp_path}/empty.jsonl"],
-         "labeled data file is empty")
+  _fails(
+    capsys,
+    ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.data.train={tmp_path}/empty.jsonl"],
+    "labeled data file is empty",
+  )
 
 
 def test_unknown_tfds_dataset(capsys, tmp_path):
-  _fails(capsys, ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, "--config.data.train=tfds:no_such_dataset_xyz"],
-         "unknown tfds dataset 'no_such_dataset_xyz'")
+  _fails(
+    capsys,
+    ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, "--config.data.train=tfds:no_such_dataset_xyz"],
+    "unknown tfds dataset 'no_such_dataset_xyz'",
+  )
 
 
 def test_evaluate_without_a_run(capsys, tmp_path):
   _fails(capsys, ["evaluate", "--workdir", str(tmp_path)], "--config is required")
   os.makedirs(tmp_path / "run")
-  _fails(capsys, ["evaluate", "--workdir", str(tmp_path / "run"), f"--config={CONFIG_DIR}/finetune_tiny.py"],
-         "no checkpoints in")
+  _fails(
+    capsys,
+    ["evaluate", "--workdir", str(tmp_path / "run"), f"--config={CONFIG_DIR}/finetune_tiny.py"],
+    "no checkpoints in",
+  )

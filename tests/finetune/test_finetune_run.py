@@ -1,4 +1,5 @@
 """Fine-tuning through `loop.run`: the one train step, epochs, keep-best, evaluate, label mapping."""
+
 import json
 import math
 import os
@@ -26,10 +27,17 @@ def test_pretraining_and_finetuning_share_one_train_step(tmp_path, monkeypatch, 
 
 def test_finetune_epochs_keep_best_and_evaluate(tmp_path, capsys, pretrained):
   workdir = str(tmp_path / "ft")
-  config = finetune_config(init_from=pretrained, train__num_epochs=1.5, eval__every_steps=2, eval__metric="accuracy",
-                           eval__metric_mode="max", checkpoint__every_steps=2, checkpoint__keep=1)
+  config = finetune_config(
+    init_from=pretrained,
+    train__num_epochs=1.5,
+    eval__every_steps=2,
+    eval__metric="accuracy",
+    eval__metric_mode="max",
+    checkpoint__every_steps=2,
+    checkpoint__keep=1,
+  )
   summary = loop.run(config, workdir)
-  assert summary["steps_per_epoch"] == 4 and summary["step"] == math.ceil(1.5 * 4)   # 32 examples / batch 8
+  assert summary["steps_per_epoch"] == 4 and summary["step"] == math.ceil(1.5 * 4)  # 32 examples / batch 8
   with open(os.path.join(workdir, "data_info.json")) as f:
     info = json.load(f)
   assert info["label_names"] == ["negative", "positive"] and info["train_examples"] == 32
@@ -44,6 +52,6 @@ def test_finetune_epochs_keep_best_and_evaluate(tmp_path, capsys, pretrained):
     result = json.load(f)
   assert result == printed and result["checkpoint"] == "best" and result["examples"] == 16
   best = max(evals.values(), key=lambda r: (r["accuracy"], -r["step"]))
-  assert result["accuracy"] == best["accuracy"]       # the kept best step, re-scored identically
+  assert result["accuracy"] == best["accuracy"]  # the kept best step, re-scored identically
   for key in ("loss", "macro_f1"):
     assert abs(result[key] - evals[result["step"]][key]) < 1e-6

@@ -1,4 +1,5 @@
 """`jaxpretrain plot`: PNGs of a run's loss, learning rate, throughput and eval metrics."""
+
 import json
 import os
 
@@ -19,4 +20,7 @@ def test_plot_writes_one_png_per_logged_metric_family(tmp_path, capsys):
 
 def test_plot_without_metrics_is_a_one_line_error(tmp_path, capsys):
   assert cli.main(["plot", "--workdir", str(tmp_path)]) == 2
-  assert capsys.readouterr().err.strip() == f"jaxpretrain: error: no metrics in {tmp_path} (expected {tmp_path}/metrics.jsonl)"
+  assert (
+    capsys.readouterr().err.strip()
+    == f"jaxpretrain: error: no metrics in {tmp_path} (expected {tmp_path}/metrics.jsonl)"
+  )

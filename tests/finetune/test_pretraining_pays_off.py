@@ -1,5 +1,6 @@
 """The claim the demo makes, checked in the suite with the demo's own recipe: on a fixed label budget of embedded
 reviews, fine-tuning the pretrained encoder beats the same architecture from scratch (same examples, steps, seeds)."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.demo.sweep import Sweep
 from jaxpretrain.train import loop
 
-BUDGET, SEEDS = 256, 2   # 2N of the demo; measured there: pretrained 0.63, scratch 0.53
+BUDGET, SEEDS = 256, 2  # 2N of the demo; measured there: pretrained 0.63, scratch 0.53
 
 
 @pytest.mark.starts_first
@@ -26,10 +27,17 @@ def test_pretrained_encoder_beats_scratch_on_a_small_label_budget(tmp_path):
   tokenizer_dir = f"{pretrained}/tokenizer"
   tokenizer = Tokenizer.load(tokenizer_dir)
   encode = lambda examples: encode_classification(
-      [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": "embedded"} for e in examples],
-      tokenizer, config.demo.seq_len, embedded.LABEL_NAMES)
-  sweep = Sweep(demo.finetune_config(config, tokenizer_dir), num_labels=2, steps=config.demo.steps,
-                eval_arrays=encode(embedded.labeled_examples("test", 500, 0)))
+    [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": "embedded"} for e in examples],
+    tokenizer,
+    config.demo.seq_len,
+    embedded.LABEL_NAMES,
+  )
+  sweep = Sweep(
+    demo.finetune_config(config, tokenizer_dir),
+    num_labels=2,
+    steps=config.demo.steps,
+    eval_arrays=encode(embedded.labeled_examples("test", 500, 0)),
+  )
   accuracy = {"pretrained": [], "scratch": []}
   for seed in range(SEEDS):
     arrays = encode(embedded.labeled_examples("train", BUDGET, seed))

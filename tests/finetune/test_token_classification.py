@@ -1,4 +1,5 @@
 """Token classification: word-piece label alignment and seqeval-style entity F1 computed on device."""
+
 import functools
 
 import jax
@@ -11,7 +12,7 @@ from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.tasks.token_classification import IGNORE, entity_counts, entity_scores, tag_scheme
 
 TAGS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
-counts = jax.jit(functools.partial(entity_counts, label_names=TAGS))   # as inside the jitted eval step
+counts = jax.jit(functools.partial(entity_counts, label_names=TAGS))  # as inside the jitted eval step
 
 
 def reference_entities(tags):
@@ -36,10 +37,10 @@ def test_hand_made_entity_counts():
   # B-PER I-PER | B-LOC ; prediction gets the PER span right, the LOC type wrong.
   assert _counts([1, 2, 0, 3], [1, 2, 0, 3]) == (2, 2, 2)
   assert _counts([1, 2, 0, 1], [1, 2, 0, 3]) == (1, 2, 2)
-  assert _counts([1, 0, 0, 3], [1, 2, 0, 3]) == (1, 2, 2)          # PER too short: wrong
-  assert _counts([1, 2, 2, 3], [1, 2, 0, 3]) == (1, 2, 2)          # PER too long: wrong
-  assert _counts([2, 2, 0, 0], [1, 2, 0, 0]) == (1, 1, 1)          # I- after O starts an entity
-  assert _counts([1, 1, 0, 0], [1, 2, 0, 0]) == (0, 2, 1)          # B- B-: two entities
+  assert _counts([1, 0, 0, 3], [1, 2, 0, 3]) == (1, 2, 2)  # PER too short: wrong
+  assert _counts([1, 2, 2, 3], [1, 2, 0, 3]) == (1, 2, 2)  # PER too long: wrong
+  assert _counts([2, 2, 0, 0], [1, 2, 0, 0]) == (1, 1, 1)  # I- after O starts an entity
+  assert _counts([1, 1, 0, 0], [1, 2, 0, 0]) == (0, 2, 1)  # B- B-: two entities
   # -100 positions (later word pieces) are skipped: the entity continues across them.
   assert _counts([1, 0, 2, 0], [1, IGNORE, 2, 0]) == (1, 1, 1)
   assert _counts([1, 0, 0, 0], [1, IGNORE, 2, 0]) == (0, 1, 1)
@@ -67,8 +68,17 @@ def test_tag_scheme():
 
 
 def test_alignment_labels_only_the_first_piece():
-  assert align_word_labels([None, 0, 0, 1, 2, 2, 2, None, None], [3, 0, 1]) == \
-      [IGNORE, 3, IGNORE, 0, 1, IGNORE, IGNORE, IGNORE, IGNORE]
+  assert align_word_labels([None, 0, 0, 1, 2, 2, 2, None, None], [3, 0, 1]) == [
+    IGNORE,
+    3,
+    IGNORE,
+    0,
+    1,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+  ]
 
 
 def test_encoded_labels_sit_on_each_words_first_piece():
@@ -80,7 +90,7 @@ def test_encoded_labels_sit_on_each_words_first_piece():
   pieces = tokenizer.hf.convert_ids_to_tokens(out["input_ids"][0].tolist())
   labels = out["labels"][0].tolist()
   xylo = pieces.index("the") + 1
-  assert len([p for p in pieces if p.startswith("##")]) >= 1            # the rare word is split
-  assert labels[0] == IGNORE and labels[pieces.index("the")] == 0      # [CLS] ignored, "the" is O
+  assert len([p for p in pieces if p.startswith("##")]) >= 1  # the rare word is split
+  assert labels[0] == IGNORE and labels[pieces.index("the")] == 0  # [CLS] ignored, "the" is O
   assert labels[xylo] == 1 and pieces[xylo + 1].startswith("##") and labels[xylo + 1] == IGNORE
   assert labels[pieces.index("cat")] == 2 and labels[pieces.index("[SEP]")] == IGNORE

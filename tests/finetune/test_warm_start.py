@@ -1,4 +1,5 @@
 """Partial restore: the encoder comes back bit-identical, the head and optimizer start fresh."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,7 +32,7 @@ def test_partial_restore_keeps_encoder_bit_identical_and_initializes_the_head(pr
   fresh, strategy = _fresh_state(config, str(tmp_path))
   fresh_host = jax.device_get(fresh.params)
   warm = warm_start.apply(config, fresh, strategy)
-  saved = _saved_params(pretrained, 4)            # init_step=-1: the latest step
+  saved = _saved_params(pretrained, 4)  # init_step=-1: the latest step
   warm_encoder = checkpoint_lib.flat_leaves(jax.device_get(warm.params["encoder"]))
   saved_encoder = checkpoint_lib.flat_leaves(saved["encoder"])
   assert set(warm_encoder) == set(saved_encoder)  # embeddings, layer_0, pooler: every leaf restored
@@ -43,8 +44,9 @@ def test_partial_restore_keeps_encoder_bit_identical_and_initializes_the_head(pr
   assert set(warm.params["head"]) == {"classifier"} and "classifier" not in saved["head"]
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(warm.params["head"]), fresh_host["head"])
   assert int(warm.step) == 0
-  assert all(float(jnp.abs(x).sum()) == 0.0 for x in jax.tree.leaves(warm.opt_state)
-             if hasattr(x, "shape") and x.ndim > 0)   # Adam moments fresh (zero)
+  assert all(
+    float(jnp.abs(x).sum()) == 0.0 for x in jax.tree.leaves(warm.opt_state) if hasattr(x, "shape") and x.ndim > 0
+  )  # Adam moments fresh (zero)
 
 
 def test_init_step_picks_an_earlier_checkpoint(pretrained, tmp_path):

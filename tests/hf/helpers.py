@@ -1,4 +1,5 @@
 """Tiny random HF models built by transformers from configs (no download), and our twins."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ DIMS = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermed
 def quiet_transformers() -> None:
   """No progress bars on stderr (tests read stderr for one-line errors)."""
   import transformers
+
   transformers.utils.logging.disable_progress_bar()
   transformers.utils.logging.set_verbosity_error()
 
@@ -30,15 +32,34 @@ quiet_transformers()
 def hf_config(family: str, num_labels: int = NUM_LABELS):
   """A small config of `family` (vocabulary VOCAB, 2 layers, 4 heads)."""
   import transformers
+
   if family == "gpt2":
-    return transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=40,
-                                   bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
-                                   num_labels=num_labels)
+    return transformers.GPT2Config(
+      vocab_size=VOCAB,
+      n_embd=32,
+      n_layer=2,
+      n_head=4,
+      n_inner=48,
+      n_positions=40,
+      bos_token_id=VOCAB - 1,
+      eos_token_id=VOCAB - 1,
+      pad_token_id=VOCAB - 1,
+      num_labels=num_labels,
+    )
   if family == "roberta":
-    return transformers.RobertaConfig(vocab_size=VOCAB, max_position_embeddings=42, type_vocab_size=1,
-                                      pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels, **DIMS)
-  return transformers.BertConfig(vocab_size=VOCAB, max_position_embeddings=40, pad_token_id=0,
-                                 num_labels=num_labels, **DIMS)
+    return transformers.RobertaConfig(
+      vocab_size=VOCAB,
+      max_position_embeddings=42,
+      type_vocab_size=1,
+      pad_token_id=1,
+      bos_token_id=0,
+      eos_token_id=2,
+      num_labels=num_labels,
+      **DIMS,
+    )
+  return transformers.BertConfig(
+    vocab_size=VOCAB, max_position_embeddings=40, pad_token_id=0, num_labels=num_labels, **DIMS
+  )
 
 
 def hf_model(arch: str, family: str, seed: int = 0):
@@ -46,6 +67,7 @@ def hf_model(arch: str, family: str, seed: int = 0):
   0 and LayerNorm at 1, where a mapping mistake would go unnoticed."""
   import torch
   import transformers
+
   torch.manual_seed(seed)
   # QA heads have num_labels=2 outputs (start, end).
   config = hf_config(family, 2 if arch.endswith("QuestionAnswering") else NUM_LABELS)
@@ -59,14 +81,18 @@ def hf_model(arch: str, family: str, seed: int = 0):
 def saved_tensors(directory: str) -> dict:
   """The tensors of `directory`/model.safetensors, as numpy."""
   from safetensors.numpy import load_file
+
   return load_file(os.path.join(directory, "model.safetensors"))
 
 
 def head_for(cfg: ModelConfig, task: str):
-  return {"mlm": lambda: heads.MLMHead(cfg), "causal_lm": lambda: heads.CausalLMHead(cfg),
-          "classification": lambda: heads.SequenceClassificationHead(cfg, NUM_LABELS),
-          "token_classification": lambda: heads.TokenClassificationHead(cfg, NUM_LABELS),
-          "qa": lambda: heads.QuestionAnsweringHead(cfg)}[task]()
+  return {
+    "mlm": lambda: heads.MLMHead(cfg),
+    "causal_lm": lambda: heads.CausalLMHead(cfg),
+    "classification": lambda: heads.SequenceClassificationHead(cfg, NUM_LABELS),
+    "token_classification": lambda: heads.TokenClassificationHead(cfg, NUM_LABELS),
+    "qa": lambda: heads.QuestionAnsweringHead(cfg),
+  }[task]()
 
 
 def our_model(cfg: ModelConfig, task: str):
@@ -91,8 +117,11 @@ def padded_batch(family: str, seed: int = 0, batch: int = 3, length: int = 12) -
   return out
 
 
-SPECIALS = {"bert": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-            "roberta": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "gpt2": []}
+SPECIALS = {
+  "bert": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+  "roberta": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+  "gpt2": [],
+}
 
 
 def write_tokenizer(directory, family: str, size: int = VOCAB) -> None:
@@ -100,17 +129,26 @@ def write_tokenizer(directory, family: str, size: int = VOCAB) -> None:
   (BERT [PAD]=0, RoBERTa <pad>=1, GPT-2 <|endoftext|> last), saved as a HF tokenizer directory."""
   from tokenizers import Tokenizer, models, pre_tokenizers
   from transformers import PreTrainedTokenizerFast
+
   specials = SPECIALS[family]
   words = [f"w{i}" for i in range(size - len(specials) - (family == "gpt2"))]
   tokens = specials + words + (["<|endoftext|>"] if family == "gpt2" else [])
   unk = {"bert": "[UNK]", "roberta": "<unk>", "gpt2": "<|endoftext|>"}[family]
   rust = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token=unk))
   rust.pre_tokenizer = pre_tokenizers.Whitespace()
-  names = {"bert": dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-                        mask_token="[MASK]"),
-           "roberta": dict(bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>", mask_token="<mask>",
-                           cls_token="<s>", sep_token="</s>"),
-           "gpt2": dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>")}[family]
+  names = {
+    "bert": dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"),
+    "roberta": dict(
+      bos_token="<s>",
+      pad_token="<pad>",
+      eos_token="</s>",
+      unk_token="<unk>",
+      mask_token="<mask>",
+      cls_token="<s>",
+      sep_token="</s>",
+    ),
+    "gpt2": dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"),
+  }[family]
   PreTrainedTokenizerFast(tokenizer_object=rust, **names).save_pretrained(str(directory))
 
 

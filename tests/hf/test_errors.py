@@ -1,4 +1,5 @@
 """Bad HF input: one line on stderr naming the cause, exit status 2, before any training."""
+
 import json
 
 import pytest
@@ -12,8 +13,15 @@ from tests.hf import helpers
 
 def finetune(capsys, tmp_path, directory, *flags):
   capsys.readouterr()
-  code = cli.main(["finetune", "--config=configs/finetune_from_hf.py", f"--workdir={tmp_path / 'run'}",
-                   f"--config.init_from=hf:{directory}", *flags])
+  code = cli.main(
+    [
+      "finetune",
+      "--config=configs/finetune_from_hf.py",
+      f"--workdir={tmp_path / 'run'}",
+      f"--config.init_from=hf:{directory}",
+      *flags,
+    ]
+  )
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 2 and len(err) == 1, err
   assert not (tmp_path / "run").exists()  # nothing written
@@ -61,8 +69,9 @@ def test_missing_safetensors(capsys, tmp_path):
 def test_pickle_only_needs_allow_pickle(capsys, tmp_path):
   directory = checkpoint(tmp_path)
   (directory / "model.safetensors").unlink()
-  torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(helpers.VOCAB, 32)},
-             directory / "pytorch_model.bin")
+  torch.save(
+    {"bert.embeddings.word_embeddings.weight": torch.zeros(helpers.VOCAB, 32)}, directory / "pytorch_model.bin"
+  )
   line = finetune(capsys, tmp_path, directory)
   assert "only pickled pytorch_model.bin" in line and "--allow_pickle" in line
 
@@ -91,12 +100,15 @@ def test_checkpoint_without_encoder_tensors(tmp_path):
 
   from jaxpretrain.hf import import_params
   from jaxpretrain.models.config import ModelConfig
+
   directory = checkpoint(tmp_path)
   tensors = load_file(directory / "model.safetensors")
-  save_file({f"0.auto_model.{k}": v for k, v in tensors.items()}, directory / "model.safetensors",
-            metadata={"format": "pt"})  # a layout we do not know: nothing maps
-  cfg = ModelConfig(**families.model_fields(json.loads((directory / "config.json").read_text()), "bert",
-                                            "classification", "test"))
+  save_file(
+    {f"0.auto_model.{k}": v for k, v in tensors.items()}, directory / "model.safetensors", metadata={"format": "pt"}
+  )  # a layout we do not know: nothing maps
+  cfg = ModelConfig(
+    **families.model_fields(json.loads((directory / "config.json").read_text()), "bert", "classification", "test")
+  )
   _, template = helpers.our_model(cfg, "classification")
   with pytest.raises(UserError, match="checkpoint has no tensor bert.embeddings.word_embeddings.weight"):
     import_params(str(directory), cfg, "classification", template)

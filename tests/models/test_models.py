@@ -1,4 +1,5 @@
 """Model invariants: published sizes, masks respected, causal attention, pooling."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,9 +30,10 @@ def test_bert_base_parameter_count_matches_published():
   assert _count(model) == 109_482_240 + 768 * 768 + 768 + 2 * 768 + 30522
 
 
-@pytest.mark.parametrize("name,expected_encoder", [
-    ("tiny", 4_385_920), ("mini", 11_170_560), ("small", 28_763_648), ("medium", 41_373_184),
-    ("large", 335_141_888)])
+@pytest.mark.parametrize(
+  "name,expected_encoder",
+  [("tiny", 4_385_920), ("mini", 11_170_560), ("small", 28_763_648), ("medium", 41_373_184), ("large", 335_141_888)],
+)
 def test_preset_encoder_sizes(name, expected_encoder):
   cfg = ModelConfig(**presets.PRESETS[name])
   shapes = jax.eval_shape(lambda: Encoder(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32)))
@@ -39,8 +41,16 @@ def test_preset_encoder_sizes(name, expected_encoder):
 
 
 def _tiny(**kw):
-  base = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-              max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  base = dict(
+    vocab_size=64,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=16,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+  )
   base.update(kw)
   return ModelConfig(**base)
 
@@ -53,7 +63,7 @@ def test_padding_does_not_change_real_tokens(use_segments):
   other = ids.at[0, 4:].set(jnp.array([9, 10]))  # different content in the padded slots
   mask = jnp.array([[1, 1, 1, 1, 0, 0]])
   params = enc.init(jax.random.PRNGKey(0), ids)
-  kw = lambda: ({"segment_ids": mask} if use_segments else {"attention_mask": mask})
+  kw = lambda: {"segment_ids": mask} if use_segments else {"attention_mask": mask}
   a = enc.apply(params, ids, **kw()).hidden
   b = enc.apply(params, other, **kw()).hidden
   np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-6)
@@ -67,7 +77,7 @@ def test_segments_do_not_attend_across_documents():
   params = enc.init(jax.random.PRNGKey(0), ids)
   a = enc.apply(params, ids, segment_ids=seg).hidden
   b = enc.apply(params, ids.at[0, 4].set(20), segment_ids=seg).hidden
-  np.testing.assert_allclose(a[0, :3], b[0, :3], atol=1e-6)   # first document unaffected
+  np.testing.assert_allclose(a[0, :3], b[0, :3], atol=1e-6)  # first document unaffected
   assert not np.allclose(a[0, 3:], b[0, 3:])
 
 

@@ -1,4 +1,5 @@
 """Session fixtures: the same training steps under every strategy (see runs.py)."""
+
 import pytest
 
 from jaxpretrain.models.config import ModelConfig
@@ -13,8 +14,10 @@ def pretrain_runs():
   config = runs.tiny_config()
   task = MaskedLM(ModelConfig.from_config(config.model))
   batches = runs.mlm_batches(5, config.train.batch_size, config.data.seq_len, config.model.vocab_size)
-  return {name: runs.run(task, mesh, devices, batches, config.data.seq_len, config)
-          for name, (mesh, devices) in runs.STRATEGIES.items()}
+  return {
+    name: runs.run(task, mesh, devices, batches, config.data.seq_len, config)
+    for name, (mesh, devices) in runs.STRATEGIES.items()
+  }
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +26,4 @@ def finetune_runs():
   config = runs.tiny_config()
   task = SequenceClassification(runs.small_model(config), num_labels=3, dropout=0.0)
   batches = runs.classification_batches(5, 32, 64, 512, 3)
-  return {name: runs.run(task, mesh, devices, batches, 64, config)
-          for name, (mesh, devices) in runs.STRATEGIES.items()}
+  return {name: runs.run(task, mesh, devices, batches, 64, config) for name, (mesh, devices) in runs.STRATEGIES.items()}

@@ -4,6 +4,7 @@ Every strategy starts from the same seed and sees the same global batches; a run
 per-step losses, the XLA compilations after the first step, and keeps its strategy and state.
 Batches are synthetic (no data pipeline), so these tests isolate the parallelism.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +20,11 @@ from jaxpretrain.train.state import TrainState
 
 # name -> (mesh overrides, devices used)
 STRATEGIES = {
-    "1 device": (dict(data=1), 1),
-    "jit data=8": (dict(data=8), 8),
-    "jit fsdp=8": (dict(data=1, fsdp=8), 8),
-    "jit data=2 fsdp=2 tensor=2": (dict(data=2, fsdp=2, tensor=2), 8),
-    "pmap over 8": (dict(strategy="pmap"), 8),
+  "1 device": (dict(data=1), 1),
+  "jit data=8": (dict(data=8), 8),
+  "jit fsdp=8": (dict(data=1, fsdp=8), 8),
+  "jit data=2 fsdp=2 tensor=2": (dict(data=2, fsdp=2, tensor=2), 8),
+  "pmap over 8": (dict(strategy="pmap"), 8),
 }
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -33,7 +34,7 @@ class Run:
   strategy: Any
   state: TrainState
   losses: list[float]
-  recompiles: int          # XLA compilations after the first step (batches, rng, step)
+  recompiles: int  # XLA compilations after the first step (batches, rng, step)
   train_step: Any
 
 
@@ -66,8 +67,11 @@ def run(task, mesh_overrides: dict, num_devices: int, batches: list[dict], seq_l
   strategy = strategy_lib.create(mesh_config, jax.devices()[:num_devices])
   for batch in batches:
     strategy.check_batch_size(len(batch["input_ids"]))
-  state = strategy.init_state(TrainState.create(config, task, len(batches)), lambda r: task.init(r, seq_len),
-                              jax.random.PRNGKey(config.train.seed))
+  state = strategy.init_state(
+    TrainState.create(config, task, len(batches)),
+    lambda r: task.init(r, seq_len),
+    jax.random.PRNGKey(config.train.seed),
+  )
   train_step = strategy.compile_train_step()
   base_rng = jax.random.PRNGKey(config.train.seed + 7)
   compiles = []
@@ -103,8 +107,9 @@ def mlm_batches(steps: int, rows: int, length: int, vocab: int, seed: int = 0) -
   return out
 
 
-def classification_batches(steps: int, rows: int, length: int, vocab: int, num_labels: int,
-                           seed: int = 0) -> list[dict]:
+def classification_batches(
+  steps: int, rows: int, length: int, vocab: int, num_labels: int, seed: int = 0
+) -> list[dict]:
   """Padded single-text classification rows; the last row of each batch has weight 0 (padding)."""
   rs = np.random.RandomState(seed)
   out = []
@@ -115,14 +120,27 @@ def classification_batches(steps: int, rows: int, length: int, vocab: int, num_l
     ids[:, 0] = 2
     weight = np.ones(rows, np.float32)
     weight[-1] = 0.0
-    out.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
-                "label": rs.randint(0, num_labels, rows).astype(np.int32), "weight": weight})
+    out.append(
+      {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": np.zeros_like(ids),
+        "label": rs.randint(0, num_labels, rows).astype(np.int32),
+        "weight": weight,
+      }
+    )
   return out
 
 
 def small_model(config) -> ModelConfig:
   """A 1-layer, 32-wide encoder (as tests/run_configs.py) for the fine-tuning comparison."""
   section = dict(config.model)
-  section.update(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                 vocab_size=512, max_position_embeddings=64)
+  section.update(
+    num_hidden_layers=1,
+    hidden_size=32,
+    num_attention_heads=2,
+    intermediate_size=64,
+    vocab_size=512,
+    max_position_embeddings=64,
+  )
   return ModelConfig.from_config(section)

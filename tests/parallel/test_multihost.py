@@ -1,6 +1,7 @@
 """End to end through the CLI: 2 processes x 4 devices reproduce 1 process x 8 devices, pmap
 reproduces jit (pretraining with evaluation, checkpoints and metrics.jsonl), and a SIGTERM stops
 every process at one step."""
+
 import importlib.util
 import json
 import os
@@ -15,21 +16,39 @@ import pytest
 from jaxpretrain import cli
 from jaxpretrain.train.metrics import read_metrics
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multihost")]   # one_process_runs once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multihost")]  # one_process_runs once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 4
 
 
 def _flags(prepared_dir, workdir, *extra):
-  small = dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=512,
-               max_position_embeddings=32)
-  return ["pretrain", f"--config={ROOT}/configs/tiny.py", f"--workdir={workdir}",
-          *[f"--config.model.{k}={v}" for k, v in small.items()],
-          "--config.data.seq_len=32", f"--config.data.prepared_dir={prepared_dir}", "--config.data.prefetch=1",
-          "--config.train.batch_size=16", f"--config.train.steps={STEPS}", "--config.train.log_every=1",
-          "--config.train.warmup_steps=0", "--config.train.progress=false", "--config.eval.every_steps=0",
-          "--config.eval.batches=1", "--config.checkpoint.every_steps=0", *extra]
+  small = dict(
+    num_hidden_layers=1,
+    hidden_size=32,
+    num_attention_heads=2,
+    intermediate_size=64,
+    vocab_size=512,
+    max_position_embeddings=32,
+  )
+  return [
+    "pretrain",
+    f"--config={ROOT}/configs/tiny.py",
+    f"--workdir={workdir}",
+    *[f"--config.model.{k}={v}" for k, v in small.items()],
+    "--config.data.seq_len=32",
+    f"--config.data.prepared_dir={prepared_dir}",
+    "--config.data.prefetch=1",
+    "--config.train.batch_size=16",
+    f"--config.train.steps={STEPS}",
+    "--config.train.log_every=1",
+    "--config.train.warmup_steps=0",
+    "--config.train.progress=false",
+    "--config.eval.every_steps=0",
+    "--config.eval.batches=1",
+    "--config.checkpoint.every_steps=0",
+    *extra,
+  ]
 
 
 def _read(path) -> str:
@@ -64,23 +83,31 @@ def test_pmap_reproduces_jit_end_to_end(one_process_runs):
   steps, jit_losses = _losses(one_process_runs["jit"])
   assert steps == list(range(1, STEPS + 1))
   np.testing.assert_allclose(_losses(one_process_runs["pmap"])[1], jit_losses, rtol=1e-5)
-  np.testing.assert_allclose(_losses(one_process_runs["pmap"], "eval")[1], _losses(one_process_runs["jit"], "eval")[1],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    _losses(one_process_runs["pmap"], "eval")[1], _losses(one_process_runs["jit"], "eval")[1], rtol=1e-5
+  )
   assert len(_losses(one_process_runs["jit"], "eval")[1]) == 1
 
 
 def test_two_processes_reproduce_one(one_process_runs, tiny_prepared, tmp_path):
   # The two processes shard parameters over fsdp=2 and the batch over data x fsdp, across processes.
   workdir = tmp_path / "two"
-  command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=4",
-             "--timeout=400", "--", *_flags(tiny_prepared, workdir, "--config.mesh.fsdp=2")]
+  command = [
+    sys.executable,
+    os.path.join(ROOT, "launch", "local.py"),
+    "--processes=2",
+    "--devices_per_process=4",
+    "--timeout=400",
+    "--",
+    *_flags(tiny_prepared, workdir, "--config.mesh.fsdp=2"),
+  ]
   result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=450)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   lines = [line.removeprefix("[p1] ") for line in result.stdout.splitlines()]
   summaries = [json.loads(line) for line in lines if line.startswith('{"step"')]
   assert len(summaries) == 2 and summaries[0]["step"] == summaries[1]["step"] == STEPS
   steps, losses = _losses(workdir)
-  assert steps == list(range(1, STEPS + 1))                 # one writer: no duplicate rows
+  assert steps == list(range(1, STEPS + 1))  # one writer: no duplicate rows
   np.testing.assert_allclose(losses, _losses(one_process_runs["jit"])[1], rtol=1e-5)
   np.testing.assert_allclose(_losses(workdir, "eval")[1], _losses(one_process_runs["jit"], "eval")[1], rtol=1e-5)
   assert os.path.isdir(workdir / "checkpoints" / str(STEPS))
@@ -88,9 +115,18 @@ def test_two_processes_reproduce_one(one_process_runs, tiny_prepared, tmp_path):
 
 def test_a_failing_process_fails_the_launch(tmp_path):
   # Both processes reject the flag with status 2; the launcher reports it as its own status.
-  command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=1",
-             "--timeout=120", "--", "pretrain", f"--config={ROOT}/configs/tiny.py", f"--workdir={tmp_path}",
-             "--config.no_such_key=1"]
+  command = [
+    sys.executable,
+    os.path.join(ROOT, "launch", "local.py"),
+    "--processes=2",
+    "--devices_per_process=1",
+    "--timeout=120",
+    "--",
+    "pretrain",
+    f"--config={ROOT}/configs/tiny.py",
+    f"--workdir={tmp_path}",
+    "--config.no_such_key=1",
+  ]
   result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=150)
   assert result.returncode == 2
   assert "unknown config key: no_such_key" in result.stdout
@@ -104,19 +140,38 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   launcher = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(launcher)
   steps, workdir = 40, tmp_path / "run"
-  flags = _flags(tiny_prepared, workdir, "--config.mesh.fsdp=2", f"--config.train.steps={steps}",
-                 "--config.checkpoint.every_steps=1000")
+  flags = _flags(
+    tiny_prepared,
+    workdir,
+    "--config.mesh.fsdp=2",
+    f"--config.train.steps={steps}",
+    "--config.checkpoint.every_steps=1000",
+  )
   env, port = launcher.process_env(4), launcher.free_port()
   # Output to files, not pipes: nothing reads a pipe until the end, and a full one would block the run.
   logs = [(tmp_path / f"p{i}.out", tmp_path / f"p{i}.err") for i in range(2)]
   procs = []
   for i, (out, err) in enumerate(logs):
-    with open(out, "w") as out_file, open(err, "w") as err_file:   # the child keeps its own copies
-      procs.append(subprocess.Popen([sys.executable, "-m", "jaxpretrain.cli", *flags,
-                                     f"--coordinator_address=localhost:{port}", "--num_processes=2",
-                                     f"--process_id={i}"], cwd=ROOT, env=env, stdout=out_file, stderr=err_file))
+    with open(out, "w") as out_file, open(err, "w") as err_file:  # the child keeps its own copies
+      procs.append(
+        subprocess.Popen(
+          [
+            sys.executable,
+            "-m",
+            "jaxpretrain.cli",
+            *flags,
+            f"--coordinator_address=localhost:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
+          ],
+          cwd=ROOT,
+          env=env,
+          stdout=out_file,
+          stderr=err_file,
+        )
+      )
   _wait_for_rows(workdir, 3)
-  procs[1].send_signal(signal.SIGTERM)     # the notice reaches process 1 only
+  procs[1].send_signal(signal.SIGTERM)  # the notice reaches process 1 only
   for p in procs:
     p.wait(timeout=300)
   outputs = [(_read(out), _read(err)) for out, err in logs]
@@ -126,26 +181,45 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   stop = summaries[0]["step"]
   assert all(s["preempted"] and s["step"] == stop for s in summaries) and 3 <= stop < steps
   from jaxpretrain import checkpoint as checkpoint_lib
+
   assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == stop
 
-  resumed = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2",
-                            "--devices_per_process=4", "--timeout=400", "--", *flags],
-                           cwd=ROOT, capture_output=True, text=True, timeout=450)
+  resumed = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "launch", "local.py"),
+      "--processes=2",
+      "--devices_per_process=4",
+      "--timeout=400",
+      "--",
+      *flags,
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=450,
+  )
   assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
   reference = tmp_path / "reference"
   assert cli.main(_flags(tiny_prepared, reference, "--config.mesh.fsdp=2", f"--config.train.steps={steps}")) == 0
   run_steps, losses = _losses(workdir)
-  assert run_steps == list(range(1, steps + 1))   # no step lost or repeated across the stop
+  assert run_steps == list(range(1, steps + 1))  # no step lost or repeated across the stop
   np.testing.assert_allclose(losses, _losses(reference)[1], rtol=1e-5)
 
 
 def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_path):
   steps, workdir = 40, tmp_path / "run"
-  command = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2", "--devices_per_process=4",
-             "--timeout=400", "--", *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}",
-                                             "--config.checkpoint.every_steps=1000")]
+  command = [
+    sys.executable,
+    os.path.join(ROOT, "launch", "local.py"),
+    "--processes=2",
+    "--devices_per_process=4",
+    "--timeout=400",
+    "--",
+    *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}", "--config.checkpoint.every_steps=1000"),
+  ]
   out_path, err_path = tmp_path / "launcher.out", tmp_path / "launcher.err"
-  with open(out_path, "w") as out_file, open(err_path, "w") as err_file:   # files, not pipes: see above
+  with open(out_path, "w") as out_file, open(err_path, "w") as err_file:  # files, not pipes: see above
     launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
   _wait_for_rows(workdir, 3)
   launcher.send_signal(signal.SIGTERM)
@@ -157,4 +231,5 @@ def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_p
   assert len(summaries) == 2 and summaries[0]["step"] == summaries[1]["step"]
   assert summaries[0]["preempted"] and summaries[1]["preempted"] and 3 <= summaries[0]["step"] < steps
   from jaxpretrain import checkpoint as checkpoint_lib
+
   assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == summaries[0]["step"]

@@ -1,4 +1,5 @@
 """Parameters, optimizer state, batches and activations are laid out as the logical-axis rules say."""
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -12,7 +13,7 @@ from jaxpretrain.train.state import TrainState
 from tests.parallel import runs
 from tests.train.helpers import TINY
 
-pytestmark = pytest.mark.xdist_group("strategy_runs")   # shares its module/session fixtures on one worker
+pytestmark = pytest.mark.xdist_group("strategy_runs")  # shares its module/session fixtures on one worker
 
 MEGATRON = "jit data=2 fsdp=2 tensor=2"
 
@@ -40,9 +41,12 @@ def test_parameters_follow_the_rules_fsdp_and_megatron(pretrain_runs):
 
 def test_optimizer_moments_are_sharded_like_their_parameters(pretrain_runs):
   state = pretrain_runs[MEGATRON].state
-  moments = [(jax.tree_util.keystr(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(state.opt_state)[0]
-             if "['layer_0']['mlp']['intermediate']['kernel']" in jax.tree_util.keystr(path)]
-  assert len(moments) == 2                               # Adam's mu and nu
+  moments = [
+    (jax.tree_util.keystr(path), leaf)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state.opt_state)[0]
+    if "['layer_0']['mlp']['intermediate']['kernel']" in jax.tree_util.keystr(path)
+  ]
+  assert len(moments) == 2  # Adam's mu and nu
   for _, leaf in moments:
     assert _spec(leaf) == ("fsdp", "tensor")
 
@@ -63,7 +67,7 @@ def test_fsdp_divides_the_train_state_over_devices(pretrain_runs):
   assert len(per_device) == 8
   assert max(per_device.values()) <= 1.1 * total / 8, (max(per_device.values()), total)
   embedding = state.params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
-  assert _spec(embedding) == ("tensor", "fsdp")          # tensor has size 1 here
+  assert _spec(embedding) == ("tensor", "fsdp")  # tensor has size 1 here
   assert embedding.addressable_shards[0].data.shape == (embedding.shape[0], embedding.shape[1] // 8)
 
 

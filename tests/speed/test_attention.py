@@ -1,5 +1,6 @@
 """Attention backends available on CPU (xla, auto) and the explicit dropout path agree with a
 float64 softmax reference: padding and segment masks, causal, and dropout's expectation."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,9 +34,11 @@ def _masks():
   lengths = np.array([T, 7])
   padding = (np.arange(T)[None] < lengths[:, None]).astype(np.int32)
   segments = np.array([[1] * 5 + [2] * 4 + [3] * 3, [1] * 6 + [2] * 3 + [0] * 3], np.int32)
-  return {"none": (None, np.ones((B, T), bool)),
-          "padding": attention_mask_from(attention_mask=jnp.asarray(padding)),
-          "segments": attention_mask_from(segment_ids=jnp.asarray(segments))}
+  return {
+    "none": (None, np.ones((B, T), bool)),
+    "padding": attention_mask_from(attention_mask=jnp.asarray(padding)),
+    "segments": attention_mask_from(segment_ids=jnp.asarray(segments)),
+  }
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -47,8 +50,9 @@ def test_backend_matches_reference(backend, mask_kind, causal):
   if backend == "softmax-dropout-path-rate-0":
     out = softmax_attention(q, k, v, mask, causal=causal, dropout_rate=0.0, dropout_rng=jax.random.PRNGKey(1))
   else:
-    out = dot_product_attention(q, k, v, mask, causal=causal, implementation=backend, dropout_rate=0.1,
-                                dropout_rng=None, deterministic=True)
+    out = dot_product_attention(
+      q, k, v, mask, causal=causal, implementation=backend, dropout_rate=0.1, dropout_rng=None, deterministic=True
+    )
   expected = _reference(q, k, v, mask, causal)
   real = np.asarray(tokens)  # padding queries are don't-care rows
   np.testing.assert_allclose(np.asarray(out)[real], expected[real], rtol=1e-5, atol=1e-5)
@@ -60,12 +64,13 @@ def test_attention_dropout_is_unbiased_and_drops_at_its_rate():
   rate, n = 0.3, 1000
   # Appending ones to v makes the last D outputs the sum of the kept, rescaled probabilities.
   v_and_ones = jnp.concatenate([v, jnp.ones_like(v)], axis=-1)
-  run = jax.jit(jax.vmap(lambda key: softmax_attention(q, k, v_and_ones, mask, causal=False, dropout_rate=rate,
-                                                       dropout_rng=key)))
+  run = jax.jit(
+    jax.vmap(lambda key: softmax_attention(q, k, v_and_ones, mask, causal=False, dropout_rate=rate, dropout_rng=key))
+  )
   outs = np.asarray(run(jax.random.split(jax.random.PRNGKey(0), n)), np.float64)
   outs, sums = outs[..., :D], outs[..., D:]
   expected = _reference(q, k, v, mask, False)
-  assert not np.allclose(outs[0], expected, atol=1e-3)      # one draw is perturbed ...
+  assert not np.allclose(outs[0], expected, atol=1e-3)  # one draw is perturbed ...
   # ... the average is not: within 5 standard errors everywhere
   standard_error = outs.std(0) / np.sqrt(n)
   assert (np.abs(outs.mean(0) - expected) <= 5 * standard_error + 1e-5).all()

@@ -1,5 +1,6 @@
 """`jaxpretrain bench`: one JSON line with every documented key, numbers consistent with the
 documented FLOP formula, the HF PyTorch comparison, and one-line errors."""
+
 import importlib.util
 import json
 import os
@@ -14,10 +15,28 @@ from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.train import flops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KEYS = ("layers", "hidden", "heads", "mlp", "vocab", "seq", "batch", "step_ms", "tokens_per_s", "tflops", "mfu",
-        "compile_s", "peak_memory_bytes")
-SMALL = ["--config=configs/tiny.py", "--config.data.seq_len=32", "--config.train.batch_size=8",
-         "--config.model.num_hidden_layers=1", "--config.model.vocab_size=512"]
+KEYS = (
+  "layers",
+  "hidden",
+  "heads",
+  "mlp",
+  "vocab",
+  "seq",
+  "batch",
+  "step_ms",
+  "tokens_per_s",
+  "tflops",
+  "mfu",
+  "compile_s",
+  "peak_memory_bytes",
+)
+SMALL = [
+  "--config=configs/tiny.py",
+  "--config.data.seq_len=32",
+  "--config.train.batch_size=8",
+  "--config.model.num_hidden_layers=1",
+  "--config.model.vocab_size=512",
+]
 
 
 def _bench(capsys, *args):
@@ -31,8 +50,15 @@ def test_bench_prints_one_json_line_with_every_key_and_the_torch_comparison(caps
   assert code == 0 and len(lines) == 1
   row = json.loads(lines[0])
   assert set(KEYS) <= set(row)
-  assert (row["layers"], row["hidden"], row["heads"], row["mlp"], row["vocab"], row["seq"], row["batch"]) == \
-      (1, 128, 2, 512, 512, 32, 8)
+  assert (row["layers"], row["hidden"], row["heads"], row["mlp"], row["vocab"], row["seq"], row["batch"]) == (
+    1,
+    128,
+    2,
+    512,
+    512,
+    32,
+    8,
+  )
   assert row["tokens_per_s"] == pytest.approx(8 * 32 / (row["step_ms"] / 1e3), rel=1e-3)
   cfg = ModelConfig(**{**presets.PRESETS["tiny"], "num_hidden_layers": 1, "vocab_size": 512})
   expected = flops.training_flops_per_token(cfg, 32, task_name="mlm", head_rows=row["head_rows"])
@@ -42,7 +68,7 @@ def test_bench_prints_one_json_line_with_every_key_and_the_torch_comparison(caps
   assert row["compile_s"] > 0 and row["peak_memory_bytes"] > 0 and row["steps"] == 2
   assert row["hf_torch_tokens_per_s"] > 0
   assert row["speedup_vs_hf_torch"] == pytest.approx(row["tokens_per_s"] / row["hf_torch_tokens_per_s"], rel=1e-2)
-  assert "avg_power_w" not in row                     # no NVIDIA GPU here: power is skipped silently
+  assert "avg_power_w" not in row  # no NVIDIA GPU here: power is skipped silently
 
 
 def test_flop_formula_reproduces_the_anchor_figure():
@@ -52,17 +78,20 @@ def test_flop_formula_reproduces_the_anchor_figure():
   per_token = flops.training_flops_per_token(cfg, 128, task_name="mlm", head_rows=128)
   assert round(361_991 * per_token / 1e12, 1) == 241.8
   causal = ModelConfig(**presets.PRESETS["gpt2-small"])
-  full, half = (flops.training_flops_per_token(c, 1024, task_name="causal_lm", head_rows=1024)
-                for c in (ModelConfig(**{**presets.PRESETS["gpt2-small"], "causal": False}), causal))
-  assert full - half == 6 * 12 * 768 * 1024          # causal attention costs half of 12·L·d·T
+  full, half = (
+    flops.training_flops_per_token(c, 1024, task_name="causal_lm", head_rows=1024)
+    for c in (ModelConfig(**{**presets.PRESETS["gpt2-small"], "causal": False}), causal)
+  )
+  assert full - half == 6 * 12 * 768 * 1024  # causal attention costs half of 12·L·d·T
 
 
 def test_compare_without_torch_is_one_line(capsys, monkeypatch):
-  monkeypatch.setitem(sys.modules, "torch", None)      # import torch now raises ImportError
+  monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
   code, lines, err = _bench(capsys, "--compare=hf-torch")
   assert code == 2 and lines == []
-  assert err.strip().splitlines() == ["jaxpretrain: error: --compare=hf-torch needs PyTorch and transformers: "
-                                      "pip install 'jaxpretrain[torch]'"]
+  assert err.strip().splitlines() == [
+    "jaxpretrain: error: --compare=hf-torch needs PyTorch and transformers: pip install 'jaxpretrain[torch]'"
+  ]
 
 
 def test_unknown_compare_is_one_line(capsys):
@@ -71,18 +100,28 @@ def test_unknown_compare_is_one_line(capsys):
 
 
 def test_causal_lm_bench_runs_or_says_it_is_missing(capsys):
-  code, lines, err = _bench(capsys, "--config.task.name=causal_lm", "--config.model.causal=true",
-                            "--config.model.pre_layer_norm=true", "--config.model.use_pooler=false")
+  code, lines, err = _bench(
+    capsys,
+    "--config.task.name=causal_lm",
+    "--config.model.causal=true",
+    "--config.model.pre_layer_norm=true",
+    "--config.model.use_pooler=false",
+  )
   if importlib.util.find_spec("jaxpretrain.tasks.causal_lm") is None:
-    assert code == 2 and err.strip() == "jaxpretrain: error: bench: task.name=causal_lm is not available in this version"
+    assert (
+      code == 2 and err.strip() == "jaxpretrain: error: bench: task.name=causal_lm is not available in this version"
+    )
   else:
     assert code == 0 and json.loads(lines[0])["task"] == "causal_lm"
 
 
-@pytest.mark.parametrize("override,message", [
+@pytest.mark.parametrize(
+  "override,message",
+  [
     ("--config.task.head_positions=mask", "task.head_positions='mask'; choose masked or all"),
     ("--config.model.packed_positions=reset", "model.packed_positions='reset'; choose restart or continue"),
-])
+  ],
+)
 def test_speed_switch_typos_are_one_line_errors(capsys, override, message):
   code, lines, err = _bench(capsys, override)
   assert code == 2 and lines == [] and err.strip() == f"jaxpretrain: error: {message}"
@@ -94,8 +133,13 @@ def test_documented_xla_gpu_flags_are_known_to_this_jaxlib():
   gpu_table = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(gpu_table)
   env = dict(os.environ, XLA_FLAGS=gpu_table.PERF_FLAGS, JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", "import jax; print(jax.numpy.ones(2).sum())"], env=env,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-c", "import jax; print(jax.numpy.ones(2).sum())"],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0 and proc.stdout.strip() == "2.0", proc.stderr[-500:]
   with open(os.path.join(ROOT, "docs", "performance.md")) as f:
     assert gpu_table.PERF_FLAGS in f.read()

@@ -3,6 +3,7 @@
 This rests on two switches: segment-aware attention masks (documents never see each other) and
 positions that restart at every document (`model.packed_positions="restart"`, the default).
 """
+
 import dataclasses
 
 import flax.linen as nn
@@ -17,9 +18,17 @@ from jaxpretrain.models.encoder import segment_positions
 from jaxpretrain.tasks.base import cross_entropy_sums
 
 T = 32
-LENGTHS = (9, 13, 7)          # three documents packed into one row of 32 (3 padding slots)
-BERT = ModelConfig(vocab_size=97, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                   max_position_embeddings=T, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+LENGTHS = (9, 13, 7)  # three documents packed into one row of 32 (3 padding slots)
+BERT = ModelConfig(
+  vocab_size=97,
+  hidden_size=32,
+  num_hidden_layers=1,
+  num_attention_heads=4,
+  intermediate_size=64,
+  max_position_embeddings=T,
+  hidden_dropout_prob=0.0,
+  attention_probs_dropout_prob=0.0,
+)
 GPT = dataclasses.replace(BERT, causal=True, pre_layer_norm=True, use_pooler=False, type_vocab_size=0)
 
 
@@ -39,13 +48,13 @@ def _rows(documents, packed):
     ids, seg = np.zeros((1, T), np.int32), np.zeros((1, T), np.int32)
     start, starts = 0, []
     for i, doc in enumerate(documents):
-      ids[0, start:start + len(doc)], seg[0, start:start + len(doc)] = doc, i + 1
+      ids[0, start : start + len(doc)], seg[0, start : start + len(doc)] = doc, i + 1
       starts.append((0, start))
       start += len(doc)
     return ids, seg, starts
   ids, seg = np.zeros((len(documents), T), np.int32), np.zeros((len(documents), T), np.int32)
   for i, doc in enumerate(documents):
-    ids[i, :len(doc)], seg[i, :len(doc)] = doc, 1
+    ids[i, : len(doc)], seg[i, : len(doc)] = doc, 1
   return ids, seg, [(i, 0) for i in range(len(documents))]
 
 
@@ -61,7 +70,7 @@ def _mlm_loss(cfg, params, documents, packed):
   targets = np.take_along_axis(ids, positions, 1)
   masked = ids.copy()
   for row, p in enumerate(picks):
-    masked[row, p] = 4                            # [MASK] on the selected tokens
+    masked[row, p] = 4  # [MASK] on the selected tokens
   inputs = {"input_ids": jnp.asarray(masked), "segment_ids": jnp.asarray(seg)}
   logits = heads.Model(cfg, heads.MLMHead(cfg)).apply({"params": params}, inputs, positions=jnp.asarray(positions))
   return cross_entropy_sums(logits, jnp.asarray(targets), jnp.asarray(weights))[0]
@@ -71,7 +80,8 @@ def _lm_loss(cfg, params, documents, packed):
   """Next-token loss sum within each document."""
   ids, seg, _ = _rows(documents, packed)
   logits = heads.Model(cfg, heads.CausalLMHead(cfg)).apply(
-      {"params": params}, {"input_ids": jnp.asarray(ids), "segment_ids": jnp.asarray(seg)})
+    {"params": params}, {"input_ids": jnp.asarray(ids), "segment_ids": jnp.asarray(seg)}
+  )
   targets = np.roll(ids, -1, axis=1)
   weights = (seg != 0) & (np.roll(seg, -1, axis=1) == seg)
   weights[:, -1] = False
@@ -84,7 +94,7 @@ CASES = {"mlm": (BERT, heads.MLMHead, _mlm_loss), "causal_lm": (GPT, heads.Causa
 def _params(cfg, head):
   model = heads.Model(cfg, head(cfg))
   init = jax.jit(lambda rng: model.init(rng, {"input_ids": jnp.zeros((1, T), jnp.int32)})["params"])
-  return nn.meta.unbox(init(jax.random.PRNGKey(0)))   # jitted: op-by-op init compiles every op
+  return nn.meta.unbox(init(jax.random.PRNGKey(0)))  # jitted: op-by-op init compiles every op
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -102,5 +112,7 @@ def test_continuing_positions_break_the_equality():
   cfg, head, loss = CASES["mlm"]
   cfg = dataclasses.replace(cfg, packed_positions="continue")
   params, documents = _params(cfg, head), _documents()
-  packed, unpacked = (jax.jit(lambda p, packed=packed: loss(cfg, p, documents, packed))(params) for packed in (True, False))
+  packed, unpacked = (
+    jax.jit(lambda p, packed=packed: loss(cfg, p, documents, packed))(params) for packed in (True, False)
+  )
   assert abs(float(packed) - float(unpacked)) > 1e-3

@@ -1,4 +1,5 @@
 """NVML energy accounting of `bench` (with a stand-in for nvidia-ml-py: no GPU needed)."""
+
 import sys
 import types
 
@@ -15,12 +16,16 @@ def _fake_nvml(counters):
     state[handle] += counters[handle]
     return state[handle]
 
-  return types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
-                               nvmlDeviceGetTotalEnergyConsumption=energy, nvmlDeviceGetCount=lambda: len(counters))
+  return types.SimpleNamespace(
+    nvmlInit=lambda: None,
+    nvmlDeviceGetHandleByIndex=lambda i: i,
+    nvmlDeviceGetTotalEnergyConsumption=energy,
+    nvmlDeviceGetCount=lambda: len(counters),
+  )
 
 
 def test_energy_is_summed_over_boards_and_regions(monkeypatch):
-  monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([1000, 3000]))   # +1 J and +3 J per read
+  monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml([1000, 3000]))  # +1 J and +3 J per read
   monkeypatch.setattr(power, "_visible_indices", lambda nvml: [0, 1])
   meter = power.EnergyMeter()
   assert meter.available
@@ -28,12 +33,12 @@ def test_energy_is_summed_over_boards_and_regions(monkeypatch):
     with meter.region():
       pass
   result = meter.result()
-  assert result["joules"] == pytest.approx(2 * (1 + 3))   # each region: one read before, one after
+  assert result["joules"] == pytest.approx(2 * (1 + 3))  # each region: one read before, one after
   assert result["avg_power_w"] == pytest.approx(result["joules"] / meter.seconds)
 
 
 def test_without_nvml_nothing_is_reported(monkeypatch):
-  monkeypatch.setitem(sys.modules, "pynvml", None)     # import pynvml raises ImportError
+  monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
   meter = power.EnergyMeter()
   with meter.region():
     pass

@@ -1,5 +1,6 @@
 """Speed switches change nothing but speed: remat policies, scan over layers and bf16 compute give
 the plain model's loss and gradients (scan on the same weights, stacked along a layer axis)."""
+
 import dataclasses
 import functools
 
@@ -57,7 +58,7 @@ def test_remat_and_scan_match_the_plain_model(remat, scan):
 def test_remat_recomputes_the_same_dropout_masks(remat):
   params, loss, grads = _plain(DROPOUT, False)
   v_loss, v_grads = _loss_and_grads(MaskedLM(dataclasses.replace(DROPOUT, remat=remat)), params, False)
-  assert abs(float(loss) - float(_plain(TINY, True)[1])) > 1e-3   # dropout is really on
+  assert abs(float(loss) - float(_plain(TINY, True)[1])) > 1e-3  # dropout is really on
   np.testing.assert_allclose(v_loss, loss, rtol=1e-5)
   _close(v_grads, grads, 1e-4)
 

@@ -1,4 +1,5 @@
 """MLM masking statistics and the masked-positions head."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,19 +8,27 @@ import pytest
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.tasks.mlm import MaskedLM
 
-CFG = ModelConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                  max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+CFG = ModelConfig(
+  vocab_size=1000,
+  hidden_size=32,
+  num_hidden_layers=1,
+  num_attention_heads=2,
+  intermediate_size=64,
+  max_position_embeddings=128,
+  hidden_dropout_prob=0.0,
+  attention_probs_dropout_prob=0.0,
+)
 SPECIAL = (0, 1, 2, 3, 4)
 
 
 def _batch(rows=4096, length=128, seed=0):
   rs = np.random.RandomState(seed)
   ids = rs.randint(5, 1000, (rows, length)).astype(np.int32)
-  ids[:, 0] = 2                                   # [CLS]
+  ids[:, 0] = 2  # [CLS]
   lengths = rs.randint(length // 2, length + 1, rows)
   seg = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
-  ids[np.arange(rows), lengths - 1] = 3          # [SEP]
-  ids[seg == 0] = 0                              # [PAD]
+  ids[np.arange(rows), lengths - 1] = 3  # [SEP]
+  ids[seg == 0] = 0  # [PAD]
   return jnp.asarray(ids), jnp.asarray(seg)
 
 
@@ -31,7 +40,7 @@ def test_masking_statistics(head_positions):
   selected = np.asarray(m["selected"])
   ids, new = np.asarray(ids), np.asarray(m["input_ids"])
   candidates = (seg != 0) & ~np.isin(ids, SPECIAL)
-  assert not selected[~candidates].any()               # special and pad tokens never selected
+  assert not selected[~candidates].any()  # special and pad tokens never selected
   assert abs(selected.sum() / candidates.sum() - 0.15) < 0.01
   masked = (new == 4) & selected
   kept = (new == ids) & selected
@@ -41,7 +50,7 @@ def test_masking_statistics(head_positions):
   # a random replacement can draw the original token (1/995): "kept" is 10% plus that sliver
   assert abs(kept.sum() / n - 0.1) < 0.01
   assert abs(randomized.sum() / n - 0.1) < 0.01
-  assert (new[~selected] == ids[~selected]).all()       # nothing else changes
+  assert (new[~selected] == ids[~selected]).all()  # nothing else changes
 
 
 def test_same_rng_same_mask_and_different_rng_different_mask():
@@ -61,10 +70,15 @@ def test_masked_head_equals_full_head_loss_and_grads():
   full = MaskedLM(CFG, special_ids=SPECIAL, mask_id=4, head_positions="all")
   params = jax.tree.map(lambda x: x, masked.init(jax.random.PRNGKey(0), 32))
   import flax.linen as nn
+
   params = nn.meta.unbox(params)
   rng = jax.random.PRNGKey(7)
-  (la, aux_a), ga = jax.jit(jax.value_and_grad(lambda p: masked.loss(p, batch, rng, deterministic=True), has_aux=True))(params)
-  (lb, aux_b), gb = jax.jit(jax.value_and_grad(lambda p: full.loss(p, batch, rng, deterministic=True), has_aux=True))(params)
+  (la, aux_a), ga = jax.jit(jax.value_and_grad(lambda p: masked.loss(p, batch, rng, deterministic=True), has_aux=True))(
+    params
+  )
+  (lb, aux_b), gb = jax.jit(jax.value_and_grad(lambda p: full.loss(p, batch, rng, deterministic=True), has_aux=True))(
+    params
+  )
   assert float(aux_a["weight"]) == float(aux_b["weight"]) > 0
   np.testing.assert_allclose(la, lb, rtol=1e-5)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), ga, gb)
@@ -88,6 +102,6 @@ def test_max_predictions_caps_the_scored_positions(cap):
 
 
 def test_max_predictions_default_and_bad_value():
-  assert MaskedLM(CFG).max_predictions(128) == 41          # 19.2 expected + 5 standard deviations
+  assert MaskedLM(CFG).max_predictions(128) == 41  # 19.2 expected + 5 standard deviations
   with pytest.raises(Exception, match="task.max_predictions=-1"):
     MaskedLM(CFG, max_predictions_per_seq=-1)

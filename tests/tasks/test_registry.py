@@ -1,5 +1,6 @@
 """The task table: every entry builds its task, unknown names fail listing the valid ones, and no
 module but the table dispatches on a task name (nor do data/ and models/ reach up into tasks/)."""
+
 import ast
 import pathlib
 import types
@@ -20,8 +21,10 @@ MAY_NAME_TASKS = {"tasks/registry.py", "config.py"}
 
 def _fake_data():
   """The parts of a `RunData` the task builders read: special ids, label names, the tokenizer."""
-  return types.SimpleNamespace(info={"special_ids": {"mask": 4}, "label_names": ["B-X", "I-X", "O"]},
-                               tokenizer=types.SimpleNamespace(all_special_ids=[0, 1, 2, 3, 4], vocab_size=512))
+  return types.SimpleNamespace(
+    info={"special_ids": {"mask": 4}, "label_names": ["B-X", "I-X", "O"]},
+    tokenizer=types.SimpleNamespace(all_special_ids=[0, 1, 2, 3, 4], vocab_size=512),
+  )
 
 
 def _config(name: str):
@@ -35,7 +38,7 @@ def test_every_task_in_the_table_builds_its_task(name):
   task = registry.build_task(config, ModelConfig.from_config(config.model), _fake_data())
   assert task.name == name
   params = jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0), 16))
-  assert "encoder" in params   # (a causal LM's tied head has no parameters of its own)
+  assert "encoder" in params  # (a causal LM's tied head has no parameters of its own)
   bench = registry.spec(name).bench
   if bench is not None:
     assert bench.build_task(config, ModelConfig.from_config(config.model)).name == name
@@ -62,9 +65,11 @@ def test_an_unknown_task_name_is_a_user_error_naming_the_valid_ones():
 
 def test_hf_families_and_exports_come_from_the_table():
   from jaxpretrain.hf import families
+
   for family, f in families.FAMILIES.items():
-    assert f.architectures == {n: s.hf_architectures[family] for n, s in registry.TASKS.items()
-                               if family in s.hf_architectures}
+    assert f.architectures == {
+      n: s.hf_architectures[family] for n, s in registry.TASKS.items() if family in s.hf_architectures
+    }
   assert families.ARCHITECTURES["BertForPreTraining"] == ("bert", "mlm")
   assert registry.spec("translation").export_task == "causal_lm" == registry.spec("causal_lm").export_task
 
@@ -92,12 +97,21 @@ def test_no_module_but_the_table_compares_task_names():
     if rel in MAY_NAME_TASKS:
       continue
     for node in ast.walk(tree):
-      if isinstance(node, ast.Compare):   # name == "qa", name in ("mlm", "causal_lm"), ...
-        compared += [f"{rel}:{c.lineno}: {c.value!r}" for operand in (node.left, *node.comparators)
-                     for c in _constants(operand) if _is_task_name(c)]
-      elements = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else \
-          node.keys if isinstance(node, ast.Dict) else []
-      if sum(_is_task_name(e) for e in elements) >= 2:   # a second table: LABELED = ("qa", ...)
+      if isinstance(node, ast.Compare):  # name == "qa", name in ("mlm", "causal_lm"), ...
+        compared += [
+          f"{rel}:{c.lineno}: {c.value!r}"
+          for operand in (node.left, *node.comparators)
+          for c in _constants(operand)
+          if _is_task_name(c)
+        ]
+      elements = (
+        node.elts
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set))
+        else node.keys
+        if isinstance(node, ast.Dict)
+        else []
+      )
+      if sum(_is_task_name(e) for e in elements) >= 2:  # a second table: LABELED = ("qa", ...)
         collected.append(f"{rel}:{node.lineno}")
   assert not compared, f"task names compared outside tasks/registry.py: {compared}"
   assert not collected, f"collections of task names outside tasks/registry.py: {collected}"
@@ -116,6 +130,11 @@ def _imported_modules(tree):
 def test_lower_layers_do_not_import_the_task_layer(layer, forbidden):
   prefixes = tuple(f"jaxpretrain.{f}" for f in forbidden)
   inside = tuple(p + "." for p in prefixes)
-  bad = [f"{rel}: {module}" for rel, tree in _sources() if rel.startswith(f"{layer}/")
-         for module in _imported_modules(tree) if module in prefixes or module.startswith(inside)]
+  bad = [
+    f"{rel}: {module}"
+    for rel, tree in _sources()
+    if rel.startswith(f"{layer}/")
+    for module in _imported_modules(tree)
+    if module in prefixes or module.startswith(inside)
+  ]
   assert not bad, f"jaxpretrain/{layer}/ imports {', '.join(forbidden)}: {bad}"

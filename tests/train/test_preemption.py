@@ -1,4 +1,5 @@
 """When the loop stops for a preemption: the same step on every process, whoever got the signal."""
+
 import os
 import signal
 
@@ -25,7 +26,9 @@ def test_with_the_preemption_service_no_python_handler_shadows_it(monkeypatch):
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   monkeypatch.setattr(preemption, "_preemption_service", lambda: object())
   sync_steps = []
-  monkeypatch.setattr(multihost_utils, "reached_preemption_sync_point", lambda step: sync_steps.append(step) or step == 7)
+  monkeypatch.setattr(
+    multihost_utils, "reached_preemption_sync_point", lambda step: sync_steps.append(step) or step == 7
+  )
   before = signal.getsignal(signal.SIGTERM)
   with preemption.PreemptionWatcher() as watcher:
     assert signal.getsignal(signal.SIGTERM) == before
@@ -33,13 +36,15 @@ def test_with_the_preemption_service_no_python_handler_shadows_it(monkeypatch):
   assert sync_steps == [5, 6, 7]
 
 
-@pytest.mark.parametrize("local_flag,other_flag,stop", [(False, False, False), (True, False, True),
-                                                         (False, True, True)])
+@pytest.mark.parametrize(
+  "local_flag,other_flag,stop", [(False, False, False), (True, False, True), (False, True, True)]
+)
 def test_without_the_service_any_process_flag_stops_all(monkeypatch, local_flag, other_flag, stop):
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   monkeypatch.setattr(preemption, "_preemption_service", lambda: None)
-  monkeypatch.setattr(multihost_utils, "process_allgather",
-                      lambda flag: np.array([int(flag), int(other_flag)], np.int32))
+  monkeypatch.setattr(
+    multihost_utils, "process_allgather", lambda flag: np.array([int(flag), int(other_flag)], np.int32)
+  )
   with preemption.PreemptionWatcher() as watcher:
     if local_flag:
       os.kill(os.getpid(), signal.SIGTERM)

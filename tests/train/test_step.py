@@ -1,4 +1,5 @@
 """The one train step: learning, accumulation exactness, no recompilation, eval sums."""
+
 import dataclasses
 
 import jax
@@ -20,34 +21,41 @@ def test_loss_falls_on_a_fixed_batch_without_recompiling():
     state, metrics = step(state, batch, jax.random.PRNGKey(i % 2))
     losses.append(float(metrics["loss"]))
   assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
-  assert step.jitted._cache_size() == 1      # compiled once, reused for every step
+  assert step.jitted._cache_size() == 1  # compiled once, reused for every step
   assert int(state.step) == 40
 
 
 @dataclasses.dataclass(frozen=True)
 class _FixedLabels(Task):
   """A deterministic classification loss (no RNG): makes accumulation exactly checkable."""
+
   name = "fixed"
 
   def head(self):
     return SequenceClassificationHead(self.model_config, num_labels=3, dropout=0.0)
 
   def dummy_batch(self, batch_size, seq_len):
-    return {"input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
-            "attention_mask": jnp.ones((batch_size, seq_len), jnp.int32), "label": jnp.zeros((batch_size,), jnp.int32)}
+    return {
+      "input_ids": jnp.zeros((batch_size, seq_len), jnp.int32),
+      "attention_mask": jnp.ones((batch_size, seq_len), jnp.int32),
+      "label": jnp.zeros((batch_size,), jnp.int32),
+    }
 
   def loss(self, params, batch, rng, *, deterministic):
-    logits = self.model.apply({"params": params}, {k: batch[k] for k in ("input_ids", "attention_mask")},
-                              deterministic=True)
+    logits = self.model.apply(
+      {"params": params}, {k: batch[k] for k in ("input_ids", "attention_mask")}, deterministic=True
+    )
     loss_sum, weight, correct = cross_entropy_sums(logits, batch["label"], jnp.ones_like(batch["label"]))
     return loss_sum, {"loss_sum": loss_sum, "weight": weight, "correct": correct}
 
 
 def _cls_batch():
   rs = np.random.RandomState(1)
-  return {"input_ids": rs.randint(5, 64, (16, 32)).astype(np.int32),
-          "attention_mask": (np.arange(32)[None] < rs.randint(4, 33, (16, 1))).astype(np.int32),
-          "label": rs.randint(0, 3, 16).astype(np.int32)}
+  return {
+    "input_ids": rs.randint(5, 64, (16, 32)).astype(np.int32),
+    "attention_mask": (np.arange(32)[None] < rs.randint(4, 33, (16, 1))).astype(np.int32),
+    "label": rs.randint(0, 3, 16).astype(np.int32),
+  }
 
 
 def test_gradient_accumulation_equals_one_big_batch():
@@ -77,8 +85,10 @@ def test_nonfinite_skip_keeps_params_and_counts():
   state, metrics = step(state, strategy.put_batch(batch), jax.random.PRNGKey(0))
   assert not bool(metrics["finite"]) and int(metrics["skipped"]) == 1
   assert int(state.step) == 1
-  np.testing.assert_array_equal(jax.device_get(state.params)["encoder"]["embeddings"]["word_embeddings"]["embedding"],
-                                before["encoder"]["embeddings"]["word_embeddings"]["embedding"])
+  np.testing.assert_array_equal(
+    jax.device_get(state.params)["encoder"]["embeddings"]["word_embeddings"]["embedding"],
+    before["encoder"]["embeddings"]["word_embeddings"]["embedding"],
+  )
 
 
 def test_eval_step_returns_sums_that_add_up():
@@ -86,8 +96,10 @@ def test_eval_step_returns_sums_that_add_up():
   eval_step = strategy.compile_eval_step()
   batch = _cls_batch()
   whole = eval_step(state, strategy.put_batch(batch), jax.random.PRNGKey(0))
-  halves = [eval_step(state, strategy.put_batch({k: v[i::2] for k, v in batch.items()}), jax.random.PRNGKey(0))
-            for i in range(2)]
+  halves = [
+    eval_step(state, strategy.put_batch({k: v[i::2] for k, v in batch.items()}), jax.random.PRNGKey(0))
+    for i in range(2)
+  ]
   np.testing.assert_allclose(whole["loss_sum"], halves[0]["loss_sum"] + halves[1]["loss_sum"], rtol=1e-5)
   assert float(whole["weight"]) == 16
 

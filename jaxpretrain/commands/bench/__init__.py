@@ -15,6 +15,7 @@ device, flops_per_token, peak_tflops, loss, ...); on NVIDIA GPUs with nvidia-ml-
 avg_power_w and joules_per_token; with the comparison hf_torch_tokens_per_s, hf_torch_step_ms
 and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.train.flops`.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -40,8 +41,9 @@ def build_task(config, model_config: ModelConfig):
   name = config.task.name
   bench = registry.TASKS[name].bench if name in registry.TASKS else None
   if bench is None:
-    raise UserError(f"bench measures pretraining: task.name must be {' or '.join(registry.bench_names())}, "
-                    f"not {name!r}")
+    raise UserError(
+      f"bench measures pretraining: task.name must be {' or '.join(registry.bench_names())}, not {name!r}"
+    )
   return bench.build_task(config, model_config)
 
 
@@ -96,15 +98,23 @@ class _JaxSteps:
     """Runs `steps` steps (the state is donated and replaced); returns their wall-clock seconds."""
     start = time.perf_counter()
     for _ in range(steps):
-      rng = jax.random.fold_in(self.base_rng, self.done)   # as the loop derives each step's key
+      rng = jax.random.fold_in(self.base_rng, self.done)  # as the loop derives each step's key
       self.state, self.metrics = self.compiled(self.state, self.batches[self.done % 2], rng)
       self.done += 1
     jax.block_until_ready(self.metrics)
     return time.perf_counter() - start
 
 
-def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: str = "", profile_dir: str = "",
-        profile_steps: int = 3) -> dict:
+def run(
+  config,
+  *,
+  steps: int = 20,
+  warmup: int = 2,
+  rounds: int = 3,
+  compare: str = "",
+  profile_dir: str = "",
+  profile_steps: int = 3,
+) -> dict:
   """Benchmarks the training step of `config` (see the module docstring).
 
   Args:
@@ -127,6 +137,7 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
     raise UserError("bench needs --steps >= 1, --rounds >= 1, --profile_steps >= 1 and --warmup >= 0")
   if compare == "hf-torch":
     from jaxpretrain.commands.bench.hf_torch import import_torch
+
     import_torch()  # a missing PyTorch fails now, not after the JAX half of the run
   loop.validate(config)
   model_config = ModelConfig.from_config(config.model)
@@ -138,8 +149,16 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
   torch_steps = None
   if compare == "hf-torch":
     from jaxpretrain.commands.bench.hf_torch import TorchStep
-    torch_steps = TorchStep(model_config, task.name, config.train.batch_size, config.data.seq_len, config.train,
-                            mask_prob=config.task.mask_prob, on_gpu=jax.default_backend() == "gpu")
+
+    torch_steps = TorchStep(
+      model_config,
+      task.name,
+      config.train.batch_size,
+      config.data.seq_len,
+      config.train,
+      mask_prob=config.task.mask_prob,
+      on_gpu=jax.default_backend() == "gpu",
+    )
     torch_steps.time(max(warmup, 1))
   meter = EnergyMeter()
   jax_times, torch_times = [], []
@@ -160,9 +179,13 @@ def run(config, *, steps: int = 20, warmup: int = 2, rounds: int = 3, compare: s
     result["joules_per_token"] = energy["joules"] / (tokens_per_step * per_round * rounds)
   if torch_steps is not None:
     torch_s = statistics.median(torch_times)
-    result.update(hf_torch_step_ms=round(torch_s * 1e3, 3), hf_torch_tokens_per_s=round(tokens_per_step / torch_s, 1),
-                  speedup_vs_hf_torch=round(torch_s / jax_s, 3),
-                  hf_torch_threads=torch_steps.threads, hf_torch_loss=round(torch_steps.loss, 4))
+    result.update(
+      hf_torch_step_ms=round(torch_s * 1e3, 3),
+      hf_torch_tokens_per_s=round(tokens_per_step / torch_s, 1),
+      speedup_vs_hf_torch=round(torch_s / jax_s, 3),
+      hf_torch_threads=torch_steps.threads,
+      hf_torch_loss=round(torch_steps.loss, 4),
+    )
   return result
 
 
@@ -177,19 +200,34 @@ def _result(config, model_config, task, jax_steps: _JaxSteps, step_s: float, ste
     peak *= jax.device_count()
   memory, memory_source = _peak_memory(jax_steps.compiled)
   return {
-      "layers": model_config.num_hidden_layers, "hidden": model_config.hidden_size,
-      "heads": model_config.num_attention_heads, "mlp": model_config.intermediate_size,
-      "vocab": model_config.vocab_size, "seq": seq_len, "batch": batch_size,
-      "step_ms": round(step_s * 1e3, 3), "tokens_per_s": round(tokens_per_s, 1),
-      "tflops": round(tokens_per_s * flops_per_token / 1e12, 4),
-      "mfu": round(tokens_per_s * flops_per_token / peak, 4),
-      "compile_s": round(jax_steps.compile_s, 2), "peak_memory_bytes": memory, "peak_memory_source": memory_source,
-      "task": task.name, "head_positions": getattr(task, "head_positions", "all"), "head_rows": rows,
-      "dtype": model_config.dtype,
-      "attention": resolve_attention(model_config.attention, model_config.compute_dtype, model_config.head_dim),
-      "remat": model_config.remat, "scan_layers": model_config.scan_layers,
-      "hidden_dropout": model_config.hidden_dropout_prob, "attention_dropout": model_config.attention_probs_dropout_prob,
-      "devices": jax.device_count(), "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-      "flops_per_token": round(flops_per_token), "peak_tflops": round(peak / 1e12, 4),
-      "steps": steps, "loss": round(float(jax_steps.metrics["loss"]), 4),
+    "layers": model_config.num_hidden_layers,
+    "hidden": model_config.hidden_size,
+    "heads": model_config.num_attention_heads,
+    "mlp": model_config.intermediate_size,
+    "vocab": model_config.vocab_size,
+    "seq": seq_len,
+    "batch": batch_size,
+    "step_ms": round(step_s * 1e3, 3),
+    "tokens_per_s": round(tokens_per_s, 1),
+    "tflops": round(tokens_per_s * flops_per_token / 1e12, 4),
+    "mfu": round(tokens_per_s * flops_per_token / peak, 4),
+    "compile_s": round(jax_steps.compile_s, 2),
+    "peak_memory_bytes": memory,
+    "peak_memory_source": memory_source,
+    "task": task.name,
+    "head_positions": getattr(task, "head_positions", "all"),
+    "head_rows": rows,
+    "dtype": model_config.dtype,
+    "attention": resolve_attention(model_config.attention, model_config.compute_dtype, model_config.head_dim),
+    "remat": model_config.remat,
+    "scan_layers": model_config.scan_layers,
+    "hidden_dropout": model_config.hidden_dropout_prob,
+    "attention_dropout": model_config.attention_probs_dropout_prob,
+    "devices": jax.device_count(),
+    "device": jax.devices()[0].device_kind,
+    "backend": jax.default_backend(),
+    "flops_per_token": round(flops_per_token),
+    "peak_tflops": round(peak / 1e12, 4),
+    "steps": steps,
+    "loss": round(float(jax_steps.metrics["loss"]), 4),
   }

@@ -6,6 +6,7 @@ The reference is what a user gets from the stock HF model and a plain PyTorch lo
 model's compute dtype when it is not float32, on CUDA when JAX runs on a GPU and on the CPU
 otherwise. PyTorch is an optional extra (`pip install 'jaxpretrain[torch]'`), imported here only.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,7 @@ def _bench(task_name: str):
   """The task table's `BenchSpec` of `task_name`, or a `UserError` for a task bench does not measure."""
   bench = registry.TASKS[task_name].bench if task_name in registry.TASKS else None
   if bench is None:
-    raise UserError(f"--compare=hf-torch supports task.name {' and '.join(registry.bench_names())}, "
-                    f"not {task_name!r}")
+    raise UserError(f"--compare=hf-torch supports task.name {' and '.join(registry.bench_names())}, not {task_name!r}")
   return bench
 
 
@@ -41,19 +41,34 @@ def hf_model(cfg: ModelConfig, task_name: str):
   architecture = getattr(transformers, registry.TASKS[task_name].hf_architectures[family])
   if family == "bert":
     config = transformers.BertConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads, intermediate_size=cfg.intermediate_size,
-        hidden_act=cfg.hidden_act, hidden_dropout_prob=cfg.hidden_dropout_prob,
-        attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
-        max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=max(cfg.type_vocab_size, 1),
-        layer_norm_eps=cfg.layer_norm_eps, attn_implementation="sdpa")
+      vocab_size=cfg.vocab_size,
+      hidden_size=cfg.hidden_size,
+      num_hidden_layers=cfg.num_hidden_layers,
+      num_attention_heads=cfg.num_attention_heads,
+      intermediate_size=cfg.intermediate_size,
+      hidden_act=cfg.hidden_act,
+      hidden_dropout_prob=cfg.hidden_dropout_prob,
+      attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
+      max_position_embeddings=cfg.max_position_embeddings,
+      type_vocab_size=max(cfg.type_vocab_size, 1),
+      layer_norm_eps=cfg.layer_norm_eps,
+      attn_implementation="sdpa",
+    )
   else:
     config = transformers.GPT2Config(
-        vocab_size=cfg.vocab_size, n_embd=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
-        n_head=cfg.num_attention_heads, n_inner=cfg.intermediate_size, n_positions=cfg.max_position_embeddings,
-        activation_function=cfg.hidden_act, resid_pdrop=cfg.hidden_dropout_prob,
-        embd_pdrop=cfg.hidden_dropout_prob, attn_pdrop=cfg.attention_probs_dropout_prob,
-        layer_norm_epsilon=cfg.layer_norm_eps, attn_implementation="sdpa")
+      vocab_size=cfg.vocab_size,
+      n_embd=cfg.hidden_size,
+      n_layer=cfg.num_hidden_layers,
+      n_head=cfg.num_attention_heads,
+      n_inner=cfg.intermediate_size,
+      n_positions=cfg.max_position_embeddings,
+      activation_function=cfg.hidden_act,
+      resid_pdrop=cfg.hidden_dropout_prob,
+      embd_pdrop=cfg.hidden_dropout_prob,
+      attn_pdrop=cfg.attention_probs_dropout_prob,
+      layer_norm_epsilon=cfg.layer_norm_eps,
+      attn_implementation="sdpa",
+    )
   return architecture(config)
 
 
@@ -69,8 +84,16 @@ class TorchStep:
     on_gpu: run on CUDA (when JAX runs on a GPU).
   """
 
-  def __init__(self, cfg: ModelConfig, task_name: str, batch_size: int, seq_len: int, train_config,
-               mask_prob: float = 0.15, on_gpu: bool = False):
+  def __init__(
+    self,
+    cfg: ModelConfig,
+    task_name: str,
+    batch_size: int,
+    seq_len: int,
+    train_config,
+    mask_prob: float = 0.15,
+    on_gpu: bool = False,
+  ):
     torch, _ = import_torch()
     self.torch = torch
     if on_gpu and not torch.cuda.is_available():
@@ -78,9 +101,14 @@ class TorchStep:
     self.device = "cuda" if on_gpu else "cpu"
     torch.manual_seed(0)
     self.model = hf_model(cfg, task_name).to(self.device).train()
-    self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.learning_rate,
-                                       betas=(train_config.adam_b1, train_config.adam_b2), eps=train_config.adam_eps,
-                                       weight_decay=train_config.weight_decay, fused=on_gpu)
+    self.optimizer = torch.optim.AdamW(
+      self.model.parameters(),
+      lr=train_config.learning_rate,
+      betas=(train_config.adam_b1, train_config.adam_b2),
+      eps=train_config.adam_eps,
+      weight_decay=train_config.weight_decay,
+      fused=on_gpu,
+    )
     self.max_grad_norm = train_config.max_grad_norm
     self.autocast_dtype = None if cfg.dtype == "float32" else getattr(torch, cfg.dtype)
     self.ids = torch.randint(5, cfg.vocab_size, (batch_size, seq_len), device=self.device)

@@ -3,6 +3,7 @@
 Optional by design: without the `pynvml` module, without NVIDIA GPUs, or when the driver
 refuses the query, `EnergyMeter.available` is False and the caller reports nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,7 @@ class EnergyMeter:
     self._handles = []
     try:
       import pynvml  # nvidia-ml-py: the `gpu` extra
+
       pynvml.nvmlInit()
       self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in _visible_indices(pynvml)]
       for h in self._handles:

@@ -12,6 +12,7 @@ hash holds out (`common.held_out`).
 The tokenizer is, in order: the run's own (WORKDIR/tokenizer, when resuming or evaluating), the
 `init_from` run's, `data.tokenizer`, or a WordPiece vocabulary trained on the training texts.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.tokenizer import Tokenizer
 
 
-def read_split(config, split: str, read: Callable[..., tuple[list[dict], object]], *,
-               embedded_sizes: tuple[int, int] = (0, 0)) -> tuple[list[dict], object, str]:
+def read_split(
+  config, split: str, read: Callable[..., tuple[list[dict], object]], *, embedded_sizes: tuple[int, int] = (0, 0)
+) -> tuple[list[dict], object, str]:
   """The records of `split` as the config names them (see the module doc).
 
   Args:
@@ -51,8 +53,9 @@ def read_split(config, split: str, read: Callable[..., tuple[list[dict], object]
   hash_split = spec != "embedded" and not spec.startswith("tfds:") and not config.data.eval
   records, extra = read(spec, "train" if hash_split else split, limit=0 if hash_split else limit, seed=seed)
   if hash_split:
-    records = [r for i, r in enumerate(records)
-               if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")]
+    records = [
+      r for i, r in enumerate(records) if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")
+    ]
     records = records[:limit] if limit else records
   return records, extra, spec
 
@@ -66,8 +69,9 @@ def saved_info(workdir: str) -> dict:
     return json.load(f)
 
 
-def resolve_tokenizer(config, workdir: str, train_texts: Callable[[], list[str]],
-                      init_tokenizer_dir: Callable[..., str]) -> Tokenizer:
+def resolve_tokenizer(
+  config, workdir: str, train_texts: Callable[[], list[str]], init_tokenizer_dir: Callable[..., str]
+) -> Tokenizer:
   """The run's tokenizer (see the module doc), checked against `model.vocab_size`.
 
   Args:
@@ -90,8 +94,7 @@ def resolve_tokenizer(config, workdir: str, train_texts: Callable[[], list[str]]
   return tokenizer
 
 
-def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_arrays: dict | None,
-             info: dict) -> RunData:
+def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_arrays: dict | None, info: dict) -> RunData:
   """The `RunData` of encoded arrays: training batches reshuffled every epoch, evaluation batches padded.
 
   Args:
@@ -112,5 +115,11 @@ def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_array
     train_iter = LabeledBatches(train_arrays, config.train.batch_size, config.train.seed, **kw)
     steps_per_epoch = max(1, math.ceil(len(train_arrays["input_ids"]) / config.train.batch_size))
   info = dict(info, special_ids=tokenizer.special_ids, tokenizer_fingerprint=tokenizer.fingerprint())
-  return RunData(train=train_iter, eval_batches=lambda: eval_list, steps_per_epoch=steps_per_epoch,
-                 tokenizer=tokenizer, seq_len=config.data.seq_len, info=info)
+  return RunData(
+    train=train_iter,
+    eval_batches=lambda: eval_list,
+    steps_per_epoch=steps_per_epoch,
+    tokenizer=tokenizer,
+    seq_len=config.data.seq_len,
+    info=info,
+  )

@@ -1,5 +1,6 @@
 """Batches of in-memory arrays: `LabeledBatches` for training (endless, checkpointable by step) and
 `padded_batches` for evaluation (every row once)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ class LabeledBatches:
   permuted by a generator seeded with (seed, e)); this process takes its contiguous slice.
   """
 
-  def __init__(self, arrays: dict, global_batch_size: int, seed: int, *, process_index: int = 0,
-               process_count: int = 1):
+  def __init__(
+    self, arrays: dict, global_batch_size: int, seed: int, *, process_index: int = 0, process_count: int = 1
+  ):
     self.arrays, self.batch, self.seed = arrays, global_batch_size, seed
     self.n = len(next(iter(arrays.values())))
     self.local = global_batch_size // process_count
@@ -68,5 +70,5 @@ def padded_batches(arrays: dict, batch_size: int, *, process_index: int = 0, pro
     if "labels" in batch:
       batch["labels"][~real] = IGNORE
     batch["weight"] = real.astype(np.float32)
-    batches.append({k: v[process_index * local:(process_index + 1) * local] for k, v in batch.items()})
+    batches.append({k: v[process_index * local : (process_index + 1) * local] for k, v in batch.items()})
   return batches

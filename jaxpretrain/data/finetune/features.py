@@ -7,6 +7,7 @@
   `doc_stride` tokens; each window (feature) keeps its example index and the character offsets of
   its context tokens for post-processing. A window without the answer targets [CLS] (position 0).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,8 +37,10 @@ def label_names(labels: Sequence, *, num_labels: int = 0, declared: Sequence[str
   elif all(isinstance(x, str) for x in labels):
     distinct = sorted(set(labels), key=lambda s: (s != "O", s))  # "O" first: tag 0 means outside
     if num_labels and len(distinct) > num_labels:
-      raise UserError(f"the training data has {len(distinct)} distinct labels ({', '.join(distinct[:8])}"
-                      f"{', ...' if len(distinct) > 8 else ''}) but task.num_labels={num_labels}")
+      raise UserError(
+        f"the training data has {len(distinct)} distinct labels ({', '.join(distinct[:8])}"
+        f"{', ...' if len(distinct) > 8 else ''}) but task.num_labels={num_labels}"
+      )
     names = distinct + [f"unused_{i}" for i in range(len(distinct), num_labels)]
   else:
     raise UserError("labels mix integers and strings; use one kind")
@@ -57,8 +60,10 @@ def label_id(label, names: Sequence[str], where: str) -> int:
   try:
     return list(names).index(label)
   except ValueError:
-    raise UserError(f"{where}: label {label!r} is not one of the {len(names)} training labels "
-                    f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})") from None
+    raise UserError(
+      f"{where}: label {label!r} is not one of the {len(names)} training labels "
+      f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+    ) from None
 
 
 def encode_classification(records: list[dict], tokenizer, seq_len: int, names: Sequence[str]) -> dict:
@@ -67,8 +72,9 @@ def encode_classification(records: list[dict], tokenizer, seq_len: int, names: S
   if any(pairs) and not all(pairs):
     where = records[pairs.index(False)]["where"]
     raise UserError(f"{where}: a single text among text pairs (every example needs text_a and text_b)")
-  arrays = tokenizer.encode_examples([r["text_a"] for r in records],
-                                     [r["text_b"] for r in records] if all(pairs) else None, max_length=seq_len)
+  arrays = tokenizer.encode_examples(
+    [r["text_a"] for r in records], [r["text_b"] for r in records] if all(pairs) else None, max_length=seq_len
+  )
   arrays["label"] = np.array([label_id(r["label"], names, r["where"]) for r in records], np.int32)
   return arrays
 
@@ -93,17 +99,26 @@ def align_word_labels(word_ids: Sequence[int | None], word_labels: Sequence[int]
 def encode_token_classification(records: list[dict], tokenizer, seq_len: int, names: Sequence[str]) -> dict:
   """`input_ids`, `token_type_ids`, `attention_mask` and aligned `labels` [n, seq_len]."""
   try:
-    encoded = tokenizer.hf([r["tokens"] for r in records], is_split_into_words=True, truncation=True,
-                           max_length=seq_len, padding="max_length", return_token_type_ids=True)
+    encoded = tokenizer.hf(
+      [r["tokens"] for r in records],
+      is_split_into_words=True,
+      truncation=True,
+      max_length=seq_len,
+      padding="max_length",
+      return_token_type_ids=True,
+    )
   except Exception as e:
     raise UserError(f"the tokenizer cannot encode pre-split words: {first_line(e)}") from None
   labels = np.full((len(records), seq_len), IGNORE, np.int32)
   for i, r in enumerate(records):
     ids = [label_id(t, names, r["where"]) for t in r["tags"]]
     labels[i] = align_word_labels(encoded.word_ids(i), ids)
-  return {"input_ids": np.array(encoded["input_ids"], np.int32),
-          "token_type_ids": np.array(encoded["token_type_ids"], np.int32),
-          "attention_mask": np.array(encoded["attention_mask"], np.int32), "labels": labels}
+  return {
+    "input_ids": np.array(encoded["input_ids"], np.int32),
+    "token_type_ids": np.array(encoded["token_type_ids"], np.int32),
+    "attention_mask": np.array(encoded["attention_mask"], np.int32),
+    "labels": labels,
+  }
 
 
 def encode_qa(records: list[dict], tokenizer, seq_len: int, doc_stride: int) -> tuple[dict, list[int], list]:
@@ -121,13 +136,21 @@ def encode_qa(records: list[dict], tokenizer, seq_len: int, doc_stride: int) -> 
     context character offsets, None outside the context).
   """
   try:
-    encoded = tokenizer.hf([r["question"].lstrip() for r in records], [r["context"] for r in records],
-                           truncation="only_second", max_length=seq_len, stride=doc_stride,
-                           return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length",
-                           return_token_type_ids=True)
+    encoded = tokenizer.hf(
+      [r["question"].lstrip() for r in records],
+      [r["context"] for r in records],
+      truncation="only_second",
+      max_length=seq_len,
+      stride=doc_stride,
+      return_overflowing_tokens=True,
+      return_offsets_mapping=True,
+      padding="max_length",
+      return_token_type_ids=True,
+    )
   except Exception as e:
-    raise UserError(f"cannot encode QA examples with data.seq_len={seq_len}, data.doc_stride={doc_stride}: "
-                    f"{first_line(e)}") from None
+    raise UserError(
+      f"cannot encode QA examples with data.seq_len={seq_len}, data.doc_stride={doc_stride}: {first_line(e)}"
+    ) from None
   examples = list(encoded["overflow_to_sample_mapping"])
   starts, ends, offsets = [], [], []
   for f, example in enumerate(examples):
@@ -137,10 +160,13 @@ def encode_qa(records: list[dict], tokenizer, seq_len: int, doc_stride: int) -> 
     start, end = answer_tokens(records[example], context_offsets)
     starts.append(start)
     ends.append(end)
-  arrays = {"input_ids": np.array(encoded["input_ids"], np.int32),
-            "token_type_ids": np.array(encoded["token_type_ids"], np.int32),
-            "attention_mask": np.array(encoded["attention_mask"], np.int32),
-            "start_positions": np.array(starts, np.int32), "end_positions": np.array(ends, np.int32)}
+  arrays = {
+    "input_ids": np.array(encoded["input_ids"], np.int32),
+    "token_type_ids": np.array(encoded["token_type_ids"], np.int32),
+    "attention_mask": np.array(encoded["attention_mask"], np.int32),
+    "start_positions": np.array(starts, np.int32),
+    "end_positions": np.array(ends, np.int32),
+  }
   return arrays, examples, offsets
 
 

@@ -3,6 +3,7 @@
 The task table (`tasks/registry.py`) names a fine-tuning task's kind: CLASSIFICATION,
 TOKEN_CLASSIFICATION or QA.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,10 +32,16 @@ def _encode_qa(records, tokenizer, names, *, seq_len: int, doc_stride: int) -> d
   return arrays
 
 
-CLASSIFICATION = LabeledKind(classification_record, _encode_classification,
-                             raw_labels=lambda records: [r["label"] for r in records], embedded=True,
-                             drop_unlabeled=True)
-TOKEN_CLASSIFICATION = LabeledKind(token_classification_record, _encode_token_classification,
-                                   raw_labels=lambda records: [t for r in records for t in r["tags"]])
+CLASSIFICATION = LabeledKind(
+  classification_record,
+  _encode_classification,
+  raw_labels=lambda records: [r["label"] for r in records],
+  embedded=True,
+  drop_unlabeled=True,
+)
+TOKEN_CLASSIFICATION = LabeledKind(
+  token_classification_record,
+  _encode_token_classification,
+  raw_labels=lambda records: [t for r in records for t in r["tags"]],
+)
 QA = LabeledKind(qa_record, _encode_qa)
-

@@ -5,6 +5,7 @@ encoded by their `LabeledKind` (`kinds.py`, `features.py`). The label vocabulary
 `data_info.json` (`label_names`) and reused by later runs on the same workdir, so label ids never
 change under a resumed or evaluated model.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from jaxpretrain.data.readers.labeled import LabeledKind, read_examples
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 
-EMBEDDED_TRAIN_EXAMPLES = 1000   # the embedded task's defaults when data.*_examples is 0
+EMBEDDED_TRAIN_EXAMPLES = 1000  # the embedded task's defaults when data.*_examples is 0
 EMBEDDED_EVAL_EXAMPLES = 2000
 
 
@@ -25,6 +26,7 @@ def read(config, split: str, kind: LabeledKind) -> tuple[list[dict], list[str] |
 
   Splits, limits and held-out records follow `base.read_split`.
   """
+
   def read_source(spec: str, source_split: str, *, limit: int, seed: int):
     if spec == "embedded" and not kind.embedded:
       raise UserError(f"the embedded labeled data is a classification task, not task.name={config.task.name}")
@@ -45,12 +47,12 @@ def label_vocabulary(config, workdir: str, kind: LabeledKind, train_records: lis
     return saved["label_names"]
   if kind.raw_labels is None:
     return []
-  return features_lib.label_names(kind.raw_labels(train_records), num_labels=config.task.num_labels,
-                                  declared=declared)
+  return features_lib.label_names(kind.raw_labels(train_records), num_labels=config.task.num_labels, declared=declared)
 
 
-def build_labeled(config, workdir: str, kind: LabeledKind, *, init_tokenizer_dir: Callable[..., str],
-                  with_train: bool = True) -> RunData:
+def build_labeled(
+  config, workdir: str, kind: LabeledKind, *, init_tokenizer_dir: Callable[..., str], with_train: bool = True
+) -> RunData:
   """The `RunData` of a fine-tuning run (the task table's `build_data` calls it).
 
   Args:
@@ -73,7 +75,13 @@ def build_labeled(config, workdir: str, kind: LabeledKind, *, init_tokenizer_dir
   eval_records, _, eval_spec = read(config, "eval", kind)
   eval_arrays = encode(kind, eval_records, tokenizer, config, names) if eval_records else None
   train_arrays = encode(kind, train_records, tokenizer, config, names) if with_train else None
-  info = {"task": config.task.name, "label_names": list(names), "num_labels": len(names),
-          "train": config.data.train, "eval": eval_spec, "train_examples": len(train_records),
-          "eval_examples": len(eval_records)}
+  info = {
+    "task": config.task.name,
+    "label_names": list(names),
+    "num_labels": len(names),
+    "train": config.data.train,
+    "eval": eval_spec,
+    "train_examples": len(train_records),
+    "eval_examples": len(eval_records),
+  }
   return run_data(config, tokenizer, train_arrays, eval_arrays, info)

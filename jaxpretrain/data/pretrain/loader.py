@@ -16,6 +16,7 @@ seq_len 128, one core); this path measured ~8 us (15M tokens/s).
 `iter(make_dataset(...))` is a `grain.DatasetIterator` with read-ahead threads: `get_state()`
 returns a small dict to save in a checkpoint and `set_state(state)` resumes exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ import numpy as np
 from jaxpretrain.data.pretrain.prepare import load_metadata
 from jaxpretrain.errors import UserError
 
-READ_THREADS = 2          # grain threads reading batches ahead of the consumer
-PREFETCH_BATCHES = 4      # how many batches they keep ready
+READ_THREADS = 2  # grain threads reading batches ahead of the consumer
+PREFETCH_BATCHES = 4  # how many batches they keep ready
 
 
 def epoch_size(prepared_dir: str, split: str) -> int:
@@ -45,17 +46,27 @@ def epoch_size(prepared_dir: str, split: str) -> int:
 
 def _split(metadata: dict, prepared_dir: str, split: str) -> dict:
   if split not in metadata["splits"]:
-    raise UserError(f"{prepared_dir} has no split {split!r} (it has "
-                    f"{', '.join(metadata['splits'])})")
+    raise UserError(f"{prepared_dir} has no split {split!r} (it has {', '.join(metadata['splits'])})")
   return metadata["splits"][split]
 
 
 class _ReadBatch:
   """Step -> this process's batch `{"input_ids", "segment_ids"}` (see the module doc)."""
 
-  def __init__(self, paths: list[str], counts: list[int], *, seq_len: int, seed: int,
-               shuffle: bool, num_records: int, local_batch: int, local_len: int | None,
-               process_index: int, process_count: int):
+  def __init__(
+    self,
+    paths: list[str],
+    counts: list[int],
+    *,
+    seq_len: int,
+    seed: int,
+    shuffle: bool,
+    num_records: int,
+    local_batch: int,
+    local_len: int | None,
+    process_index: int,
+    process_count: int,
+  ):
     self.paths, self.seq_len, self.seed, self.shuffle = paths, seq_len, seed, shuffle
     self.offsets = np.cumsum([0] + counts)
     self.n, self.local_batch, self.local_len = num_records, local_batch, local_len
@@ -73,8 +84,8 @@ class _ReadBatch:
           # max_parallelism:0 matters: with ArrayRecord's default thread pool one random read
           # takes ~1 ms instead of ~3 us (measured); no read-ahead for random access.
           reader = array_record_module.ArrayRecordReader(
-              self.paths[i], options="readahead_buffer_size:0,max_parallelism:0",
-              file_reader_buffer_size=4096)
+            self.paths[i], options="readahead_buffer_size:0,max_parallelism:0", file_reader_buffer_size=4096
+          )
           self._readers[i] = (reader, threading.Lock())
     return self._readers[i]
 
@@ -90,9 +101,13 @@ class _ReadBatch:
     epochs, in_epoch = np.divmod(positions, self.n)
     if not self.shuffle:
       return in_epoch
-    return np.array([index_shuffle(int(i), max_index=self.n - 1,
-                                   seed=(self.seed + int(e)) % 2**32, rounds=4)
-                     for e, i in zip(epochs, in_epoch)], np.int64)
+    return np.array(
+      [
+        index_shuffle(int(i), max_index=self.n - 1, seed=(self.seed + int(e)) % 2**32, rounds=4)
+        for e, i in zip(epochs, in_epoch)
+      ],
+      np.int64,
+    )
 
   def __call__(self, step: int) -> dict[str, np.ndarray]:
     indices = self.record_indices(step)
@@ -106,13 +121,21 @@ class _ReadBatch:
         records.append(reader.read())
     rows = np.frombuffer(b"".join(records), np.int32).reshape(len(records), 2, self.seq_len)
     # Contiguous, writable arrays: consumers mask tokens in place and copy them to devices.
-    return {"input_ids": np.ascontiguousarray(rows[:, 0]),
-            "segment_ids": np.ascontiguousarray(rows[:, 1])}
+    return {"input_ids": np.ascontiguousarray(rows[:, 0]), "segment_ids": np.ascontiguousarray(rows[:, 1])}
 
 
-def make_dataset(prepared_dir: str, split: str, *, global_batch_size: int, seed: int,
-                 shuffle: bool = True, repeat: bool = True, process_index: int = 0,
-                 process_count: int = 1, drop_remainder: bool = True):
+def make_dataset(
+  prepared_dir: str,
+  split: str,
+  *,
+  global_batch_size: int,
+  seed: int,
+  shuffle: bool = True,
+  repeat: bool = True,
+  process_index: int = 0,
+  process_count: int = 1,
+  drop_remainder: bool = True,
+):
   """A grain dataset of this process's batches of a prepared split.
 
   Args:
@@ -139,8 +162,7 @@ def make_dataset(prepared_dir: str, split: str, *, global_batch_size: int, seed:
   if process_count < 1 or not 0 <= process_index < process_count:
     raise UserError(f"process_index {process_index} is not in [0, {process_count})")
   if global_batch_size % process_count:
-    raise UserError(f"global batch size {global_batch_size} is not divisible by the "
-                    f"{process_count} processes")
+    raise UserError(f"global batch size {global_batch_size} is not divisible by the {process_count} processes")
   local_batch = global_batch_size // process_count
   metadata = load_metadata(prepared_dir)
   info = _split(metadata, prepared_dir, split)
@@ -153,24 +175,32 @@ def make_dataset(prepared_dir: str, split: str, *, global_batch_size: int, seed:
     raise UserError(f"{prepared_dir} is incomplete: {missing[0]} is missing; prepare it again")
   counts = info.get("file_records") or _count_records(paths)
   if sum(counts) != n:
-    raise UserError(f"{prepared_dir} is inconsistent: its files hold {sum(counts)} records, "
-                    f"metadata says {n}; prepare it again")
+    raise UserError(
+      f"{prepared_dir} is inconsistent: its files hold {sum(counts)} records, metadata says {n}; prepare it again"
+    )
 
   if repeat:
     local_len, steps = None, 2**62  # endless; an index, not an allocation
   else:
     usable = n - n % global_batch_size if drop_remainder else n
     if usable == 0:
-      raise UserError(f"split {split!r} has {n} records, fewer than one batch of "
-                      f"{global_batch_size}")
+      raise UserError(f"split {split!r} has {n} records, fewer than one batch of {global_batch_size}")
     local_len = len(range(process_index, usable, process_count))  # as `[i::count]` slices
     steps = local_len // local_batch if drop_remainder else -(-local_len // local_batch)
-  read = _ReadBatch(paths, counts, seq_len=metadata["seq_len"], seed=seed, shuffle=shuffle,
-                    num_records=n, local_batch=local_batch, local_len=local_len,
-                    process_index=process_index, process_count=process_count)
+  read = _ReadBatch(
+    paths,
+    counts,
+    seq_len=metadata["seq_len"],
+    seed=seed,
+    shuffle=shuffle,
+    num_records=n,
+    local_batch=local_batch,
+    local_len=local_len,
+    process_index=process_index,
+    process_count=process_count,
+  )
   ds = grain.MapDataset.range(steps).map(read)
-  return ds.to_iter_dataset(grain.ReadOptions(num_threads=READ_THREADS,
-                                              prefetch_buffer_size=PREFETCH_BATCHES))
+  return ds.to_iter_dataset(grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=PREFETCH_BATCHES))
 
 
 def _count_records(paths: list[str]) -> list[int]:

@@ -4,6 +4,7 @@
 `[BOS] doc [EOS]` back to back (`packing="gpt"`). A packer hands each finished row, as raw bytes,
 to its writer's `write`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,9 @@ class Packer:
       self.segment += 1
       take = min(n - start, self.seq_len - self.pos - 1)
       end = self.pos + take
-      self.row[0, self.pos:end] = tokens[start:start + take]
+      self.row[0, self.pos : end] = tokens[start : start + take]
       self.row[0, end] = self.sep_id
-      self.row[1, self.pos:end + 1] = self.segment
+      self.row[1, self.pos : end + 1] = self.segment
       self.pos = end + 1
       start += take
       if self.seq_len - self.pos < 2:  # no room for a token and its [SEP]
@@ -37,8 +38,8 @@ class Packer:
 
   def flush(self):
     if self.pos:
-      self.row[0, self.pos:] = self.pad_id
-      self.row[1, self.pos:] = 0
+      self.row[0, self.pos :] = self.pad_id
+      self.row[1, self.pos :] = 0
       self.writer.write(self.row.tobytes())
       self.pos = 0
 
@@ -56,8 +57,8 @@ class CausalPacker(Packer):
       self.segment += 1
       take = min(n - start, self.seq_len - self.pos)
       end = self.pos + take
-      self.row[0, self.pos:end] = tokens[start:start + take]
-      self.row[1, self.pos:end] = self.segment
+      self.row[0, self.pos : end] = tokens[start : start + take]
+      self.row[1, self.pos : end] = self.segment
       self.pos = end
       start += take
       if self.seq_len - self.pos < 2:  # a one-token piece would predict nothing

@@ -3,6 +3,7 @@
 Which task packs its rows how is the task table's (`tasks/registry.py`) to say: it passes the
 task's packing in.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,23 +45,35 @@ def ensure_prepared(config, workdir: str, task_packing: str) -> str:
     The prepared directory.
   """
   from jaxpretrain.data.pretrain import prepare as prepare_lib
+
   out = prepared_dir(config, workdir)
   rows = packing(config, task_packing)
   if prepare_lib.is_prepared(out, config.data.seq_len, None):
     # Data packed for another objective would train silently on the wrong rows.
     have = prepare_lib.load_metadata(out).get("options", {}).get("packing", "bert")
     if have != rows:
-      raise UserError(f"prepared data in {out} is packed for {have} (data.packing), this run needs "
-                      f"{rows}; use another data.prepared_dir")
+      raise UserError(
+        f"prepared data in {out} is packed for {have} (data.packing), this run needs "
+        f"{rows}; use another data.prepared_dir"
+      )
   else:
     if jax.process_index() == 0:
-      prepare_lib.prepare(config.data.train, out, seq_len=config.data.seq_len, vocab_size=config.model.vocab_size,
-                          tokenizer_dir=config.data.tokenizer, eval_fraction=config.data.eval_fraction,
-                          embedded_documents=config.data.embedded_documents,
-                          records_per_shard=config.data.records_per_shard, seed=config.train.seed,
-                          progress=config.train.progress, packing=rows)
+      prepare_lib.prepare(
+        config.data.train,
+        out,
+        seq_len=config.data.seq_len,
+        vocab_size=config.model.vocab_size,
+        tokenizer_dir=config.data.tokenizer,
+        eval_fraction=config.data.eval_fraction,
+        embedded_documents=config.data.embedded_documents,
+        records_per_shard=config.data.records_per_shard,
+        seed=config.train.seed,
+        progress=config.train.progress,
+        packing=rows,
+      )
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
+
       multihost_utils.sync_global_devices("jaxpretrain:prepare")
   return out
 
@@ -79,31 +92,41 @@ def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
   from jaxpretrain.data.pretrain import loader
   from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.data.tokenizer import Tokenizer
+
   out = ensure_prepared(config, workdir, task_packing)
   meta = prepare_lib.load_metadata(out)
   if meta["seq_len"] != config.data.seq_len:
-    raise UserError(f"prepared data in {out} has seq_len {meta['seq_len']}, config asks data.seq_len="
-                    f"{config.data.seq_len}; use another data.prepared_dir")
+    raise UserError(
+      f"prepared data in {out} has seq_len {meta['seq_len']}, config asks data.seq_len="
+      f"{config.data.seq_len}; use another data.prepared_dir"
+    )
   tokenizer = Tokenizer.load(os.path.join(out, "tokenizer"))
   check_vocab_size(tokenizer, config.model.vocab_size)
   kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
-  train = loader.make_dataset(out, "train", global_batch_size=config.train.batch_size, seed=config.train.seed,
-                              shuffle=True, repeat=True, **kw)
+  train = loader.make_dataset(
+    out, "train", global_batch_size=config.train.batch_size, seed=config.train.seed, shuffle=True, repeat=True, **kw
+  )
   eval_size = config.eval.batch_size or config.train.batch_size
   held_out = loader.epoch_size(out, "eval")
   has_eval = held_out >= eval_size
   if not has_eval:
-    warn(f"the held-out split has {held_out} examples, fewer than one eval batch of {eval_size}: no "
-         f"evaluation will run (raise data.eval_fraction or lower eval.batch_size)")
+    warn(
+      f"the held-out split has {held_out} examples, fewer than one eval batch of {eval_size}: no "
+      f"evaluation will run (raise data.eval_fraction or lower eval.batch_size)"
+    )
 
   def eval_batches():
     if not has_eval:
       return []
-    it = iter(loader.make_dataset(out, "eval", global_batch_size=eval_size, seed=0, shuffle=False,
-                                  repeat=True, **kw))
+    it = iter(loader.make_dataset(out, "eval", global_batch_size=eval_size, seed=0, shuffle=False, repeat=True, **kw))
     return [next(it) for _ in range(config.eval.batches)]
 
   steps_per_epoch = max(loader.epoch_size(out, "train") // config.train.batch_size, 1)
-  return RunData(train=iter(train), eval_batches=eval_batches, steps_per_epoch=steps_per_epoch,
-                 tokenizer=tokenizer, seq_len=config.data.seq_len,
-                 info={"special_ids": tokenizer.special_ids, "prepared_dir": out})
+  return RunData(
+    train=iter(train),
+    eval_batches=eval_batches,
+    steps_per_epoch=steps_per_epoch,
+    tokenizer=tokenizer,
+    seq_len=config.data.seq_len,
+    info={"special_ids": tokenizer.special_ids, "prepared_dir": out},
+  )

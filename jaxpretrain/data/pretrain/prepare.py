@@ -24,6 +24,7 @@ how it was prepared. A document is held out for eval when a hash of (index, seed
 after it succeeded, so a failing run never damages a complete prepared directory; `metadata.json` is only ever
 written whole (tmp + rename).
 """
+
 from __future__ import annotations
 
 import glob
@@ -51,10 +52,22 @@ TOKENIZER_SAMPLE_CHARS = 50_000_000
 DOCS_PER_BLOCK = 1000  # also the batch of one `encode_batch` call
 
 
-def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer_dir: str = "",
-            eval_fraction: float = 0.01, embedded_documents: int = 40000,
-            records_per_shard: int = 10000, shard_index: int = 0, num_shards: int = 1,
-            seed: int = 0, progress: bool = False, packing: str = "bert") -> dict:
+def prepare(
+  spec: str,
+  out_dir: str,
+  *,
+  seq_len: int,
+  vocab_size: int,
+  tokenizer_dir: str = "",
+  eval_fraction: float = 0.01,
+  embedded_documents: int = 40000,
+  records_per_shard: int = 10000,
+  shard_index: int = 0,
+  num_shards: int = 1,
+  seed: int = 0,
+  progress: bool = False,
+  packing: str = "bert",
+) -> dict:
   """Tokenizes and packs a corpus (or this worker's share of it) into `out_dir`.
 
   Args:
@@ -76,13 +89,20 @@ def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer
     The merged metadata once every worker's part exists (`metadata.json`), else this worker's
     part (it has `"complete": False`).
   """
-  _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard,
-              shard_index, num_shards)
-  options = {"spec": spec, "seq_len": seq_len, "vocab_size": vocab_size,
-             "tokenizer_dir": os.path.abspath(tokenizer_dir) if tokenizer_dir else "",
-             "eval_fraction": eval_fraction, "seed": seed, "num_shards": num_shards,
-             "embedded_documents": embedded_documents if spec == "embedded" else None,
-             "docs_per_block": DOCS_PER_BLOCK, "format_version": FORMAT_VERSION, "packing": packing}
+  _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard, shard_index, num_shards)
+  options = {
+    "spec": spec,
+    "seq_len": seq_len,
+    "vocab_size": vocab_size,
+    "tokenizer_dir": os.path.abspath(tokenizer_dir) if tokenizer_dir else "",
+    "eval_fraction": eval_fraction,
+    "seed": seed,
+    "num_shards": num_shards,
+    "embedded_documents": embedded_documents if spec == "embedded" else None,
+    "docs_per_block": DOCS_PER_BLOCK,
+    "format_version": FORMAT_VERSION,
+    "packing": packing,
+  }
   if packing not in PACKERS:
     raise UserError(f"data.packing={packing!r}; choose {' or '.join(PACKERS)}")
 
@@ -102,19 +122,36 @@ def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer
       if not sample:
         raise UserError(f"no documents in {spec}")
       if progress:
-        print(f"prepare: training a {vocab_size}-token WordPiece on {len(sample)} documents",
-              file=sys.stderr, flush=True)
+        print(
+          f"prepare: training a {vocab_size}-token WordPiece on {len(sample)} documents", file=sys.stderr, flush=True
+        )
       tokenizer = Tokenizer.train_wordpiece(sample, vocab_size)
       del sample
       documents = docs()
     tokenizer.save(os.path.join(work, "tokenizer"))
-    part = _write_records(documents, work, tokenizer, seq_len=seq_len, eval_fraction=eval_fraction,
-                          records_per_shard=records_per_shard, shard_index=shard_index,
-                          num_shards=num_shards, seed=seed, spec=spec, progress=progress,
-                          packer_class=PACKERS[packing])
-    part.update(options=options, config_key=_config_key(options),
-                tokenizer_fingerprint=tokenizer.fingerprint(), vocab_size=tokenizer.vocab_size,
-                special_ids=tokenizer.special_ids, shard_index=shard_index, complete=False)
+    part = _write_records(
+      documents,
+      work,
+      tokenizer,
+      seq_len=seq_len,
+      eval_fraction=eval_fraction,
+      records_per_shard=records_per_shard,
+      shard_index=shard_index,
+      num_shards=num_shards,
+      seed=seed,
+      spec=spec,
+      progress=progress,
+      packer_class=PACKERS[packing],
+    )
+    part.update(
+      options=options,
+      config_key=_config_key(options),
+      tokenizer_fingerprint=tokenizer.fingerprint(),
+      vocab_size=tokenizer.vocab_size,
+      special_ids=tokenizer.special_ids,
+      shard_index=shard_index,
+      complete=False,
+    )
     _commit(work, out_dir, part, tokenizer)
   finally:
     shutil.rmtree(work, ignore_errors=True)
@@ -122,8 +159,7 @@ def prepare(spec: str, out_dir: str, *, seq_len: int, vocab_size: int, tokenizer
   return merged if merged is not None else part
 
 
-def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard,
-                shard_index, num_shards):
+def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard, shard_index, num_shards):
   if seq_len < 8:
     raise UserError(f"data.seq_len must be at least 8, got {seq_len}")
   if not tokenizer_dir and vocab_size < 16:
@@ -164,8 +200,7 @@ class _ShardWriter:
       name = f"{self.prefix}-{len(self.files):05d}.array_record"
       self.files.append(name)
       self.file_records.append(0)
-      self._writer = array_record_module.ArrayRecordWriter(
-          os.path.join(self.directory, name), WRITER_OPTIONS)
+      self._writer = array_record_module.ArrayRecordWriter(os.path.join(self.directory, name), WRITER_OPTIONS)
     self._writer.write(record)
     self.records += 1
     self.file_records[-1] += 1
@@ -179,8 +214,21 @@ class _ShardWriter:
       self._writer, self._in_file = None, 0
 
 
-def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, records_per_shard,
-                   shard_index, num_shards, seed, spec, progress, packer_class=None) -> dict:
+def _write_records(
+  documents,
+  work,
+  tokenizer,
+  *,
+  seq_len,
+  eval_fraction,
+  records_per_shard,
+  shard_index,
+  num_shards,
+  seed,
+  spec,
+  progress,
+  packer_class=None,
+) -> dict:
   ids = tokenizer.special_ids
   if ids["cls"] is None or ids["sep"] is None or ids["pad"] is None:
     raise UserError("the tokenizer has no [CLS]/[SEP]/[PAD] (nor an eos to stand in for them)")
@@ -225,12 +273,21 @@ def _write_records(documents, work, tokenizer, *, seq_len, eval_fraction, record
   for s in SPLITS:
     writers[s].close()
   seconds = time.time() - start_time
-  splits = {s: dict(counts[s], records=writers[s].records, files=writers[s].files,
-                    file_records=writers[s].file_records) for s in SPLITS}
+  splits = {
+    s: dict(counts[s], records=writers[s].records, files=writers[s].files, file_records=writers[s].file_records)
+    for s in SPLITS
+  }
   tokens = sum(c["tokens"] for c in counts.values())
-  return {"format_version": FORMAT_VERSION, "seq_len": seq_len, "source": spec,
-          "num_shards": num_shards, "corpus_documents": seen, "splits": splits,
-          "seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9))}
+  return {
+    "format_version": FORMAT_VERSION,
+    "seq_len": seq_len,
+    "source": spec,
+    "num_shards": num_shards,
+    "corpus_documents": seen,
+    "splits": splits,
+    "seconds": round(seconds, 3),
+    "tokens_per_second": round(tokens / max(seconds, 1e-9)),
+  }
 
 
 def _progress_bar(progress: bool, shard_index: int, num_shards: int):
@@ -276,8 +333,10 @@ def claim_directory(out_dir: str) -> None:
     raise UserError(f"data.prepared_dir={out_dir} cannot be read: {e.strerror or e}") from None
   ours = OWNER_MARKER in entries or "metadata.json" in entries or "parts" in entries
   if entries and not ours:
-    raise UserError(f"data.prepared_dir={out_dir} is a non-empty directory that jaxpretrain did not prepare "
-                    f"(no {OWNER_MARKER}); give a new or empty directory")
+    raise UserError(
+      f"data.prepared_dir={out_dir} is a non-empty directory that jaxpretrain did not prepare "
+      f"(no {OWNER_MARKER}); give a new or empty directory"
+    )
   try:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, OWNER_MARKER), "a", encoding="utf-8"):
@@ -292,8 +351,7 @@ def _commit(work: str, out_dir: str, part: dict, tokenizer: Tokenizer):
   metadata = os.path.join(out_dir, "metadata.json")
   if os.path.exists(metadata):
     os.remove(metadata)  # from here on the directory is incomplete until the merge
-  _install_tokenizer(os.path.join(work, "tokenizer"), os.path.join(out_dir, "tokenizer"),
-                     tokenizer.fingerprint())
+  _install_tokenizer(os.path.join(work, "tokenizer"), os.path.join(out_dir, "tokenizer"), tokenizer.fingerprint())
   for s in SPLITS:
     for stale in glob.glob(os.path.join(out_dir, f"{s}-{shard_index:05d}-*.array_record")):
       os.remove(stale)
@@ -337,23 +395,31 @@ def _try_merge(out_dir: str, part: dict) -> dict | None:
     if other.get("config_key") != part["config_key"]:
       return None  # a stale part from an earlier run: its worker has not rerun yet
     if other["tokenizer_fingerprint"] != part["tokenizer_fingerprint"]:
-      raise UserError(f"cannot merge {out_dir}: workers {i} and {part['shard_index']} used "
-                      "different tokenizers (pass the same data.tokenizer to every worker)")
+      raise UserError(
+        f"cannot merge {out_dir}: workers {i} and {part['shard_index']} used "
+        "different tokenizers (pass the same data.tokenizer to every worker)"
+      )
     parts.append(other)
   splits = {}
   for s in SPLITS:
-    splits[s] = {key: [f for p in parts for f in p["splits"][s][key]]
-                 for key in ("files", "file_records")}
+    splits[s] = {key: [f for p in parts for f in p["splits"][s][key]] for key in ("files", "file_records")}
     for key in ("records", "tokens", "documents"):
       splits[s][key] = sum(p["splits"][s][key] for p in parts)
   if splits["train"]["records"] == 0:
     raise UserError(f"no training data in {part['source']}: every document was empty or held out")
-  merged = {"format_version": FORMAT_VERSION, "seq_len": part["seq_len"],
-            "tokenizer_fingerprint": part["tokenizer_fingerprint"],
-            "vocab_size": part["vocab_size"], "special_ids": part["special_ids"],
-            "num_shards": num_shards, "splits": splits, "source": part["source"],
-            "options": part["options"], "record_format": "int32 input_ids then int32 segment_ids",
-            "complete": True}
+  merged = {
+    "format_version": FORMAT_VERSION,
+    "seq_len": part["seq_len"],
+    "tokenizer_fingerprint": part["tokenizer_fingerprint"],
+    "vocab_size": part["vocab_size"],
+    "special_ids": part["special_ids"],
+    "num_shards": num_shards,
+    "splits": splits,
+    "source": part["source"],
+    "options": part["options"],
+    "record_format": "int32 input_ids then int32 segment_ids",
+    "complete": True,
+  }
   _write_json(os.path.join(out_dir, "metadata.json"), merged)
   return merged
 
@@ -369,13 +435,16 @@ def load_metadata(out_dir: str) -> dict:
   """
   path = os.path.join(out_dir, "metadata.json")
   if not os.path.isfile(path):
-    raise UserError(f"{out_dir} is not a prepared data directory (no metadata.json); "
-                    "run prepare first" + _waiting_note(out_dir))
+    raise UserError(
+      f"{out_dir} is not a prepared data directory (no metadata.json); run prepare first" + _waiting_note(out_dir)
+    )
   with open(path) as f:
     metadata = json.load(f)
   if metadata.get("format_version") != FORMAT_VERSION:
-    raise UserError(f"{out_dir} was prepared in format {metadata.get('format_version')}, "
-                    f"this version reads {FORMAT_VERSION}: prepare it again")
+    raise UserError(
+      f"{out_dir} was prepared in format {metadata.get('format_version')}, "
+      f"this version reads {FORMAT_VERSION}: prepare it again"
+    )
   return metadata
 
 

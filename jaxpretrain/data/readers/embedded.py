@@ -36,6 +36,7 @@ Everything is seeded: the lexicon is fixed, `documents(n, seed)` and `labeled_ex
 seed)` are pure functions of their arguments. 40,000 documents hold about 4M words and take a few
 seconds to generate.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,66 +49,235 @@ LABEL_NAMES = ["negative", "positive"]
 
 # Topic vocabulary: (places, aspects, neutral past-tense verbs taking an aspect as object).
 _TOPICS = {
-    "restaurant": (["restaurant", "cafe", "diner", "bistro", "canteen"],
-                   ["soup", "bread", "pasta", "dessert", "salad", "coffee", "waiter", "menu",
-                    "chef", "sauce", "pizza", "wine", "table", "kitchen"],
-                   ["ordered", "tried", "shared", "tasted", "photographed"]),
-    "film": (["cinema", "theater", "festival", "screening"],
-             ["plot", "ending", "actor", "script", "soundtrack", "villain", "director", "sequel",
-              "trailer", "dialogue", "cast", "editing"],
-             ["watched", "discussed", "noticed", "rewatched", "reviewed"]),
-    "hotel": (["hotel", "inn", "resort", "hostel", "lodge"],
-              ["room", "bed", "lobby", "pool", "shower", "breakfast", "view", "staff", "elevator",
-               "balcony", "carpet", "receptionist"],
-              ["booked", "checked", "used", "inspected", "described"]),
-    "gadget": (["store", "shop", "mall", "market"],
-               ["phone", "screen", "battery", "camera", "charger", "keyboard", "speaker", "case",
-                "app", "laptop", "mouse", "headset"],
-               ["bought", "tested", "charged", "unboxed", "returned"]),
-    "concert": (["arena", "club", "hall", "stadium"],
-                ["band", "singer", "drummer", "crowd", "stage", "encore", "guitarist", "setlist",
-                 "sound", "opener", "lighting", "chorus"],
-                ["heard", "filmed", "watched", "recorded", "described"]),
-    "book": (["library", "bookstore", "bookshop", "fair"],
-             ["novel", "chapter", "author", "hero", "prose", "cover", "story", "translation",
-              "narrator", "poem", "preface", "heroine"],
-             ["read", "finished", "borrowed", "reread", "annotated"]),
-    "trip": (["park", "beach", "museum", "island", "village"],
-             ["trail", "guide", "tour", "map", "ferry", "lake", "picnic", "bus", "cabin",
-              "exhibit", "forest", "harbor"],
-             ["visited", "explored", "followed", "photographed", "crossed"]),
-    "car": (["garage", "dealer", "showroom", "workshop"],
-            ["car", "engine", "seat", "brakes", "radio", "tires", "mechanic", "dashboard",
-             "van", "trunk", "heater", "mirror"],
-            ["drove", "rented", "repaired", "tested", "washed"]),
+  "restaurant": (
+    ["restaurant", "cafe", "diner", "bistro", "canteen"],
+    [
+      "soup",
+      "bread",
+      "pasta",
+      "dessert",
+      "salad",
+      "coffee",
+      "waiter",
+      "menu",
+      "chef",
+      "sauce",
+      "pizza",
+      "wine",
+      "table",
+      "kitchen",
+    ],
+    ["ordered", "tried", "shared", "tasted", "photographed"],
+  ),
+  "film": (
+    ["cinema", "theater", "festival", "screening"],
+    [
+      "plot",
+      "ending",
+      "actor",
+      "script",
+      "soundtrack",
+      "villain",
+      "director",
+      "sequel",
+      "trailer",
+      "dialogue",
+      "cast",
+      "editing",
+    ],
+    ["watched", "discussed", "noticed", "rewatched", "reviewed"],
+  ),
+  "hotel": (
+    ["hotel", "inn", "resort", "hostel", "lodge"],
+    [
+      "room",
+      "bed",
+      "lobby",
+      "pool",
+      "shower",
+      "breakfast",
+      "view",
+      "staff",
+      "elevator",
+      "balcony",
+      "carpet",
+      "receptionist",
+    ],
+    ["booked", "checked", "used", "inspected", "described"],
+  ),
+  "gadget": (
+    ["store", "shop", "mall", "market"],
+    [
+      "phone",
+      "screen",
+      "battery",
+      "camera",
+      "charger",
+      "keyboard",
+      "speaker",
+      "case",
+      "app",
+      "laptop",
+      "mouse",
+      "headset",
+    ],
+    ["bought", "tested", "charged", "unboxed", "returned"],
+  ),
+  "concert": (
+    ["arena", "club", "hall", "stadium"],
+    [
+      "band",
+      "singer",
+      "drummer",
+      "crowd",
+      "stage",
+      "encore",
+      "guitarist",
+      "setlist",
+      "sound",
+      "opener",
+      "lighting",
+      "chorus",
+    ],
+    ["heard", "filmed", "watched", "recorded", "described"],
+  ),
+  "book": (
+    ["library", "bookstore", "bookshop", "fair"],
+    [
+      "novel",
+      "chapter",
+      "author",
+      "hero",
+      "prose",
+      "cover",
+      "story",
+      "translation",
+      "narrator",
+      "poem",
+      "preface",
+      "heroine",
+    ],
+    ["read", "finished", "borrowed", "reread", "annotated"],
+  ),
+  "trip": (
+    ["park", "beach", "museum", "island", "village"],
+    ["trail", "guide", "tour", "map", "ferry", "lake", "picnic", "bus", "cabin", "exhibit", "forest", "harbor"],
+    ["visited", "explored", "followed", "photographed", "crossed"],
+  ),
+  "car": (
+    ["garage", "dealer", "showroom", "workshop"],
+    ["car", "engine", "seat", "brakes", "radio", "tires", "mechanic", "dashboard", "van", "trunk", "heater", "mirror"],
+    ["drove", "rented", "repaired", "tested", "washed"],
+  ),
 }
 _TOPIC_NAMES = sorted(_TOPICS)
 
-_SUBJECTS = ["we", "i", "my sister", "my brother", "my friend", "my cousin", "our neighbor",
-             "my partner", "my uncle", "my aunt", "our group", "my colleague"]
-_OBJECT_PEOPLE = ["my sister", "my brother", "my friend", "my cousin", "our neighbor",
-                  "my partner", "my uncle", "my aunt", "my colleague", "the owner"]
-_NEUTRAL_ADJS = ["red", "blue", "green", "large", "small", "new", "old", "round", "square",
-                 "heavy", "tall", "brown", "white", "black", "wooden", "early", "late", "busy",
-                 "long", "short", "plain", "warm", "cold", "famous"]
-_WHEN = ["on monday", "on tuesday", "on wednesday", "on thursday", "on friday", "on saturday",
-         "on sunday", "in the morning", "at noon", "in the evening", "after work",
-         "last weekend", "last month", "during the holidays", "before lunch", "after dinner"]
-_NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve",
-            "twenty", "forty"]
+_SUBJECTS = [
+  "we",
+  "i",
+  "my sister",
+  "my brother",
+  "my friend",
+  "my cousin",
+  "our neighbor",
+  "my partner",
+  "my uncle",
+  "my aunt",
+  "our group",
+  "my colleague",
+]
+_OBJECT_PEOPLE = [
+  "my sister",
+  "my brother",
+  "my friend",
+  "my cousin",
+  "our neighbor",
+  "my partner",
+  "my uncle",
+  "my aunt",
+  "my colleague",
+  "the owner",
+]
+_NEUTRAL_ADJS = [
+  "red",
+  "blue",
+  "green",
+  "large",
+  "small",
+  "new",
+  "old",
+  "round",
+  "square",
+  "heavy",
+  "tall",
+  "brown",
+  "white",
+  "black",
+  "wooden",
+  "early",
+  "late",
+  "busy",
+  "long",
+  "short",
+  "plain",
+  "warm",
+  "cold",
+  "famous",
+]
+_WHEN = [
+  "on monday",
+  "on tuesday",
+  "on wednesday",
+  "on thursday",
+  "on friday",
+  "on saturday",
+  "on sunday",
+  "in the morning",
+  "at noon",
+  "in the evening",
+  "after work",
+  "last weekend",
+  "last month",
+  "during the holidays",
+  "before lunch",
+  "after dinner",
+]
+_NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "forty"]
 _INTENSIFIERS = ["very", "really", "quite", "rather", "truly"]
 
 # Consequences reveal a clause's (composed) sentiment. Their words never occur in labeled reviews.
 _POS_CONSEQUENCES = [
-    "everyone smiled", "we cheered", "we tipped generously", "i recommended it to everyone",
-    "my friends grinned", "we celebrated afterwards", "we stayed until midnight",
-    "i wrote a glowing note", "we promised to return", "the kids laughed happily",
-    "we thanked them twice", "i felt grateful", "everybody applauded", "we felt delighted"]
+  "everyone smiled",
+  "we cheered",
+  "we tipped generously",
+  "i recommended it to everyone",
+  "my friends grinned",
+  "we celebrated afterwards",
+  "we stayed until midnight",
+  "i wrote a glowing note",
+  "we promised to return",
+  "the kids laughed happily",
+  "we thanked them twice",
+  "i felt grateful",
+  "everybody applauded",
+  "we felt delighted",
+]
 _NEG_CONSEQUENCES = [
-    "everyone groaned", "we demanded a refund", "i warned everyone", "we walked out",
-    "my friends frowned", "we complained loudly", "the kids cried", "i wrote an angry note",
-    "we vowed to stay away", "i felt cheated", "we regretted going", "nobody finished it",
-    "everybody sighed", "we felt furious"]
+  "everyone groaned",
+  "we demanded a refund",
+  "i warned everyone",
+  "we walked out",
+  "my friends frowned",
+  "we complained loudly",
+  "the kids cried",
+  "i wrote an angry note",
+  "we vowed to stay away",
+  "i felt cheated",
+  "we regretted going",
+  "nobody finished it",
+  "everybody sighed",
+  "we felt furious",
+]
 _CONNECTIVE_WORDS = {"so", "because"}
 # Glosses restate a clause's composed sentiment right after it ("the soup was blorvish, simply
 # excellent"): a near neighbour is what MLM learns first, so polarity is picked up early.
@@ -123,8 +293,28 @@ _CUES = {"adj": _ADJ_CUES, "noun": _NOUN_CUES, "verb": _VERB_CUES}
 
 
 # Random syllables can spell rude words; a demo corpus should not.
-_UNFORTUNATE = ("shit", "fuck", "cunt", "cock", "dick", "slut", "piss", "fag", "nig", "rape",
-                "whor", "twat", "puss", "tit", "porn", "nazi", "damn", "hell", "butt", "anus")
+_UNFORTUNATE = (
+  "shit",
+  "fuck",
+  "cunt",
+  "cock",
+  "dick",
+  "slut",
+  "piss",
+  "fag",
+  "nig",
+  "rape",
+  "whor",
+  "twat",
+  "puss",
+  "tit",
+  "porn",
+  "nazi",
+  "damn",
+  "hell",
+  "butt",
+  "anus",
+)
 
 
 def _make_lexicon() -> dict[str, tuple[list[str], list[str]]]:
@@ -134,14 +324,51 @@ def _make_lexicon() -> dict[str, tuple[list[str], list[str]]]:
   part of speech's words, so neither a word's letters nor its suffix predict its polarity.
   """
   rng = random.Random("jaxpretrain-embedded-lexicon-v1")
-  onsets = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
-            "fl", "gl", "pl", "pr", "sl", "sn", "st", "tr", "gr", "bl", "cl", "sp", "sk", "ch",
-            "sh", "wr", "qu", "h", "j", "w"]
+  onsets = [
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "dr",
+    "fl",
+    "gl",
+    "pl",
+    "pr",
+    "sl",
+    "sn",
+    "st",
+    "tr",
+    "gr",
+    "bl",
+    "cl",
+    "sp",
+    "sk",
+    "ch",
+    "sh",
+    "wr",
+    "qu",
+    "h",
+    "j",
+    "w",
+  ]
   vowels = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "u", "oo", "ea", "ai", "ou"]
   codas = ["", "n", "r", "l", "m", "s", "t", "ck", "nd", "rn", "mp", "sk", "lt", "x"]
-  suffixes = {"adj": ["ish", "ous", "y", "ic", "ful", "ant", "al", "id", "ent", "ive"],
-              "noun": ["et", "or", "on", "ment", "ance", "le", "ock", "ard", "ism", "ry"],
-              "verb": ["ate", "ize", "en", "le", "er", "ify", "ish", "ow", "ulp", "irk"]}
+  suffixes = {
+    "adj": ["ish", "ous", "y", "ic", "ful", "ant", "al", "id", "ent", "ive"],
+    "noun": ["et", "or", "on", "ment", "ance", "le", "ock", "ard", "ism", "ry"],
+    "verb": ["ate", "ize", "en", "le", "er", "ify", "ish", "ow", "ulp", "irk"],
+  }
   counts = {"adj": 180, "noun": 70, "verb": 70}
   taken = set(_reserved_words())
   lexicon = {}
@@ -153,8 +380,7 @@ def _make_lexicon() -> dict[str, tuple[list[str], list[str]]]:
       if rng.random() < 0.4:
         stem += rng.choice(onsets) + rng.choice(vowels)
       word = stem + rng.choice(codas) + rng.choice(suffixes[pos])
-      if (5 <= len(word) <= 10 and word not in taken
-          and not any(bad in word for bad in _UNFORTUNATE)):
+      if 5 <= len(word) <= 10 and word not in taken and not any(bad in word for bad in _UNFORTUNATE):
         taken.add(word)
         words.append(word)
     rng.shuffle(words)
@@ -170,16 +396,48 @@ def _review_words() -> set[str]:
     words.update(places, aspects, verbs)
   for phrase in _SUBJECTS + _OBJECT_PEOPLE + _WHEN:
     words.update(phrase.split())
-  words.update(("the", "a", "was", "not", "never", "but", "did", "seem", "seemed", "real", "it",
-                "with", "for", "about", "there", "were", "at", "paid", "dollars", "went", "to",
-                "came", "people", "talked", "arrived"))
+  words.update(
+    (
+      "the",
+      "a",
+      "was",
+      "not",
+      "never",
+      "but",
+      "did",
+      "seem",
+      "seemed",
+      "real",
+      "it",
+      "with",
+      "for",
+      "about",
+      "there",
+      "were",
+      "at",
+      "paid",
+      "dollars",
+      "went",
+      "to",
+      "came",
+      "people",
+      "talked",
+      "arrived",
+    )
+  )
   return words
 
 
 def _reserved_words() -> set[str]:
   """Every real word the generator uses, so made-up words never collide with one."""
-  words = (_review_words() | _CONNECTIVE_WORDS | set(_POS_GLOSSES) | set(_NEG_GLOSSES)
-           | set(_GLOSS_ADVERBS) | {w for cues in _CUES.values() for side in cues for w in side})
+  words = (
+    _review_words()
+    | _CONNECTIVE_WORDS
+    | set(_POS_GLOSSES)
+    | set(_NEG_GLOSSES)
+    | set(_GLOSS_ADVERBS)
+    | {w for cues in _CUES.values() for side in cues for w in side}
+  )
   for phrase in _POS_CONSEQUENCES + _NEG_CONSEQUENCES:
     words.update(phrase.split())
   return words
@@ -194,10 +452,9 @@ CONTRAST = "but"
 CONSEQUENCE_WORDS = sorted(_reserved_words() - _review_words())
 
 # Share of sentence kinds in unlabeled documents: 84% carry sentiment.
-_DOC_KINDS = (("neutral", 0.16), ("simple", 0.36), ("negated", 0.18), ("contrast", 0.20),
-              ("bare", 0.10))
-_CUE_PROB = 0.9     # sentiment words with an adjacent cue, in documents (never in labeled reviews)
-_GLOSS_PROB = 0.3   # sentiment clauses with a gloss
+_DOC_KINDS = (("neutral", 0.16), ("simple", 0.36), ("negated", 0.18), ("contrast", 0.20), ("bare", 0.10))
+_CUE_PROB = 0.9  # sentiment words with an adjacent cue, in documents (never in labeled reviews)
+_GLOSS_PROB = 0.3  # sentiment clauses with a gloss
 _REVIEW_NEUTRAL = (0, 0.5)  # neutral sentences in a review: this many, plus one more with this probability
 # Labeled verdicts: 60% simple (a bag of words can get these), 40% need composition.
 _REVIEW_KINDS = (("simple", 0.6), ("negated", 0.2), ("contrast", 0.2))

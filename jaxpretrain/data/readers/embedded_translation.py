@@ -21,6 +21,7 @@ writes a language it knows and learns from the pairs to read a new one (its lexi
 order). Pairs are distinct sentences of embedded documents from a stream apart from the
 pretraining corpus; a hash of the sentence puts it in the train or the test split, never both.
 """
+
 from __future__ import annotations
 
 import random
@@ -36,21 +37,85 @@ _PLACES = {p for places, _, _ in embedded._TOPICS.values() for p in places}
 _TOPIC_VERBS = {v for _, _, verbs in embedded._TOPICS.values() for v in verbs}
 _LEXICON = embedded._LEXICON
 
-NOUNS = frozenset(_ASPECTS | _PLACES | set(_LEXICON["noun"][0]) | set(_LEXICON["noun"][1])
-                  | {"people", "dollars", "note", "refund", "kids", "friends"})
-ADJECTIVES = frozenset(set(embedded._NEUTRAL_ADJS) | set(_LEXICON["adj"][0]) | set(_LEXICON["adj"][1])
-                       | {"real", "glowing", "angry"})
+NOUNS = frozenset(
+  _ASPECTS
+  | _PLACES
+  | set(_LEXICON["noun"][0])
+  | set(_LEXICON["noun"][1])
+  | {"people", "dollars", "note", "refund", "kids", "friends"}
+)
+ADJECTIVES = frozenset(
+  set(embedded._NEUTRAL_ADJS) | set(_LEXICON["adj"][0]) | set(_LEXICON["adj"][1]) | {"real", "glowing", "angry"}
+)
 INTENSIFIERS = frozenset(embedded._INTENSIFIERS)
-VERBS = frozenset(_TOPIC_VERBS | set(_LEXICON["verb"][0]) | set(_LEXICON["verb"][1])
-                  | {"was", "were", "seemed", "seem", "went", "paid", "talked", "arrived", "came",
-                     "applauded", "celebrated", "cheered", "complained", "cried", "demanded", "felt", "frowned",
-                     "grinned", "groaned", "laughed", "promised", "recommended", "regretted", "sighed", "smiled",
-                     "stayed", "thanked", "tipped", "vowed", "walked", "warned", "wrote"})
+VERBS = frozenset(
+  _TOPIC_VERBS
+  | set(_LEXICON["verb"][0])
+  | set(_LEXICON["verb"][1])
+  | {
+    "was",
+    "were",
+    "seemed",
+    "seem",
+    "went",
+    "paid",
+    "talked",
+    "arrived",
+    "came",
+    "applauded",
+    "celebrated",
+    "cheered",
+    "complained",
+    "cried",
+    "demanded",
+    "felt",
+    "frowned",
+    "grinned",
+    "groaned",
+    "laughed",
+    "promised",
+    "recommended",
+    "regretted",
+    "sighed",
+    "smiled",
+    "stayed",
+    "thanked",
+    "tipped",
+    "vowed",
+    "walked",
+    "warned",
+    "wrote",
+  }
+)
 VERB_GROUP = VERBS | {"did", "not", "never"}
 CLAUSE_ENDS = frozenset({",", "so", "because", "but"})
 # Frequent function words get one-syllable translations, as in natural languages.
-_SHORT = ("the", "a", "was", "were", "not", "never", "did", "so", "because", "but", "to", "at", "on", "in",
-          "for", "with", "about", "it", "i", "we", "my", "our", "there", "them")
+_SHORT = (
+  "the",
+  "a",
+  "was",
+  "were",
+  "not",
+  "never",
+  "did",
+  "so",
+  "because",
+  "but",
+  "to",
+  "at",
+  "on",
+  "in",
+  "for",
+  "with",
+  "about",
+  "it",
+  "i",
+  "we",
+  "my",
+  "our",
+  "there",
+  "them",
+)
 _TOKEN = re.compile(r"[a-z]+|[,.]")
 
 
@@ -94,7 +159,7 @@ def _reorder_clause(words: list[str]) -> list[str]:
   while i < len(out):
     if out[i] in ADJECTIVES and i + 1 < len(out) and out[i + 1] in NOUNS:
       start = i - 1 if i > 0 and out[i - 1] in INTENSIFIERS else i
-      out[start:i + 2] = [out[i + 1], *out[start:i + 1]]
+      out[start : i + 2] = [out[i + 1], *out[start : i + 1]]
       i += 2
     else:
       i += 1
@@ -147,7 +212,7 @@ def _sentences(text: str) -> list[str]:
 
 
 def _in_test(sentence: str) -> bool:
-  return zlib.crc32(sentence.encode()) % 10 == 0   # one distinct sentence in ten
+  return zlib.crc32(sentence.encode()) % 10 == 0  # one distinct sentence in ten
 
 
 def pairs(split: str, num_pairs: int, seed: int = 0) -> list[dict]:
@@ -165,7 +230,7 @@ def pairs(split: str, num_pairs: int, seed: int = 0) -> list[dict]:
   if split not in ("train", "test"):
     raise UserError(f"embedded translation split must be 'train' or 'test', got {split!r}")
   seen, out = set(), []
-  for document in embedded.documents(10**9, seed=10_000 + seed):   # a stream apart from pretraining's
+  for document in embedded.documents(10**9, seed=10_000 + seed):  # a stream apart from pretraining's
     for sentence in _sentences(document):
       if sentence in seen or _in_test(sentence) != (split == "test"):
         continue

@@ -11,6 +11,7 @@ names follow the usual datasets: `text` (or `text_a` + `text_b`, GLUE's `sentenc
 SQuAD's `id`, `question`, `context`, `answers`. Which task reads which kind is the task table's
 (`tasks/registry.py`) to say; the kinds themselves, with their encodings, are `finetune/kinds.py`'s.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,13 @@ from jaxpretrain.data.readers.text import jsonl_rows
 from jaxpretrain.errors import UserError
 
 SINGLE_FIELDS = ("text", "sentence", "content", "document")
-PAIR_FIELDS = (("text_a", "text_b"), ("sentence1", "sentence2"), ("question", "sentence"),
-               ("premise", "hypothesis"), ("question1", "question2"))
+PAIR_FIELDS = (
+  ("text_a", "text_b"),
+  ("sentence1", "sentence2"),
+  ("question", "sentence"),
+  ("premise", "hypothesis"),
+  ("question1", "question2"),
+)
 TOKEN_FIELDS = ("tokens", "words")
 TAG_FIELDS = ("ner_tags", "tags", "labels", "ner", "label")
 _INT = re.compile(r"^-?\d+$")
@@ -46,6 +52,7 @@ class LabeledKind:
     embedded: the embedded reviews are examples of this kind.
     drop_unlabeled: a tfds split's label -1 marks an unlabeled example (GLUE's test splits).
   """
+
   to_record: Callable[[dict, str], dict]
   encode: Callable[..., dict]
   raw_labels: Callable[[list[dict]], list] | None = None
@@ -53,8 +60,9 @@ class LabeledKind:
   drop_unlabeled: bool = False
 
 
-def read_examples(spec: str, kind: LabeledKind, *, split: str, limit: int = 0,
-                  seed: int = 0) -> tuple[list[dict], list[str] | None]:
+def read_examples(
+  spec: str, kind: LabeledKind, *, split: str, limit: int = 0, seed: int = 0
+) -> tuple[list[dict], list[str] | None]:
   """Reads labeled examples.
 
   Args:
@@ -70,6 +78,7 @@ def read_examples(spec: str, kind: LabeledKind, *, split: str, limit: int = 0,
   """
   if spec == "embedded":
     from jaxpretrain.data.readers.embedded import LABEL_NAMES
+
     return _embedded(split, limit, seed), list(LABEL_NAMES)
   if spec.startswith("tfds:"):
     return _tfds(spec, kind, split, limit)
@@ -92,8 +101,10 @@ def _embedded(split: str, limit: int, seed: int) -> list[dict]:
   from jaxpretrain.data.readers import embedded
 
   examples = embedded.labeled_examples("train" if split == "train" else "test", limit, seed)
-  return [{"text_a": e["text"], "text_b": None, "label": e["label"], "where": f"embedded:{split}[{i}]"}
-          for i, e in enumerate(examples)]
+  return [
+    {"text_a": e["text"], "text_b": None, "label": e["label"], "where": f"embedded:{split}[{i}]"}
+    for i, e in enumerate(examples)
+  ]
 
 
 def _csv_rows(path: str) -> Iterator[tuple[str, dict]]:
@@ -107,12 +118,15 @@ def classification_record(row: dict, where: str) -> dict:
   """One source row (dict of fields) as a classification record (see the module doc)."""
   for a, b in PAIR_FIELDS:
     if a in row and b in row:
-      return {"text_a": _text(row[a], where, a), "text_b": _text(row[b], where, b),
-              "label": _label(row, where), "where": where}
+      return {
+        "text_a": _text(row[a], where, a),
+        "text_b": _text(row[b], where, b),
+        "label": _label(row, where),
+        "where": where,
+      }
   for field in SINGLE_FIELDS:
     if field in row:
-      return {"text_a": _text(row[field], where, field), "text_b": None, "label": _label(row, where),
-              "where": where}
+      return {"text_a": _text(row[field], where, field), "text_b": None, "label": _label(row, where), "where": where}
   raise UserError(f"{where}: no text field (expected 'text', or 'text_a' and 'text_b')")
 
 
@@ -134,9 +148,14 @@ def qa_record(row: dict, where: str) -> dict:
     if field not in row:
       raise UserError(f"{where}: expected 'question', 'context' and 'answers' fields")
   texts, starts = _answers(row.get("answers", {}), where)
-  return {"id": str(_scalar(row.get("id", where))), "question": _text(row["question"], where, "question"),
-          "context": _text(row["context"], where, "context"), "answers": texts, "answer_starts": starts,
-          "where": where}
+  return {
+    "id": str(_scalar(row.get("id", where))),
+    "question": _text(row["question"], where, "question"),
+    "context": _text(row["context"], where, "context"),
+    "answers": texts,
+    "answer_starts": starts,
+    "where": where,
+  }
 
 
 def _answers(answers, where: str) -> tuple[list[str], list[int]]:
@@ -149,7 +168,7 @@ def _answers(answers, where: str) -> tuple[list[str], list[int]]:
   else:
     raise UserError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}}")
   texts = [_text(t, where, "answers") for t in texts]
-  return texts, [int(s) for s in starts][:len(texts)]
+  return texts, [int(s) for s in starts][: len(texts)]
 
 
 def _as_list(value) -> list:
@@ -197,8 +216,9 @@ def _tfds(spec: str, kind: LabeledKind, split: str, limit: int) -> tuple[list[di
   source, length, read_split = tfds_reader.open_split(spec, split)
   label_names = tfds_reader.class_label_names(source, ("label", *TAG_FIELDS))
   count = min(length, limit) if limit else length
-  records = [kind.to_record(dict(row), f"{spec}:{read_split}[{i}]")
-             for i, row in enumerate(tfds_reader.records(source, count))]
+  records = [
+    kind.to_record(dict(row), f"{spec}:{read_split}[{i}]") for i, row in enumerate(tfds_reader.records(source, count))
+  ]
   if kind.drop_unlabeled:  # GLUE's unlabeled test splits mark labels -1
     records = [r for r in records if r["label"] != -1]
   if not records:

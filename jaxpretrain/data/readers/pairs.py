@@ -9,6 +9,7 @@ Sources:
     or `tfds:wmt14_translate/de-en` where TensorFlow is installed; splits as `tfds.py` picks them);
     source and target default to the dataset's supervised keys.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,13 @@ from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import jsonl_rows
 from jaxpretrain.errors import UserError
 
-EMBEDDED_TRAIN_PAIRS = 2000   # the embedded task's sizes when data.*_examples is 0
+EMBEDDED_TRAIN_PAIRS = 2000  # the embedded task's sizes when data.*_examples is 0
 EMBEDDED_EVAL_PAIRS = 500
 
 
-def read_pairs(spec: str, split: str, *, limit: int = 0, seed: int = 0, source_field: str = "",
-               target_field: str = "") -> list[dict]:
+def read_pairs(
+  spec: str, split: str, *, limit: int = 0, seed: int = 0, source_field: str = "", target_field: str = ""
+) -> list[dict]:
   """Reads translation pairs.
 
   Args:
@@ -37,9 +39,12 @@ def read_pairs(spec: str, split: str, *, limit: int = 0, seed: int = 0, source_f
   """
   if spec == "embedded":
     from jaxpretrain.data.readers import embedded_translation
+
     limit = limit or (EMBEDDED_TRAIN_PAIRS if split == "train" else EMBEDDED_EVAL_PAIRS)
-    return [dict(p, where=f"embedded:{split}[{i}]")
-            for i, p in enumerate(embedded_translation.pairs("train" if split == "train" else "test", limit, seed))]
+    return [
+      dict(p, where=f"embedded:{split}[{i}]")
+      for i, p in enumerate(embedded_translation.pairs("train" if split == "train" else "test", limit, seed))
+    ]
   if spec.startswith("tfds:"):
     return _tfds_pairs(spec, split, limit, source_field, target_field)
   if not os.path.isfile(spec):
@@ -58,14 +63,16 @@ def _pair(row, where: str, source_field: str, target_field: str) -> dict:
   """One record as a pair; a `UserError` naming `where` when the fields are missing or not text."""
   if not isinstance(row, dict):
     raise UserError(f"{where}: expected a JSON object with 'source' and 'target'")
-  if isinstance(row.get("translation"), dict):   # HF datasets' translation rows
+  if isinstance(row.get("translation"), dict):  # HF datasets' translation rows
     row = row["translation"]
   source_field, target_field = source_field or "source", target_field or "target"
   texts = []
   for field in (source_field, target_field):
     if field not in row:
-      raise UserError(f"{where}: no {field!r} field (set data.source_field / data.target_field; it has "
-                      f"{', '.join(map(str, row)) or 'no fields'})")
+      raise UserError(
+        f"{where}: no {field!r} field (set data.source_field / data.target_field; it has "
+        f"{', '.join(map(str, row)) or 'no fields'})"
+      )
     value = row[field]
     if isinstance(value, bytes):
       value = value.decode("utf-8")
@@ -82,8 +89,10 @@ def _tfds_pairs(spec: str, split: str, limit: int, source_field: str, target_fie
     raise UserError(f"{spec} has no supervised keys: set data.source_field and data.target_field")
   source, length, read_split = tfds_reader.open_split(spec, split)
   count = min(length, limit) if limit else length
-  out = [_pair(dict(row), f"{spec}:{read_split}[{i}]", source_field, target_field)
-         for i, row in enumerate(tfds_reader.records(source, count))]
+  out = [
+    _pair(dict(row), f"{spec}:{read_split}[{i}]", source_field, target_field)
+    for i, row in enumerate(tfds_reader.records(source, count))
+  ]
   if not out:
     raise UserError(f"no translation pairs in {spec} split {read_split!r}")
   return out

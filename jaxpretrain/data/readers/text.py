@@ -11,6 +11,7 @@ Specs:
 
 Files are read line by line, so a corpus never has to fit in memory.
 """
+
 from __future__ import annotations
 
 import glob as glob_lib
@@ -38,6 +39,7 @@ def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0)
     raise UserError("no data source given (use 'embedded', a file path, a glob or tfds:NAME)")
   if spec == "embedded":
     from jaxpretrain.data.readers import embedded
+
     return embedded.documents(embedded_documents, seed)
   if spec.startswith("tfds:"):
     return _iter_tfds(spec)
@@ -63,8 +65,11 @@ def resolve_files(spec: str) -> list[str]:
       raise UserError(f"no files match {spec}")
     return paths
   if os.path.isdir(spec):
-    paths = sorted(os.path.join(spec, name) for name in os.listdir(spec)
-                   if name.endswith((".txt", ".jsonl")) and not name.startswith("."))
+    paths = sorted(
+      os.path.join(spec, name)
+      for name in os.listdir(spec)
+      if name.endswith((".txt", ".jsonl")) and not name.startswith(".")
+    )
     if not paths:
       raise UserError(f"directory {spec} has no .txt or .jsonl files")
     return paths
@@ -92,8 +97,9 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
       try:
         line = raw.decode("utf-8")
       except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text: bad byte 0x{raw[e.start]:02x} at line "
-                        f"{number}, byte offset {offset + e.start}") from None
+        raise UserError(
+          f"{path} is not UTF-8 text: bad byte 0x{raw[e.start]:02x} at line {number}, byte offset {offset + e.start}"
+        ) from None
       offset += len(raw)
       yield number, line.rstrip("\r\n")
 

@@ -9,6 +9,7 @@ Split rule: the SPLIT a spec names; else `train` for training data, and for eval
 of `EVAL_SPLITS` the dataset has (an unprepared dataset, whose splits are unknown, is asked for
 each in turn).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ _BATCH = 1000
 
 def parse_spec(spec: str) -> tuple[str, str]:
   """`tfds:NAME[/CONFIG][:SPLIT]` -> (NAME[/CONFIG], SPLIT); SPLIT defaults to `train`."""
-  name, _, split = spec[len("tfds:"):].partition(":")
+  name, _, split = spec[len("tfds:") :].partition(":")
   if not name:
     raise UserError(f"bad tfds spec {spec!r}: expected tfds:NAME[/CONFIG][:SPLIT]")
   return name, split or "train"
@@ -30,12 +31,13 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def names_split(spec: str) -> bool:
   """Whether a `tfds:` spec names its split."""
-  return ":" in spec[len("tfds:"):]
+  return ":" in spec[len("tfds:") :]
 
 
 def _unknown(name: str, spec: str) -> UserError:
-  return UserError(f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are "
-                   "unavailable without it)")
+  return UserError(
+    f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are unavailable without it)"
+  )
 
 
 def builder(spec: str):
@@ -117,9 +119,10 @@ def text_field(source, spec: str) -> str:
   text_fields = [k for k, v in features.items() if isinstance(v, tfds.features.Text)]
   if len(text_fields) == 1:
     return text_fields[0]
-  raise UserError(f"{spec}: cannot tell which feature is the text; it has "
-                  f"{', '.join(features.keys())} (expected one of {', '.join(TEXT_FIELDS)})")
-
+  raise UserError(
+    f"{spec}: cannot tell which feature is the text; it has "
+    f"{', '.join(features.keys())} (expected one of {', '.join(TEXT_FIELDS)})"
+  )
 
 
 def class_label_names(source, fields) -> list[str] | None:
