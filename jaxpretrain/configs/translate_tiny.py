@@ -7,7 +7,8 @@ Pairs are formatted `[BOS] source [SEP] target [EOS]` with the loss on the targe
   jaxpretrain pretrain --config=configs/gpt_tiny.py --workdir=runs/gpt-tiny
   jaxpretrain finetune --config=configs/translate_tiny.py --workdir=runs/translate --config.init_from=runs/gpt-tiny
   jaxpretrain evaluate --workdir=runs/translate          # eval.json: loss, perplexity, BLEU, exact match
-  jaxpretrain generate --workdir=runs/translate --prompt="Zuk notocho zima men." --temperature=0  # "The soup was green."
+  jaxpretrain generate --workdir=runs/translate --prompt="Zuk notocho zima men." --temperature=0
+  # -> "The soup was green."
 
 Without `init_from` the same command trains the same decoder from scratch (pass
 `--config.data.tokenizer=runs/gpt-tiny/tokenizer` so both read text alike). Other pairs: a `.jsonl`

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.models.heads import Model
+from jaxpretrain.models.model import Model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,8 @@ import numpy as np
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.models.heads import CausalLMHead, Model
+from jaxpretrain.models.heads import CausalLMHead
+from jaxpretrain.models.model import Model
 
 
 def lm_model(model_config: ModelConfig) -> Model:

@@ -1,6 +1,6 @@
 """Extractive question answering: start/end logits over the tokens of `[CLS] question [SEP] context`.
 
-Targets are token positions (SQuAD-style features, see `data/qa_features.py`); a feature whose
+Targets are token positions (SQuAD-style features, see `data/finetune/features.encode_qa`); a feature whose
 window does not contain the answer points both at [CLS] (position 0), as in BERT. The loss is the
 mean of the start and end cross-entropies. EM/F1 on answer text need the host-side
 post-processing in `qa_postprocess.py`; on device the task reports the share of features whose

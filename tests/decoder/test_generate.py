@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpretrain.models.heads import CausalLMHead, Model
+from jaxpretrain.models.heads import CausalLMHead
+from jaxpretrain.models.model import Model
 from jaxpretrain.tasks import decoding as gen
 from tests.decoder.helpers import TINY_GPT, random_params
 

@@ -1,6 +1,6 @@
 """An offline translation task between the embedded language and a second made-up one, "Embedded-B".
 
-Embedded-B is a deterministic transformation of the embedded language (`data/embedded.py`) with
+Embedded-B is a deterministic transformation of the embedded language (`data/readers/embedded.py`) with
 its own vocabulary and its own word order, so a translator has to learn both a lexicon and a
 reordering, and nothing about it leaks from spelling:
 
