@@ -57,26 +57,14 @@ def _distributed(args) -> None:
 
 def cmd_prepare(args, overrides):
   from jaxpretrain.config_schema import validate
-  from jaxpretrain.data.pretrain import prepare as prepare_lib
+  from jaxpretrain.data.pretrain import pipeline
   from jaxpretrain.tasks import registry
 
   config = load_config(args, overrides)
   validate(config)
-  out = config.data.prepared_dir or os.path.join(args.workdir, "data")
-  meta = prepare_lib.prepare(
-    config.data.train,
-    out,
-    seq_len=config.data.seq_len,
-    vocab_size=config.model.vocab_size,
-    tokenizer_dir=config.data.tokenizer,
-    eval_fraction=config.data.eval_fraction,
-    embedded_documents=config.data.embedded_documents,
-    records_per_shard=config.data.records_per_shard,
-    shard_index=args.shard_index,
-    num_shards=args.num_shards,
-    seed=config.train.seed,
-    progress=True,
-    packing=registry.packing(config),
+  out = pipeline.prepared_dir(config, args.workdir)
+  meta = pipeline.prepare_from_config(
+    config, out, registry.packing(config), shard_index=args.shard_index, num_shards=args.num_shards
   )
   print(json.dumps({"prepared_dir": out, **{k: meta[k] for k in ("seq_len", "splits") if k in meta}}))
 
@@ -115,7 +103,9 @@ def cmd_checkpoints(args, overrides):
 def cmd_bench(args, overrides):
   if args.compare and "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
     # PyTorch shares the GPU in this process: JAX must not grab 75% of its memory up front.
+    # Said on stderr, since it changes this process's environment (see `bench --help`).
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    print("jaxpretrain: note: --compare sets XLA_PYTHON_CLIENT_PREALLOCATE=false for this process", file=sys.stderr)
   from jaxpretrain.commands import bench
 
   config = load_config(args, overrides)
@@ -228,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--steps", type=int, default=20, help="timed steps")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   p.add_argument("--rounds", type=int, default=3, help="timing rounds (the median is reported)")
-  p.add_argument("--compare", default="", help="hf-torch: also time HF transformers (PyTorch) on the same dims")
+  p.add_argument(
+    "--compare",
+    default="",
+    help="hf-torch: also time HF transformers (PyTorch) on the same dims (sets XLA_PYTHON_CLIENT_PREALLOCATE=false)",
+  )
   p.add_argument("--profile_dir", default="", help="also trace --profile_steps steps after timing (jax.profiler) here")
   p.add_argument("--profile_steps", type=int, default=3, help="steps to trace with --profile_dir")
   p = command(
@@ -251,9 +245,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
-  # orbax logs failures from its writer threads with full tracebacks; we report them ourselves.
-  for name in ("absl", "asyncio"):
-    logging.getLogger(name).setLevel(logging.CRITICAL)
   try:
     rest, overrides = _split_overrides(argv)
     args = build_parser().parse_args(rest)
@@ -274,7 +265,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
   """The console script: on an error exit, leave without running interpreter shutdown, where
-  library background threads (orbax writers, grain workers) would print noise after our one line."""
+  library background threads (orbax writers, grain workers) would print noise after our one line.
+
+  It also owns the process's logging: orbax logs failures from its writer threads (absl, asyncio)
+  with full tracebacks, which we report ourselves as one line, so those loggers show only
+  CRITICAL. `main` itself, called in-process by tests or notebooks, leaves logging alone."""
+  for name in ("absl", "asyncio"):
+    logging.getLogger(name).setLevel(logging.CRITICAL)
   code = main()
   if code:
     sys.stdout.flush()

@@ -63,7 +63,7 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   eval_batches = data.eval_batches()
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")
-  from jaxpretrain.train.loop import evaluate as evaluate_batches
+  from jaxpretrain.train.loop import evaluate_batches
 
   metrics = evaluate_batches(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
   eval_scores = registry.spec(config.task.name).eval_scores  # QA's EM/F1, translation's BLEU

@@ -29,7 +29,7 @@ def example_index(local_rows: int, process_index: int | None = None, process_cou
   return (p + count * np.arange(local_rows)).astype(np.int32)
 
 
-def with_example_index(host_batch: dict) -> dict:
+def add_global_example_index(host_batch: dict) -> dict:
   """`host_batch` (process-local numpy arrays) with `example_index` added unless present."""
   if "example_index" in host_batch:
     return host_batch

@@ -139,7 +139,7 @@ class PmapStrategy:
       x = np.asarray(x)
       return jax.device_put(x.reshape((n, x.shape[0] // n) + x.shape[1:]), self.local_batch_sharding)
 
-    return {k: put(v) for k, v in batch_lib.with_example_index(host_batch).items()}
+    return {k: put(v) for k, v in batch_lib.add_global_example_index(host_batch).items()}
 
   def put_replicated(self, x):
     return jax.device_put(x, self.replicated)

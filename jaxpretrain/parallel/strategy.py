@@ -139,7 +139,7 @@ class JitStrategy:
     global `example_index` (see `parallel/batch.py`)."""
     return {
       k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
-      for k, v in batch_lib.with_example_index(host_batch).items()
+      for k, v in batch_lib.add_global_example_index(host_batch).items()
     }
 
   def put_replicated(self, x):

@@ -48,7 +48,7 @@ def validate(config) -> None:
   config_schema.validate(config)
 
 
-def evaluate(state, eval_step, strategy, batches, seed: int) -> dict:
+def evaluate_batches(state, eval_step, strategy, batches, seed: int) -> dict:
   """Task metrics over a fixed list of eval batches (fixed masking RNG, no dropout)."""
   aux_total = None
   for i, batch in enumerate(batches):
@@ -314,7 +314,7 @@ def train(run: Run) -> dict:
           writer.progress(done)
         paused = False  # evaluation and saving do not count against training throughput
         if config.eval.every_steps and done % config.eval.every_steps == 0 and done != steps:
-          last_eval = evaluate(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
+          last_eval = evaluate_batches(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
           if last_eval:  # no rows when the eval split holds less than one batch
             writer.write(done, last_eval, split="eval")
           paused = True
@@ -332,7 +332,7 @@ def train(run: Run) -> dict:
       # Phase 8: final evaluation, save and summary.
       final_step = int(jax.device_get(state.step))
       if run.eval_batches and not preempted:
-        last_eval = evaluate(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
+        last_eval = evaluate_batches(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
         writer.write(final_step, last_eval, split="eval")
       if (final_step > first_step or run.restored_step is None) and not preempted:
         save(final_step, last_eval or {})

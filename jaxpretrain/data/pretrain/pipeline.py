@@ -33,6 +33,40 @@ def packing(config, task_packing: str) -> str:
   return task_packing if value == "auto" else value
 
 
+def prepare_from_config(
+  config, out: str, rows: str, *, shard_index: int = 0, num_shards: int = 1, progress: bool = True
+) -> dict:
+  """`prepare.prepare` with the run config's data keys (what `jaxpretrain prepare` and a first run do).
+
+  Args:
+    config: the run config (`data.*`, `model.vocab_size`, `train.seed`).
+    out: the prepared directory.
+    rows: the packing ("bert" or "gpt", see `packing`).
+    shard_index, num_shards: this worker's share of the source.
+    progress: print progress on stderr.
+
+  Returns:
+    The metadata `prepare` returns.
+  """
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+
+  return prepare_lib.prepare(
+    config.data.train,
+    out,
+    seq_len=config.data.seq_len,
+    vocab_size=config.model.vocab_size,
+    tokenizer_dir=config.data.tokenizer,
+    eval_fraction=config.data.eval_fraction,
+    embedded_documents=config.data.embedded_documents,
+    records_per_shard=config.data.records_per_shard,
+    shard_index=shard_index,
+    num_shards=num_shards,
+    seed=config.train.seed,
+    progress=progress,
+    packing=rows,
+  )
+
+
 def ensure_prepared(config, workdir: str, task_packing: str) -> str:
   """Runs `prepare` when the run's data is not prepared yet; returns the prepared directory.
 
@@ -58,19 +92,7 @@ def ensure_prepared(config, workdir: str, task_packing: str) -> str:
       )
   else:
     if jax.process_index() == 0:
-      prepare_lib.prepare(
-        config.data.train,
-        out,
-        seq_len=config.data.seq_len,
-        vocab_size=config.model.vocab_size,
-        tokenizer_dir=config.data.tokenizer,
-        eval_fraction=config.data.eval_fraction,
-        embedded_documents=config.data.embedded_documents,
-        records_per_shard=config.data.records_per_shard,
-        seed=config.train.seed,
-        progress=config.train.progress,
-        packing=rows,
-      )
+      prepare_from_config(config, out, rows, progress=config.train.progress)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
 
