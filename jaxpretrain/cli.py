@@ -129,7 +129,7 @@ def cmd_export(args, overrides):
 
   if overrides:
     raise UserError(f"export takes no config overrides (got {overrides[0]})")
-  print(json.dumps(export_run(args.workdir, args.out, args.step)))
+  print(json.dumps(export_run(args.workdir, args.out, args.step, overwrite=args.overwrite)))
 
 
 def cmd_evaluate(args, overrides):
@@ -210,8 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
   p = command(
     "export", cmd_export, "write a run's checkpoint as a Hugging Face (PyTorch) model directory", config=False
   )
-  p.add_argument("--out", required=True, help="the HF directory to write")
-  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+  p.add_argument(
+    "--out", required=True, help="the HF directory to write: new or empty, else see --overwrite; never a run directory"
+  )
+  p.add_argument(
+    "--step", type=int, default=None, help="checkpoint step (default: the newest that loads; a corrupt one is skipped)"
+  )
+  p.add_argument(
+    "--overwrite",
+    action="store_true",
+    help="replace a non-empty --out whole (written beside it, then swapped in; none of its old files remain)",
+  )
   p = command("checkpoints", cmd_checkpoints, "list a run's checkpoints: step, state, size, metrics", config=False)
   p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
   p = command("bench", cmd_bench, "time the training step on synthetic batches; prints one JSON line", workdir=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxpretrain import config_schema
+from jaxpretrain import config_schema, files
 from jaxpretrain.errors import UserError
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")  # shipped in the package
@@ -153,8 +153,7 @@ def load_saved(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise UserError(f"no run in {workdir}: config.json not found")
-  with open(path) as f:
-    saved = json.load(f)
+  saved = files.read_json(path, "run config")
   # Keys added to `defaults()` after the run was saved take their defaults, so older runs stay
   # usable (evaluate, resume); every key the run saved keeps its saved value.
   merged = to_dict(defaults())
@@ -261,6 +260,8 @@ def defaults() -> ml_collections.ConfigDict:
   tr.grad_accum_steps = 1
   tr.log_every = 10
   tr.on_nonfinite = "raise"  # raise | skip
+  tr.max_consecutive_skips = 10  # on_nonfinite=skip: stop with an error after this many skipped steps in a row
+  tr.allow_data_change = False  # resume although data, tokenizer, seq_len, packing or batch size changed
   tr.progress = True  # progress bar on stderr
 
   c.eval = e = ml_collections.ConfigDict()

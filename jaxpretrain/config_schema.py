@@ -290,6 +290,14 @@ KEYS: dict[str, Spec] = {
   "train.on_nonfinite": choice(
     "a non-finite loss or gradient: raise = stop with an error; skip = skip that update", "raise", "skip"
   ),
+  "train.max_consecutive_skips": integer(
+    "train.on_nonfinite=skip: stop with an error after this many skipped steps in a row (the latest checkpoint stays)",
+    1,
+  ),
+  "train.allow_data_change": flag(
+    "resume although data.train, the tokenizer, data.seq_len, the packing or train.batch_size differ from the "
+    "checkpoint's (a deliberate continuation; false = such a resume is an error)"
+  ),
   "train.progress": flag("progress bar on stderr"),
   "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
   "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),

@@ -4,8 +4,10 @@ Layout: WORKDIR/checkpoints/<step>/{state, data, tokenizer, meta}.
 
 - `manager`: `Checkpointer` (asynchronous, atomic saves; restoring the latest step that loads),
   `require_run`, `abstract_arrays`, `tokenizer_files`, `checkpoint_dir`, `item_path`.
-- `restore`: reading saved steps: `resolve_step` (given, else best, else latest), `check_shapes`,
-  `restore_subtree` (onto shardings), `restore_params` (numpy), `saved_tree`, `flat_leaves`.
+- `restore`: reading saved steps: `read_step` (given, else best, else the newest that loads: the
+  one way every reader picks a step), `resolve_step`, `step_problem` (a truncated or partly deleted
+  step), `check_shapes`, `restore_subtree` (onto shardings), `restore_params` (numpy), `saved_tree`,
+  `flat_leaves`.
 - `listing`: `describe`, the rows of `jaxpretrain checkpoints`.
 """
 
@@ -24,10 +26,12 @@ from jaxpretrain.checkpoint.restore import (
   check_shapes,
   does_not_fit,
   flat_leaves,
+  read_step,
   resolve_step,
   restore_params,
   restore_subtree,
   saved_tree,
+  step_problem,
 )
 
 __all__ = [
@@ -41,10 +45,12 @@ __all__ = [
   "does_not_fit",
   "flat_leaves",
   "item_path",
+  "read_step",
   "require_run",
   "resolve_step",
   "restore_params",
   "restore_subtree",
   "saved_tree",
+  "step_problem",
   "tokenizer_files",
 ]

@@ -1,4 +1,9 @@
-"""The rows of `jaxpretrain checkpoints`: every step directory of a run, read from disk without orbax."""
+"""The rows of `jaxpretrain checkpoints`: every step directory of a run, read from disk without orbax.
+
+A step whose save finished but whose files were truncated or deleted afterwards is "corrupt"
+(`restore.step_problem`, which reads the state's index but no arrays), as is one set aside as
+`<step>.corrupt` by a resume.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,23 @@ import json
 import os
 
 from jaxpretrain.checkpoint.manager import ITEMS, checkpoint_dir
+from jaxpretrain.checkpoint.restore import step_problem
 from jaxpretrain.errors import UserError
 
 
 def describe(workdir: str) -> list[dict]:
-  """One row per step directory: step, complete, size in bytes, metrics (for `jaxpretrain checkpoints`)."""
+  """One row per step directory, for `jaxpretrain checkpoints`.
+
+  Args:
+    workdir: the run directory.
+
+  Returns:
+    Rows sorted by step: {"step", "complete", "bytes", "metrics", "time", "path", "state"
+    ("complete" | "incomplete" | "corrupt"), "problem" (why it is corrupt, or None)}.
+
+  Raises:
+    UserError: when `workdir` has no checkpoints directory.
+  """
   root = checkpoint_dir(workdir)
   if not os.path.isdir(root):
     raise UserError(f"no checkpoints in {workdir} (expected {root})")
@@ -28,6 +45,9 @@ def describe(workdir: str) -> list[dict]:
       and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
       and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS)
     )
+    problem = step_problem(path) if complete else None
+    if problem:
+      complete = False
     metrics, wall_time = {}, None
     meta_file = os.path.join(path, "meta", "metadata")
     if complete and os.path.exists(meta_file):
@@ -35,8 +55,8 @@ def describe(workdir: str) -> list[dict]:
         with open(meta_file) as f:
           meta = json.load(f)
         metrics, wall_time = meta.get("metrics", {}), meta.get("time")
-      except (OSError, ValueError):
-        complete = False
+      except (OSError, ValueError) as e:
+        complete, problem = False, f"meta/metadata does not parse ({e})"
     rows.append(
       {
         "step": int(step_text),
@@ -45,7 +65,8 @@ def describe(workdir: str) -> list[dict]:
         "metrics": metrics,
         "time": wall_time,
         "path": path,
-        "state": "complete" if complete else ("corrupt" if name.endswith(".corrupt") else "incomplete"),
+        "state": "complete" if complete else ("corrupt" if problem or name.endswith(".corrupt") else "incomplete"),
+        "problem": problem,
       }
     )
   return sorted(rows, key=lambda r: (r["step"], r["path"]))

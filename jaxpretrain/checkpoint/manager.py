@@ -243,6 +243,13 @@ class Checkpointer:
         self._report_corrupt(step, e)
     return None
 
+  def read_meta(self, step: int) -> dict:
+    """The `meta` item of `step` (run metadata: config, fingerprint, version, ...); {} when unreadable."""
+    try:
+      return dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"] or {})
+    except Exception:  # a corrupt or partial step: `restore_latest` reports it
+      return {}
+
   def _report_corrupt(self, step: int, error: Exception) -> None:
     warn(
       f"checkpoint step {step} in {self.directory} is incomplete or corrupt ({first_line(error, with_type=True)}); "
@@ -298,6 +305,31 @@ def tokenizer_files(directory: str) -> dict:
 def abstract_arrays(state_arrays: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs with shardings: the restore target for `Checkpointer.restore`."""
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state_arrays, shardings)
+
+
+def latest_meta(workdir: str) -> tuple[int, dict] | None:
+  """The newest step of WORKDIR whose metadata reads, and that metadata, without writing anything.
+
+  What a resume will most likely restore, known before the data is built (so a changed data source
+  is reported before it is prepared); `Checkpointer.restore_latest` decides what is restored.
+
+  Args:
+    workdir: the run directory.
+
+  Returns:
+    (step, meta), or None when WORKDIR has no checkpoint.
+  """
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return None
+  ckpt = Checkpointer(workdir, read_only=True)
+  try:
+    for step in reversed(ckpt.all_steps()):
+      meta = ckpt.read_meta(step)
+      if meta:
+        return step, meta
+    return None
+  finally:
+    ckpt.close(raise_errors=False)
 
 
 def require_run(workdir: str, *, best_metric: str = "", best_mode: str = "min") -> Checkpointer:

@@ -23,11 +23,20 @@ from jaxpretrain.tasks import registry
 from jaxpretrain.train.state import TrainState
 
 
-def restore_state(config, workdir: str, task, strategy, seq_len: int, step: int) -> TrainState:
-  """A TrainState whose params are those saved at `step` (optimizer state left fresh)."""
-  from jaxpretrain.train.loop import init_state
+def read_params(workdir: str, state: TrainState, step: int) -> dict:
+  """The params saved at `step`, onto the shardings of `state.params` (checked against them first).
 
-  state = init_state(config, strategy, task, seq_len, max(config.train.steps, 1))
+  Args:
+    workdir: the run directory.
+    state: a freshly initialized TrainState of the run's config.
+    step: the checkpoint step.
+
+  Returns:
+    The parameter tree.
+
+  Raises:
+    UserError: when the saved params do not fit the config (names the first mismatching leaf).
+  """
   state_dir = checkpoint_lib.item_path(workdir, step)
   saved = checkpoint_lib.flat_leaves({"params": checkpoint_lib.saved_tree(state_dir)["params"]})
   wanted = checkpoint_lib.flat_leaves({"params": state.params})
@@ -38,8 +47,32 @@ def restore_state(config, workdir: str, task, strategy, seq_len: int, step: int)
     checkpoint_lib.does_not_fit(step, checkpoint_lib.checkpoint_dir(workdir)),
     optional=lambda name: name not in wanted,
   )
-  params = checkpoint_lib.restore_subtree(state_dir, {"params": state.params})["params"]
-  return state.replace(params=params)
+  return checkpoint_lib.restore_subtree(state_dir, {"params": state.params})["params"]
+
+
+def restore_state(
+  config, workdir: str, task, strategy, seq_len: int, step: int = -1, *, best_metric: str = "", best_mode: str = "min"
+) -> tuple[TrainState, int, str]:
+  """A TrainState whose params are those of a saved step (optimizer state left fresh).
+
+  Args:
+    config: the run's config.
+    workdir: the run directory.
+    task / strategy / seq_len: as for `loop.init_state`.
+    step: the checkpoint step; -1 = the best by `best_metric` when kept, else the newest that loads
+      (past a corrupt step, with a warning).
+    best_metric / best_mode: see `checkpoint.read_step`.
+
+  Returns:
+    (state, step, how it was chosen: "given" | "best" | "latest").
+  """
+  from jaxpretrain.train.loop import init_state
+
+  state = init_state(config, strategy, task, seq_len, max(config.train.steps, 1))
+  chosen, how, params = checkpoint_lib.read_step(
+    workdir, lambda s: read_params(workdir, state, s), step, best_metric=best_metric, best_mode=best_mode
+  )
+  return state.replace(params=params), chosen, how
 
 
 def evaluate(config, workdir: str, *, step: int = -1) -> dict:
@@ -48,18 +81,21 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   Args:
     config: the run's config (WORKDIR/config.json) with any overrides, e.g. `data.eval`.
     workdir: the run directory.
-    step: the checkpoint step; -1 = best by `eval.metric`, else latest.
+    step: the checkpoint step; -1 = best by `eval.metric`, else the newest step that loads (a
+      corrupt step is passed over with a warning; a given corrupt step is an error).
 
   Returns:
     The eval.json content: the metrics plus `step`, `checkpoint`, `data`, `examples`.
   """
   model_config = ModelConfig.from_config(config.model)
   best_metric = config.eval.metric if config.eval.every_steps else ""  # the best step, when one was kept
-  chosen, how = checkpoint_lib.resolve_step(workdir, step, best_metric=best_metric, best_mode=config.eval.metric_mode)
+  checkpoint_lib.require_run(workdir).close()  # before building data: fail fast without checkpoints
   strategy = strategy_lib.create(config.mesh)
   data = registry.build_data(config, workdir, with_train=False)
   task = registry.build_task(config, model_config, data)
-  state = restore_state(config, workdir, task, strategy, data.seq_len, chosen)
+  state, chosen, how = restore_state(
+    config, workdir, task, strategy, data.seq_len, step, best_metric=best_metric, best_mode=config.eval.metric_mode
+  )
   eval_batches = data.eval_batches()
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")

@@ -16,7 +16,15 @@ from jaxpretrain.tasks.decoding import complete
 
 
 def load_run(workdir: str, step: int | None = None):
-  """(config, ModelConfig, params on the default device, Tokenizer, step) of a decoder run."""
+  """The parts of a decoder run that generation needs.
+
+  Args:
+    workdir: a causal-LM (or translation) run.
+    step: the checkpoint step; None = the newest step that loads.
+
+  Returns:
+    (config, ModelConfig, params on the default device, Tokenizer, step).
+  """
   from jaxpretrain.data.tokenizer import Tokenizer
 
   config = config_lib.load_saved(workdir)
@@ -25,8 +33,11 @@ def load_run(workdir: str, step: int | None = None):
     raise UserError(
       f"{workdir} is a {config.task.name} run of a bidirectional model (model.causal=false); generate needs a causal LM"
     )
-  step, _ = checkpoint_lib.resolve_step(workdir, step)
-  params = jax.device_put(checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step)))
+  # The given step, else the newest that loads (past a corrupt latest step, with a warning).
+  step, _, params = checkpoint_lib.read_step(
+    workdir, lambda s: checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, s)), step
+  )
+  params = jax.device_put(params)
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
   return config, model_config, params, tokenizer, step
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from jaxpretrain import files
 from jaxpretrain.errors import UserError, first_line
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4 in that order
@@ -123,12 +124,13 @@ class Tokenizer:
 
     if not path_or_dir or not os.path.exists(path_or_dir):
       raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
+    check_files(path_or_dir)
     try:
       if os.path.isfile(path_or_dir):
         hf = PreTrainedTokenizerFast(tokenizer_file=path_or_dir)
       else:
         hf = AutoTokenizer.from_pretrained(path_or_dir, use_fast=True)
-    except (OSError, ValueError, json.JSONDecodeError) as e:
+    except Exception as e:  # OSError, ValueError, and the Rust tokenizer's plain Exception on a bad file
       raise UserError(f"cannot load tokenizer from {path_or_dir}: {first_line(e)}") from None
     if not getattr(hf, "is_fast", False):
       raise UserError(f"tokenizer in {path_or_dir} has no fast (tokenizer.json) version")
@@ -216,6 +218,33 @@ class Tokenizer:
   def fingerprint(self) -> str:
     """A short sha256 of the tokenizer.json content: equal fingerprints, equal tokenization."""
     return hashlib.sha256(self._json.encode("utf-8")).hexdigest()[:16]
+
+
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+TOKENIZER_TEXT_FILES = ("vocab.txt", "merges.txt")
+
+
+def check_files(path_or_dir: str) -> None:
+  """Reads a tokenizer file, or the tokenizer files of a directory, through `jaxpretrain.files`.
+
+  A truncated JSON file, or a vocabulary that is not UTF-8 text, is then a one-line `UserError`
+  naming the file, rather than a message from deep inside `transformers` naming none.
+
+  Args:
+    path_or_dir: a tokenizer.json file or a HF tokenizer directory.
+  """
+  if os.path.isfile(path_or_dir):
+    files.read_json(path_or_dir, "tokenizer file")
+    return
+  files.check_dir(path_or_dir, "tokenizer directory", must_exist=True)
+  for name in TOKENIZER_JSON_FILES + TOKENIZER_TEXT_FILES:
+    path = os.path.join(path_or_dir, name)
+    if not os.path.exists(path):
+      continue
+    if name.endswith(".json"):
+      files.read_json(path, "tokenizer file")
+    else:
+      files.read_text(path, "tokenizer file")
 
 
 # What BertNormalizer(clean_text=True, lowercase=True) does to ASCII: drop control characters other

@@ -3,12 +3,20 @@
 Writes config.json (BertConfig / RobertaConfig / GPT2Config with the task architecture),
 model.safetensors (the same tensor names and layout `save_pretrained` writes, tied weights
 omitted) and the run's tokenizer files.
+
+The directory is written whole or not at all: everything goes into a temporary sibling directory
+that is then renamed into place, so a failed export leaves an existing `--out` as it was and no
+file of an earlier export (or of anything else) survives beside the new ones. A non-empty `--out`
+is replaced only with `overwrite=True`, and never when it is (or is inside, or holds) a
+jaxpretrain run directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -81,16 +89,23 @@ def write_hf(
   return arch
 
 
-def export_run(workdir: str, out: str, step: int | None = None) -> dict:
-  """Writes checkpoint `step` (default: latest) of the run in `workdir` as an HF directory.
+def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bool = False) -> dict:
+  """Writes checkpoint `step` (default: the newest that loads) of the run in `workdir` as an HF directory.
 
   Args:
     workdir: a jaxpretrain run directory (config.json, tokenizer/, checkpoints/).
-    out: the HF directory to write (created; existing files of the same names are replaced).
-    step: the checkpoint step; None = the latest.
+    out: the HF directory to write: absent or empty, or (with `overwrite`) a directory to replace
+      whole. Never a run directory, a path inside one, or a directory holding one.
+    step: the checkpoint step; None = the newest step that loads (a corrupt latest step is passed
+      over with a warning); a given step that is corrupt is an error.
+    overwrite: replace a non-empty `out` (its files are all removed, not merged).
 
   Returns:
     {"out", "step", "architecture"}.
+
+  Raises:
+    UserError: for a non-empty `out` without `overwrite`, an `out` that is or holds a run, a run
+      that cannot be exported, or one without a loadable checkpoint.
   """
   from jaxpretrain.data.tokenizer import Tokenizer
   from jaxpretrain.models.config import ModelConfig
@@ -105,14 +120,113 @@ def export_run(workdir: str, out: str, step: int | None = None) -> dict:
       f"{arch} classifies the pooled [CLS] token; this run used task.pooling="
       f"{config.task.pooling}, which has no HF equivalent"
     )
-  step, _ = checkpoint_lib.resolve_step(workdir, step)
-  params = checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, step))
+  target = check_out(workdir, out, overwrite=overwrite)  # before any weights are read
+  step, _, params = checkpoint_lib.read_step(
+    workdir, lambda s: checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, s)), step
+  )
   tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
   if tokenizer.vocab_size > model.vocab_size:
     raise UserError(f"the run's tokenizer has {tokenizer.vocab_size} tokens but model.vocab_size={model.vocab_size}")
-  write_hf(out, params, model, task_name, tokenizer.special_ids, label_names=_label_names(workdir))
-  tokenizer.save(out)
-  return {"out": os.path.abspath(out), "step": int(step), "architecture": arch}
+
+  def write(directory: str) -> None:
+    write_hf(directory, params, model, task_name, tokenizer.special_ids, label_names=_label_names(workdir))
+    tokenizer.save(directory)
+
+  replace_dir(target, write)
+  return {"out": target, "step": int(step), "architecture": arch}
+
+
+def _is_run(directory: str) -> bool:
+  """Whether `directory` holds a jaxpretrain run (config.json and checkpoints/)."""
+  return os.path.isfile(os.path.join(directory, "config.json")) and os.path.isdir(
+    os.path.join(directory, "checkpoints")
+  )
+
+
+def _inside(path: str, directory: str) -> bool:
+  """Whether `path` is `directory` or lies below it (both real, absolute paths)."""
+  return os.path.commonpath([path, directory]) == directory
+
+
+def check_out(workdir: str, out: str, *, overwrite: bool = False) -> str:
+  """The real path an export may write to, or a UserError saying why `out` must not be written.
+
+  Args:
+    workdir: the run being exported.
+    out: the `--out` directory.
+    overwrite: whether a non-empty `out` may be replaced.
+
+  Returns:
+    The absolute, symlink-resolved path of `out` (a link is followed, its target replaced).
+
+  Raises:
+    UserError: when `out` is a file, is (or is inside, or holds) a run directory or `workdir`, or
+      is non-empty without `overwrite`.
+  """
+  target = os.path.realpath(out)
+  run = os.path.realpath(workdir)
+  if _inside(target, run) or _inside(run, target):
+    where = "is" if target == run else ("is inside" if _inside(target, run) else "holds")
+    raise UserError(f"--out={out} {where} the run directory {workdir}; export to a directory outside it")
+  parent = target
+  while True:
+    if _is_run(parent):
+      raise UserError(
+        f"--out={out} {'is' if parent == target else 'is inside'} the jaxpretrain run directory {parent}; "
+        "export to a directory outside it"
+      )
+    if os.path.dirname(parent) == parent:
+      break
+    parent = os.path.dirname(parent)
+  if os.path.lexists(target) and not os.path.isdir(target):
+    raise UserError(f"--out={out} exists and is not a directory")
+  if os.path.isdir(target) and os.listdir(target):
+    if not overwrite:
+      raise UserError(f"--out={out} is not empty; pass --overwrite to replace it whole (its files are all removed)")
+    for directory, subdirs, _ in os.walk(target):
+      if _is_run(directory):
+        raise UserError(f"--out={out} holds the jaxpretrain run directory {directory}; --overwrite would delete it")
+      subdirs[:] = [d for d in subdirs if not os.path.islink(os.path.join(directory, d))]
+  return target
+
+
+def replace_dir(target: str, write) -> None:
+  """Fills a temporary sibling of `target` with `write(directory)`, then renames it to `target`.
+
+  An existing `target` is moved aside first and removed only once the new directory is in place;
+  if anything fails, the temporary directory is removed and `target` is left (or put back) as it
+  was. Files get mode 0666 and directories 0777, less the umask (0644 and 0755 with the usual one).
+
+  Args:
+    target: the absolute directory path to (re)place; its parent is created if missing.
+    write: fn(directory) that writes the new content into `directory`.
+  """
+  parent, name = os.path.split(target)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{name}.export-", dir=parent)
+  try:
+    write(staging)
+    umask = os.umask(0)
+    os.umask(umask)
+    for directory, _, files in os.walk(staging):
+      os.chmod(directory, 0o777 & ~umask)
+      for f in files:
+        os.chmod(os.path.join(directory, f), 0o666 & ~umask)
+    if not os.path.exists(target):
+      os.rename(staging, target)
+      return
+    old = tempfile.mkdtemp(prefix=f".{name}.replaced-", dir=parent)
+    os.rename(target, os.path.join(old, name))
+    try:
+      os.rename(staging, target)
+    except BaseException:
+      os.rename(os.path.join(old, name), target)
+      os.rmdir(old)
+      raise
+    shutil.rmtree(old, ignore_errors=True)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
 
 
 def _label_names(workdir: str) -> list | None:

@@ -7,12 +7,12 @@ arbitrary pickled objects.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
 import numpy as np
 
+from jaxpretrain import files
 from jaxpretrain.errors import UserError, first_line
 
 SAFETENSORS = "model.safetensors"
@@ -41,6 +41,8 @@ def resolve(path_or_id: str, *, allow_pickle: bool = False) -> str:
   """
   if os.path.isdir(path_or_id):
     return os.path.abspath(path_or_id)
+  if os.path.exists(path_or_id):
+    raise UserError(f"hf:{path_or_id} is a file, expected a HF model directory")
   if path_or_id.startswith((".", "/", "~")) or not _HUB_ID.match(path_or_id):
     raise UserError(f"hf:{path_or_id}: no such directory")
   try:
@@ -57,11 +59,7 @@ def read_config(directory: str) -> dict:
   path = os.path.join(directory, "config.json")
   if not os.path.isfile(path):
     raise UserError(f"{directory} is not a HF checkpoint: config.json not found")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    raise UserError(f"{path} is not valid JSON: {e}") from None
+  return files.read_json(path, "HF config")
 
 
 def weight_files(directory: str, *, allow_pickle: bool = False) -> list[str]:
@@ -93,8 +91,10 @@ def _files(directory: str, single: str, index: str) -> list[str]:
   index_path = os.path.join(directory, index)
   if not os.path.isfile(index_path):
     return []
-  with open(index_path) as f:
-    shards = sorted(set(json.load(f)["weight_map"].values()))
+  weight_map = files.read_json(index_path, "HF weight index").get("weight_map")
+  if not isinstance(weight_map, dict):
+    raise UserError(f"HF weight index {index_path} has no 'weight_map' object")
+  shards = sorted(set(map(str, weight_map.values())))
   missing = [s for s in shards if not os.path.isfile(os.path.join(directory, s))]
   if missing:
     raise UserError(f"{index_path} lists shard {missing[0]}, which is missing")
@@ -114,12 +114,21 @@ def load_tensors(directory: str, *, allow_pickle: bool = False) -> dict[str, np.
   tensors = {}
   for path in weight_files(directory, allow_pickle=allow_pickle):
     if path.endswith(".safetensors"):
-      from safetensors.numpy import load_file
-
-      tensors.update(load_file(path))
+      tensors.update(_load_safetensors(path))
     else:
       tensors.update(_load_pickle(path))
   return tensors
+
+
+def _load_safetensors(path: str) -> dict[str, np.ndarray]:
+  """The tensors of one safetensors file; a truncated or damaged file is a `UserError` naming it."""
+  from safetensors.numpy import load_file
+
+  files.check_file(path, "HF weights file")
+  try:
+    return load_file(path)
+  except Exception as e:  # SafetensorError (bad header, truncated data), OSError
+    raise UserError(f"cannot read HF weights file {path} (truncated or damaged?): {first_line(e)}") from None
 
 
 def _load_pickle(path: str) -> dict[str, np.ndarray]:

@@ -10,9 +10,11 @@ comparing task names, so a new task is one new entry here.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
+from jaxpretrain import files
 from jaxpretrain.data.finetune import kinds
 from jaxpretrain.errors import UserError
 
@@ -59,6 +61,8 @@ class TaskSpec:
     hf_pooler: the head reads the pooled [CLS] (BERT's pooler; RoBERTa's classifier dense layer).
     exports_as: the task whose HF architecture an export writes ("" = this one).
     bench: what `bench` needs; None = bench does not measure this task.
+    metrics: the names of the eval metrics its `Task.metrics` reports (the rows `loop.evaluate_batches`
+      writes and the checkpointer's keep-best reads): what `eval.metric` may name.
   """
 
   name: str
@@ -75,6 +79,7 @@ class TaskSpec:
   hf_pooler: bool = False
   exports_as: str = ""
   bench: BenchSpec | None = None
+  metrics: tuple[str, ...] = ("loss",)
 
   @property
   def export_task(self) -> str:
@@ -217,6 +222,7 @@ TASKS: dict[str, TaskSpec] = {
       hf_import_only={"BertForPreTraining": "bert"},
       hf_head="lm_transform",
       bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True),
+      metrics=("loss", "accuracy"),
     ),
     TaskSpec(
       "causal_lm",
@@ -226,6 +232,7 @@ TASKS: dict[str, TaskSpec] = {
       packing="gpt",
       hf_architectures={"gpt2": "GPT2LMHeadModel"},
       bench=BenchSpec(_causal_lm, hf_family="gpt2"),
+      metrics=("loss", "accuracy", "perplexity"),
     ),
     TaskSpec(
       "classification",
@@ -235,6 +242,7 @@ TASKS: dict[str, TaskSpec] = {
       hf_architectures={"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification"},
       hf_head="sequence_classifier",
       hf_pooler=True,
+      metrics=("loss", "accuracy", "macro_f1"),
     ),
     TaskSpec(
       "token_classification",
@@ -247,6 +255,7 @@ TASKS: dict[str, TaskSpec] = {
         "gpt2": "GPT2ForTokenClassification",
       },
       hf_head="token_classifier",
+      metrics=("loss", "accuracy", "precision", "recall", "f1"),
     ),
     TaskSpec(
       "qa",
@@ -260,6 +269,7 @@ TASKS: dict[str, TaskSpec] = {
         "gpt2": "GPT2ForQuestionAnswering",
       },
       hf_head="span",
+      metrics=("loss", "span_accuracy"),
     ),
     # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
     TaskSpec(
@@ -270,6 +280,7 @@ TASKS: dict[str, TaskSpec] = {
       eval_scores=_translation_scores,
       source_prompts=True,
       exports_as="causal_lm",
+      metrics=("loss", "accuracy", "perplexity"),
     ),
   )
 }
@@ -290,6 +301,53 @@ def spec(name: str) -> TaskSpec:
   if name not in TASKS:
     raise UserError(f"task.name={name!r}; choose one of {', '.join(TASKS)}")
   return TASKS[name]
+
+
+def check_run(config, workdir: str) -> None:
+  """Phase 0 checks that need the task table: `eval.metric` and the paths the user gave.
+
+  Needs no data and writes nothing (`loop.setup` calls it right after validating the config).
+
+  Args:
+    config: the run config (`task.name`, `eval.metric`, `data.*`, `init_from`).
+    workdir: the run directory (`--workdir`).
+
+  Raises:
+    UserError: one line naming the metric the task does not report (and those it does), or the
+      path that is the wrong kind of thing (a file for a directory or the reverse) or unwritable.
+  """
+  check_eval_metric(config)
+  s = spec(config.task.name)
+  files.check_dir(workdir, "--workdir", writable=True)
+  for key in ("data.train", "data.eval"):
+    path = config.data.train if key == "data.train" else config.data.eval
+    if not path or path == "embedded" or path.startswith("tfds:") or not os.path.exists(path):
+      continue  # the readers name a missing file; globs and the embedded data are no paths
+    if s.build_data is not _pretraining_data or not os.path.isdir(path):  # a corpus may be a directory
+      files.check_file(path, key)
+  if config.data.prepared_dir:
+    prepared = config.data.prepared_dir
+    files.check_dir(prepared, "data.prepared_dir", writable=not os.path.exists(prepared))
+  init_from = config.init_from
+  if init_from and os.path.exists(init_from.removeprefix("hf:")):
+    files.check_dir(init_from.removeprefix("hf:"), "init_from", must_exist=True)
+
+
+def check_eval_metric(config) -> None:
+  """`eval.metric` is one of the metrics the configured task reports at evaluation.
+
+  Args:
+    config: the run config (`task.name`, `eval.metric`).
+
+  Raises:
+    UserError: one line naming the metric and the ones the task reports.
+  """
+  s = spec(config.task.name)
+  if config.eval.metric not in s.metrics:
+    raise UserError(
+      f"eval.metric={config.eval.metric!r}: task.name={s.name} reports no such metric; "
+      f"choose one of {', '.join(s.metrics)}"
+    )
 
 
 def build_data(config, workdir: str, *, with_train: bool = True):

@@ -24,11 +24,13 @@ import numpy as np
 from jaxpretrain import __version__
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
-from jaxpretrain.errors import UserError
+from jaxpretrain.checkpoint import manager as checkpoint_manager
+from jaxpretrain.errors import UserError, warn
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train.metrics import MetricsWriter
+from jaxpretrain.train import run_lock
+from jaxpretrain.train.metrics import MetricsWriter, read_metrics
 from jaxpretrain.train.preemption import PreemptionWatcher
 from jaxpretrain.train.prefetch import Prefetcher
 from jaxpretrain.train.state import TrainState
@@ -77,6 +79,15 @@ class Run:
   eval_step: Callable
   eval_batches: list  # `data.eval_batches()`, fixed for the whole run
   tokenizer_files: dict  # saved inside every checkpoint (process 0's; empty elsewhere)
+  fingerprint: dict = dataclasses.field(default_factory=dict)  # what the run trains on (`fingerprint`)
+  data_changes: list = dataclasses.field(default_factory=list)  # continuations on changed data, saved in meta
+  restored_meta: dict = dataclasses.field(default_factory=dict)  # the meta of the restored checkpoint
+  lock: run_lock.WorkdirLock | None = None  # WORKDIR/.lock, held by process 0 until `train` ends
+
+  @property
+  def finished(self) -> bool:
+    """Resumed from a checkpoint at or past the run's last step: nothing to train."""
+    return self.restored_step is not None and self.restored_step >= self.total_steps
 
 
 class Throughput:
@@ -152,21 +163,115 @@ def init_state(config, strategy, task, seq_len: int, steps: int) -> TrainState:
   )
 
 
+def fingerprint(config, tokenizer=None) -> dict:
+  """What a run trains on, saved in every checkpoint's meta and compared on resume.
+
+  Args:
+    config: the run config (`data.train`, `data.seq_len`, the packing of `data.packing`).
+    tokenizer: the run's tokenizer; None leaves its fingerprint out (before the data is built).
+
+  Returns:
+    {"data.train", "data.seq_len", "data.packing"[, "tokenizer"]: value}.
+  """
+  fp = {
+    "data.train": config.data.train,
+    "data.seq_len": int(config.data.seq_len),
+    "data.packing": registry.packing(config),
+  }
+  if tokenizer is not None:
+    fp["tokenizer"] = tokenizer.fingerprint()
+  return fp
+
+
+def _saved_total_steps(meta: dict) -> int | None:
+  """The schedule length of a saved run: its meta's `total_steps`, else (older runs) `train.steps`."""
+  if meta.get("total_steps") is not None:
+    return int(meta["total_steps"])
+  train_config = meta.get("config", {}).get("train", {})
+  if train_config.get("num_epochs", 0) == 0 and train_config.get("steps") is not None:
+    return int(train_config["steps"])
+  return None
+
+
+def check_resume(
+  config, meta: dict, step: int, current: dict, *, total: int | None = None, errors_only: bool = False
+) -> list[dict]:
+  """Compares a checkpoint's meta with the run about to resume from it, before any training.
+
+  A changed data source, tokenizer, `data.seq_len` or packing (the meta's `fingerprint`), or a
+  changed `train.batch_size` (which reinterprets the saved data position), is a one-line error
+  naming what changed, unless `train.allow_data_change` is set (then a warning). A changed schedule
+  length is a warning naming old and new total steps. Checkpoints without a fingerprint (older
+  versions) compare only what their saved config says.
+
+  Args:
+    config: the run config.
+    meta: the checkpoint's `meta` item.
+    step: the checkpoint's step.
+    current: `fingerprint(config, ...)` of this run (keys missing on either side are not compared).
+    total: this run's total steps; None skips the schedule check.
+    errors_only: raise what is an error, but warn about nothing (an early check; the full one follows).
+
+  Returns:
+    The run's record of deliberate continuations: the meta's `data_changes`, plus this one if any.
+
+  Raises:
+    UserError: something changed and `train.allow_data_change` is false.
+  """
+  saved = meta.get("fingerprint") or {}
+  changed = [k for k in ("data.train", "data.seq_len", "data.packing", "tokenizer") if k in saved and k in current]
+  changed = [k for k in changed if saved[k] != current[k]]
+  problems = []
+  if changed:
+    keys = [k for k in changed if k != "tokenizer"] or ["data.train"]
+    problems.append(f"it was trained on {_describe(saved, keys)}, the config now says {_describe(current, keys)}")
+  saved_batch = meta.get("config", {}).get("train", {}).get("batch_size")
+  if saved_batch is not None and saved_batch != config.train.batch_size:
+    problems.append(
+      f"it was trained with train.batch_size={saved_batch}, the config now says {config.train.batch_size} "
+      f"(the saved data position counts batches of {saved_batch})"
+    )
+  where = f"this run (checkpoint step {step})"
+  if problems and not config.train.allow_data_change:
+    raise UserError(
+      f"{where}: {'; '.join(problems)}; resume with the run's settings, use another --workdir, or set "
+      f"train.allow_data_change=true to continue on purpose"
+    )
+  changes = list(meta.get("data_changes") or [])
+  if errors_only:
+    return changes
+  if problems:
+    warn(f"train.allow_data_change=true: {where} continues although {'; '.join(problems)}")
+    changes.append({"step": step, "changes": "; ".join(problems)})
+  saved_total = _saved_total_steps(meta)
+  if total is not None and saved_total is not None and saved_total != total and step < total:
+    warn(
+      f"resuming at step {step} with {total} total steps where the run had {saved_total}: the learning-rate "
+      f"schedule (warmup, then {config.train.schedule}) is re-stretched over {total} steps"
+    )
+  return changes
+
+
+def _describe(fp: dict, keys: list[str]) -> str:
+  text = ", ".join(f"{k}={fp[k]}" for k in keys)
+  return text + (f" (tokenizer {fp['tokenizer']})" if "tokenizer" in fp else "")
+
+
 def _restore(config, state, strategy, ckpt, data):
   """Phase 5: the latest checkpoint (with the data iterator's position), else the `init_from`
-  warm start, else `state` as it is. Returns (state, the step restored or None)."""
+  warm start, else `state` as it is. Returns (state, the step restored or None, its meta or {})."""
   abstract = checkpoint_lib.abstract_arrays(state.arrays(), strategy.state_shardings.arrays())
   restored = ckpt.restore_latest(abstract)
   if restored:
-    step, arrays, saved_data_state, _ = restored
+    step, arrays, saved_data_state, meta = restored
     if saved_data_state is not None and hasattr(data.train, "set_state"):
       data.train.set_state(saved_data_state)
-    return state.replace_arrays(arrays), step
+    return state.replace_arrays(arrays), step, dict(meta or {})
   if config.init_from:
     from jaxpretrain.train import warm_start
 
     state = warm_start.apply(config, state, strategy)
-  return state, None
+  return state, None, {}
 
 
 def _write_run_files(config, workdir: str, data) -> dict:
@@ -184,19 +289,36 @@ def _write_run_files(config, workdir: str, data) -> dict:
 def setup(config, workdir: str) -> Run:
   """Phases 0-6: everything before the first step.
 
-  Validates, builds the strategy, the data (preparing the corpus on first use), the task and the
-  state; restores WORKDIR's latest checkpoint or warm-starts from `init_from`; writes config.json,
-  tokenizer/ and data_info.json; wraps the step functions (they compile on their first call).
+  Validates, takes WORKDIR/.lock (one run per workdir), builds the strategy, the data (preparing the
+  corpus on first use), the task and the state; restores WORKDIR's latest checkpoint (refusing one
+  trained on other data or with another batch size, see `check_resume`) or warm-starts from
+  `init_from`; writes config.json, tokenizer/ and data_info.json; wraps the step functions (they
+  compile on their first call).
 
   Args:
     config: a full config (see `config.defaults`).
     workdir: the run directory.
 
   Returns:
-    The `Run`; its checkpointer is open (`train` closes it).
+    The `Run`; its checkpointer is open and its lock held (`train` closes and releases them).
   """
   model_config = check_config(config)
+  registry.check_run(config, workdir)  # eval.metric against the task's metrics; the paths given
   strategy = create_strategy(config, model_config)
+  lock = run_lock.acquire(workdir, jax.process_index())
+  try:
+    return _setup_locked(config, workdir, model_config, strategy, lock)
+  except BaseException:
+    if lock is not None:
+      lock.release()
+    raise
+
+
+def _setup_locked(config, workdir: str, model_config, strategy, lock) -> Run:
+  """`setup` once the workdir is locked: phases 2-6."""
+  latest = checkpoint_manager.latest_meta(workdir)
+  if latest is not None:  # a changed data source is an error before that source is prepared
+    check_resume(config, latest[1], latest[0], fingerprint(config), errors_only=True)
   data = registry.build_data(config, workdir)
   task = registry.build_task(config, model_config, data)
   steps = total_steps(config, data.steps_per_epoch)
@@ -209,7 +331,20 @@ def setup(config, workdir: str) -> Run:
     best_mode=config.eval.metric_mode,
   )
   try:
-    state, restored_step = _restore(config, state, strategy, ckpt, data)
+    state, restored_step, restored_meta = _restore(config, state, strategy, ckpt, data)
+    current = fingerprint(config, data.tokenizer)
+    data_changes = []
+    if restored_step is not None:
+      data_changes = check_resume(config, restored_meta, restored_step, current, total=steps)
+      where = os.path.join(checkpoint_lib.checkpoint_dir(workdir), str(restored_step))
+      if restored_step >= steps:
+        warn(
+          f"the run in {workdir} is finished (checkpoint step {restored_step}, train.steps={steps}): nothing to do; "
+          f"raise train.steps to train further",
+          kind="note",
+        )
+      else:
+        warn(f"resuming from step {restored_step} ({where})", kind="note")
     tokenizer_files = _write_run_files(config, workdir, data)
     return Run(
       config=config,
@@ -224,6 +359,10 @@ def setup(config, workdir: str) -> Run:
       eval_step=strategy.compile_eval_step(),
       eval_batches=data.eval_batches(),
       tokenizer_files=tokenizer_files,
+      fingerprint=current,
+      data_changes=data_changes,
+      restored_meta=restored_meta,
+      lock=lock,
     )
   except BaseException:
     ckpt.close(raise_errors=False)
@@ -232,7 +371,12 @@ def setup(config, workdir: str) -> Run:
 
 def train(run: Run) -> dict:
   """Phases 7-8: the loop (step, log, evaluate, checkpoint, stop when preempted), then the final
-  evaluation and save. Closes the run's checkpointer.
+  evaluation and save. Closes the run's checkpointer and releases its workdir lock.
+
+  metrics.jsonl first loses its rows after the step the run starts from (a resumed run logs them
+  again). A finished run (resumed at or past its last step) trains, evaluates and saves nothing.
+  With `train.on_nonfinite=skip` each skipped step is a note, and `train.max_consecutive_skips`
+  skipped steps in a row stop the run with an error (no checkpoint is written after them).
 
   Args:
     run: from `setup`.
@@ -244,25 +388,43 @@ def train(run: Run) -> dict:
   state = run.state
   base_rng = np.asarray(jax.device_get(state.rng))
   first_step = int(jax.device_get(state.step))
-  writer = MetricsWriter(run.workdir, total_steps=steps, initial_step=first_step, progress=config.train.progress)
+  writer = MetricsWriter(
+    run.workdir, total_steps=steps, initial_step=first_step, progress=config.train.progress, keep_until=first_step
+  )
   prefetcher = Prefetcher(data.train, strategy.put_batch, depth=config.data.prefetch)
   throughput = Throughput(config.train.batch_size * data.seq_len, prefetcher)
   pending_finite: list[tuple[int, jax.Array]] = []
   last_train, last_eval, data_state = {}, {}, None
   compile_start = time.perf_counter()
   compile_seconds = None
+  last_saved = run.restored_step
+  skips_in_a_row = 0
 
-  def check_finite():
-    if config.train.on_nonfinite == "raise":
-      for s, flag in pending_finite:
-        if not bool(flag):
-          raise UserError(
-            f"non-finite loss or gradient at step {s}; no checkpoint was written for it "
-            f"(set train.on_nonfinite=skip to skip such updates)"
-          )
-    pending_finite.clear()
+  def check_finite(upto: int | None = None):
+    """Reads the pending steps' finite flags (all, or the first `upto`): raise, or note the skips."""
+    nonlocal skips_in_a_row
+    checked = pending_finite[: len(pending_finite) if upto is None else upto]
+    for s, flag in checked:
+      if bool(flag):
+        skips_in_a_row = 0
+        continue
+      if config.train.on_nonfinite == "raise":
+        raise UserError(
+          f"non-finite loss or gradient at step {s}; no checkpoint was written for it "
+          f"(set train.on_nonfinite=skip to skip such updates)"
+        )
+      skips_in_a_row += 1
+      warn(f"non-finite loss or gradient at step {s}: update skipped ({skips_in_a_row} in a row)", kind="note")
+      if skips_in_a_row >= config.train.max_consecutive_skips:
+        kept = f"the latest checkpoint is step {last_saved}" if last_saved is not None else "no checkpoint was written"
+        raise UserError(
+          f"steps {s - skips_in_a_row + 1}-{s} all had a non-finite loss or gradient and were skipped "
+          f"(train.max_consecutive_skips={config.train.max_consecutive_skips}); stopping: {kept}"
+        )
+    del pending_finite[: len(checked)]
 
   def save(step, metrics):
+    nonlocal last_saved
     check_finite()
     meta = {
       "version": __version__,
@@ -272,6 +434,9 @@ def train(run: Run) -> dict:
       "mesh": dict(strategy.mesh.shape) if hasattr(strategy, "mesh") else {},
       "config": config_lib.to_dict(config),
       "data_info": data.info,
+      "fingerprint": run.fingerprint,  # what the run was trained on: compared on resume
+      "total_steps": steps,
+      "data_changes": run.data_changes,
     }
     ckpt.save(
       step,
@@ -281,6 +446,7 @@ def train(run: Run) -> dict:
       meta=meta,
       metrics=metrics or None,
     )
+    last_saved = step
 
   preempted = False
   try:
@@ -289,6 +455,8 @@ def train(run: Run) -> dict:
         batch, data_state = prefetcher.next()
         state, metrics = run.train_step(state, batch, jax.random.fold_in(base_rng, step))
         pending_finite.append((step + 1, metrics["finite"]))
+        if config.train.on_nonfinite == "skip" and len(pending_finite) > 1:
+          check_finite(upto=len(pending_finite) - 1)  # the previous step's flag: counts skips without a stall
         throughput.count()
         done = step + 1
         if compile_seconds is None:
@@ -331,7 +499,10 @@ def train(run: Run) -> dict:
 
       # Phase 8: final evaluation, save and summary.
       final_step = int(jax.device_get(state.step))
-      if run.eval_batches and not preempted:
+      if run.finished:
+        last_train = _last_train_row(run.workdir, final_step)
+        last_eval = dict(run.restored_meta.get("metrics") or {})
+      elif run.eval_batches and not preempted:
         last_eval = evaluate_batches(state, run.eval_step, strategy, run.eval_batches, config.train.seed)
         writer.write(final_step, last_eval, split="eval")
       if (final_step > first_step or run.restored_step is None) and not preempted:
@@ -340,7 +511,11 @@ def train(run: Run) -> dict:
   finally:
     prefetcher.close()
     writer.close()
-    ckpt.close(raise_errors=sys.exc_info()[0] is None)
+    try:
+      ckpt.close(raise_errors=sys.exc_info()[0] is None)
+    finally:
+      if run.lock is not None:
+        run.lock.release()
   return {
     "step": final_step,
     "preempted": preempted,
@@ -349,6 +524,12 @@ def train(run: Run) -> dict:
     "compile_s": compile_seconds,
     "steps_per_epoch": data.steps_per_epoch,
   }
+
+
+def _last_train_row(workdir: str, step: int) -> dict:
+  """The last training row of metrics.jsonl at or before `step`, without its step ({} if none)."""
+  rows = [r for r in read_metrics(workdir) if "split" not in r and r.get("step", step + 1) <= step]
+  return {k: v for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
 def run(config, workdir: str) -> dict:

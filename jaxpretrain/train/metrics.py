@@ -18,8 +18,26 @@ class MetricsWriter:
   """Appends rows to WORKDIR/metrics.jsonl and WORKDIR/tb, and drives a tqdm progress bar."""
 
   def __init__(
-    self, workdir: str, *, total_steps: int, initial_step: int = 0, progress: bool = True, description: str = "train"
+    self,
+    workdir: str,
+    *,
+    total_steps: int,
+    initial_step: int = 0,
+    progress: bool = True,
+    description: str = "train",
+    keep_until: int | None = None,
   ):
+    """Opens the outputs (process 0).
+
+    Args:
+      workdir: the run directory.
+      total_steps: the progress bar's length.
+      initial_step: where the progress bar starts.
+      progress: show the progress bar.
+      description: the progress bar's label.
+      keep_until: drop the rows of metrics.jsonl after this step first (see `truncate_metrics`):
+        a resumed run logs those steps again. None keeps every row.
+    """
     self.enabled = jax.process_index() == 0
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
@@ -27,6 +45,8 @@ class MetricsWriter:
     if not self.enabled:
       return
     os.makedirs(workdir, exist_ok=True)
+    if keep_until is not None:
+      truncate_metrics(workdir, keep_until)
     self._file = open(self.path, "a")
     try:
       from tensorboardX import SummaryWriter  # TensorBoard events without TensorFlow
@@ -82,6 +102,40 @@ class MetricsWriter:
     if self._tb is not None:
       self._tb.close()
     self._file.close()
+
+
+def truncate_metrics(workdir: str, step: int) -> int:
+  """Keeps the rows of WORKDIR/metrics.jsonl with `step` <= STEP (atomically), so that a run resumed
+  from checkpoint STEP logs each later step once, not once per attempt. A torn last line (a crash
+  mid-write) goes too. TensorBoard events are left as they are.
+
+  Args:
+    workdir: the run directory.
+    step: the step the run resumes from (0 for a run that starts over).
+
+  Returns:
+    How many lines were dropped.
+  """
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  kept = []
+  for line in lines:
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+      kept.append(line if line.endswith("\n") else line + "\n")
+  dropped = len(lines) - len(kept)
+  if dropped:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(kept)
+    os.replace(tmp, path)
+  return dropped
 
 
 def read_metrics(workdir: str) -> list[dict]:

@@ -22,7 +22,8 @@ def apply(config, state, strategy):
   """Returns `state` with `params['encoder']` restored from `config.init_from`.
 
   Args:
-    config: the run config (`init_from`, `init_step`: -1 = the latest step).
+    config: the run config (`init_from`, `init_step`: -1 = the newest step that loads; a given
+      step that is corrupt is an error).
     state: the freshly initialized, sharded TrainState.
     strategy: the run's strategy (passed on to the HF warm start).
 
@@ -34,21 +35,25 @@ def apply(config, state, strategy):
 
     return hf.warm_start(config, state, strategy)
   run = source_run(config)
-  step, _ = checkpoint_lib.resolve_step(run, config.init_step, what=f"init_from={config.init_from}")
-  state_dir = checkpoint_lib.item_path(run, step)
-  what = f"init_from={config.init_from} (step {step})"
-  saved = checkpoint_lib.saved_tree(state_dir)
-  if "params" not in saved or "encoder" not in saved["params"]:
-    raise UserError(f"{what} holds no params/encoder: not a jaxpretrain checkpoint")
   flat_wanted = checkpoint_lib.flat_leaves(state.params["encoder"])
-  keep = checkpoint_lib.check_shapes(
-    checkpoint_lib.flat_leaves(saved["params"]["encoder"]),
-    flat_wanted,
-    _encoder_mismatch(what),
-    optional=lambda name: name.split("/")[0] in OPTIONAL,
-  )
-  target = nested({p: leaf for p, leaf in flat_wanted.items() if p in keep})
-  restored = checkpoint_lib.restore_subtree(state_dir, {"params": {"encoder": target}})["params"]["encoder"]
+
+  def read_encoder(step: int) -> dict:
+    state_dir = checkpoint_lib.item_path(run, step)
+    what = f"init_from={config.init_from} (step {step})"
+    saved = checkpoint_lib.saved_tree(state_dir)
+    if "params" not in saved or "encoder" not in saved["params"]:
+      raise UserError(f"{what} holds no params/encoder: not a jaxpretrain checkpoint")
+    keep = checkpoint_lib.check_shapes(
+      checkpoint_lib.flat_leaves(saved["params"]["encoder"]),
+      flat_wanted,
+      _encoder_mismatch(what),
+      optional=lambda name: name.split("/")[0] in OPTIONAL,
+    )
+    target = nested({p: leaf for p, leaf in flat_wanted.items() if p in keep})
+    return checkpoint_lib.restore_subtree(state_dir, {"params": {"encoder": target}})["params"]["encoder"]
+
+  # init_step, else the newest step that loads (past a corrupt latest step, with a warning).
+  _, _, restored = checkpoint_lib.read_step(run, read_encoder, config.init_step, what=f"init_from={config.init_from}")
   merged = nested({**flat_wanted, **checkpoint_lib.flat_leaves(restored)})
   return state.replace(params={**state.params, "encoder": merged})
 

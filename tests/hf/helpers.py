@@ -12,6 +12,7 @@ import numpy as np
 from jaxpretrain.hf import layout
 from jaxpretrain.models import heads
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.models.model import Model
 
 VOCAB = 99
 NUM_LABELS = 3
@@ -97,7 +98,7 @@ def head_for(cfg: ModelConfig, task: str):
 
 def our_model(cfg: ModelConfig, task: str):
   """(Model, flat template of its parameters as ShapeDtypeStructs)."""
-  model = heads.Model(cfg, head_for(cfg, task))
+  model = Model(cfg, head_for(cfg, task))
   inputs = {"input_ids": jnp.zeros((1, 8), jnp.int32)}
   params = jax.eval_shape(lambda: nn.meta.unbox(model.init(jax.random.PRNGKey(0), inputs)["params"]))
   return model, layout.flatten(params)

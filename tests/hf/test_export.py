@@ -14,6 +14,7 @@ from jaxpretrain import cli
 from jaxpretrain import config as config_lib
 from jaxpretrain.models import heads
 from jaxpretrain.models.config import ModelConfig
+from jaxpretrain.models.model import Model
 from jaxpretrain.tasks import registry
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -74,7 +75,7 @@ def test_finetune_export_pytorch_predictions_match(tiny_bert, tmp_path, capsys):
   config = config_lib.load_saved(str(run))
   model_cfg = ModelConfig.from_config(config.model)
   params = checkpoint_lib.restore_params(str(run / "checkpoints" / str(summary["step"]) / "state"))
-  model = heads.Model(model_cfg, heads.SequenceClassificationHead(model_cfg, len(saved_info["label_names"])))
+  model = Model(model_cfg, heads.SequenceClassificationHead(model_cfg, len(saved_info["label_names"])))
   correct = total = 0.0
   for batch in registry.build_data(config, str(run), with_train=False).eval_batches():
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}

@@ -9,6 +9,7 @@ import pytest
 from jaxpretrain.models import heads, presets
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import Encoder
+from jaxpretrain.models.model import Model
 from jaxpretrain.models.pooling import mean_pool
 
 
@@ -20,7 +21,7 @@ def _count(module, seq_len=8):
 def test_bert_base_parameter_count_matches_published():
   # HF BertModel (embeddings + 12 layers + pooler) for bert-base-uncased: 109,482,240 parameters.
   cfg = ModelConfig(**presets.PRESETS["base"])
-  model = heads.Model(cfg, heads.MLMHead(cfg))
+  model = Model(cfg, heads.MLMHead(cfg))
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), {"input_ids": jnp.zeros((1, 8), jnp.int32)}))
   params = nn.meta.unbox(shapes["params"])
   encoder = sum(x.size for x in jax.tree.leaves(params["encoder"]))
@@ -98,7 +99,7 @@ def test_mean_pool_ignores_padding():
 
 def test_bfloat16_compute_keeps_float32_params():
   cfg = _tiny(dtype="bfloat16")
-  model = heads.Model(cfg, heads.MLMHead(cfg))
+  model = Model(cfg, heads.MLMHead(cfg))
   variables = model.init(jax.random.PRNGKey(0), {"input_ids": jnp.zeros((1, 4), jnp.int32)})
   assert {x.dtype for x in jax.tree.leaves(nn.meta.unbox(variables))} == {jnp.dtype(jnp.float32)}
   logits = model.apply(variables, {"input_ids": jnp.zeros((1, 4), jnp.int32)})

@@ -15,6 +15,7 @@ import pytest
 from jaxpretrain.models import heads
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import segment_positions
+from jaxpretrain.models.model import Model
 from jaxpretrain.tasks.base import cross_entropy_sums
 
 T = 32
@@ -72,14 +73,14 @@ def _mlm_loss(cfg, params, documents, packed):
   for row, p in enumerate(picks):
     masked[row, p] = 4  # [MASK] on the selected tokens
   inputs = {"input_ids": jnp.asarray(masked), "segment_ids": jnp.asarray(seg)}
-  logits = heads.Model(cfg, heads.MLMHead(cfg)).apply({"params": params}, inputs, positions=jnp.asarray(positions))
+  logits = Model(cfg, heads.MLMHead(cfg)).apply({"params": params}, inputs, positions=jnp.asarray(positions))
   return cross_entropy_sums(logits, jnp.asarray(targets), jnp.asarray(weights))[0]
 
 
 def _lm_loss(cfg, params, documents, packed):
   """Next-token loss sum within each document."""
   ids, seg, _ = _rows(documents, packed)
-  logits = heads.Model(cfg, heads.CausalLMHead(cfg)).apply(
+  logits = Model(cfg, heads.CausalLMHead(cfg)).apply(
     {"params": params}, {"input_ids": jnp.asarray(ids), "segment_ids": jnp.asarray(seg)}
   )
   targets = np.roll(ids, -1, axis=1)
@@ -92,7 +93,7 @@ CASES = {"mlm": (BERT, heads.MLMHead, _mlm_loss), "causal_lm": (GPT, heads.Causa
 
 
 def _params(cfg, head):
-  model = heads.Model(cfg, head(cfg))
+  model = Model(cfg, head(cfg))
   init = jax.jit(lambda rng: model.init(rng, {"input_ids": jnp.zeros((1, T), jnp.int32)})["params"])
   return nn.meta.unbox(init(jax.random.PRNGKey(0)))  # jitted: op-by-op init compiles every op
 

@@ -15,13 +15,13 @@ The tokenizer is, in order: the run's own (WORKDIR/tokenizer, when resuming or e
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
 
 import jax
 
+from jaxpretrain import files
 from jaxpretrain.data.common import RunData, check_vocab_size, held_out
 from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.data.readers import tfds as tfds_reader
@@ -65,8 +65,7 @@ def saved_info(workdir: str) -> dict:
   path = os.path.join(workdir, "data_info.json")
   if not os.path.isfile(path):
     return {}
-  with open(path) as f:
-    return json.load(f)
+  return files.read_json(path, "run file")
 
 
 def resolve_tokenizer(

@@ -19,21 +19,35 @@ from jaxpretrain.errors import UserError, first_line
 IGNORE = -100  # the label of positions no loss scores (later word pieces, special tokens, padding)
 
 
-def label_names(labels: Sequence, *, num_labels: int = 0, declared: Sequence[str] | None = None) -> list[str]:
+def label_names(
+  labels: Sequence,
+  *,
+  num_labels: int = 0,
+  declared: Sequence[str] | None = None,
+  where: Sequence[str] | None = None,
+) -> list[str]:
   """The label vocabulary: declared names, else `str(i)` for integer labels, else sorted strings.
+
+  Integer labels are ids: with `num_labels` N each must be in 0..N-1; inferred (N = 0), the
+  distinct labels must be exactly 0..K-1 (a stray `7` among 0/1 is a mistake, not an 8-class task).
 
   Args:
     labels: raw labels of the training data (ints or strings), tags flattened.
     num_labels: `task.num_labels` (0 = infer).
     declared: names the source declares (a tfds ClassLabel), if any.
+    where: for each label, the example it comes from ("FILE:LINE"), for messages.
 
   Returns:
     The names; label id i is names[i].
+
+  Raises:
+    UserError: one line naming the stray labels and where they are.
   """
   if declared:
     names = [str(n) for n in declared]
   elif all(isinstance(x, int) for x in labels):
-    names = [str(i) for i in range(num_labels or (max(labels) + 1 if labels else 0))]
+    check_integer_labels(labels, num_labels=num_labels, where=where)
+    names = [str(i) for i in range(num_labels or len(set(labels)))]
   elif all(isinstance(x, str) for x in labels):
     distinct = sorted(set(labels), key=lambda s: (s != "O", s))  # "O" first: tag 0 means outside
     if num_labels and len(distinct) > num_labels:
@@ -49,6 +63,40 @@ def label_names(labels: Sequence, *, num_labels: int = 0, declared: Sequence[str
   if len(names) < 2 and not declared:
     raise UserError(f"the training data has {len(names)} label(s); classification needs at least 2")
   return names
+
+
+def check_integer_labels(labels: Sequence[int], *, num_labels: int = 0, where: Sequence[str] | None = None) -> None:
+  """Integer labels are ids 0..N-1 (`num_labels` N), or, inferred, exactly the ids 0..K-1 of K distinct labels.
+
+  Args:
+    labels: the training data's integer labels, tags flattened.
+    num_labels: `task.num_labels` (0 = infer).
+    where: for each label, the example it comes from, for messages.
+
+  Raises:
+    UserError: one line naming the stray values and where the first of each is.
+  """
+  distinct = sorted(set(labels))
+  count = num_labels or len(distinct)
+  stray = [v for v in distinct if not 0 <= v < count]
+  if not stray:
+    return
+  first = {}
+  for i, v in enumerate(labels):
+    first.setdefault(v, where[i] if where else f"label #{i}")
+  shown = ", ".join(f"{v} ({first[v]})" for v in stray[:3]) + (", ..." if len(stray) > 3 else "")
+  if num_labels:
+    if len(stray) == 1:
+      v = stray[0]
+      raise UserError(f"{first[v]}: label {v} is outside task.num_labels={num_labels} (ids 0..{num_labels - 1})")
+    raise UserError(f"labels outside task.num_labels={num_labels} (ids 0..{num_labels - 1}): {shown}")
+  missing = [i for i in range(count) if i not in set(distinct)]
+  absent = f" ({', '.join(map(str, missing[:5]))} never occurs)" if missing else ""
+  raise UserError(
+    f"integer labels must be the ids 0..{count - 1} of the training data's {count} distinct labels, but "
+    f"{'label' if len(stray) == 1 else 'labels'} {shown} {'is' if len(stray) == 1 else 'are'} outside"
+    f"{absent}; fix the data, or set task.num_labels"
+  )
 
 
 def label_id(label, names: Sequence[str], where: str) -> int:

@@ -47,7 +47,10 @@ def label_vocabulary(config, workdir: str, kind: LabeledKind, train_records: lis
     return saved["label_names"]
   if kind.raw_labels is None:
     return []
-  return features_lib.label_names(kind.raw_labels(train_records), num_labels=config.task.num_labels, declared=declared)
+  where = [r["where"] for r in train_records for _ in kind.raw_labels([r])]
+  return features_lib.label_names(
+    kind.raw_labels(train_records), num_labels=config.task.num_labels, declared=declared, where=where
+  )
 
 
 def build_labeled(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from jaxpretrain import files
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import jsonl_rows
 from jaxpretrain.errors import UserError
@@ -82,11 +83,12 @@ def read_examples(
     return _embedded(split, limit, seed), list(LABEL_NAMES)
   if spec.startswith("tfds:"):
     return _tfds(spec, kind, split, limit)
-  if not os.path.isfile(spec):
+  if not os.path.exists(spec):
     raise UserError(f"labeled data file not found: {spec}")
+  files.check_file(spec, "labeled data file (data.train/data.eval)")
   if os.path.getsize(spec) == 0:
     raise UserError(f"labeled data file is empty: {spec}")
-  rows = _csv_rows(spec) if spec.endswith((".csv", ".tsv")) else jsonl_rows(spec)
+  rows = _csv_rows(spec) if spec.endswith((".csv", ".tsv")) else jsonl_rows(spec, what="labeled data file")
   records = []
   for where, row in rows:
     records.append(kind.to_record(row, where))
@@ -108,10 +110,13 @@ def _embedded(split: str, limit: int, seed: int) -> list[dict]:
 
 
 def _csv_rows(path: str) -> Iterator[tuple[str, dict]]:
-  with open(path, encoding="utf-8", newline="") as f:
-    reader = csv.DictReader(f, delimiter="\t" if path.endswith(".tsv") else ",")
+  lines = files.open_text(path, "labeled data file")
+  reader = csv.DictReader(lines, delimiter="\t" if path.endswith(".tsv") else ",")
+  try:
     for row in reader:
       yield f"{path}:{reader.line_num}", row
+  except csv.Error as e:
+    raise UserError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
 
 
 def classification_record(row: dict, where: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from jaxpretrain import files
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import jsonl_rows
 from jaxpretrain.errors import UserError
@@ -47,10 +48,11 @@ def read_pairs(
     ]
   if spec.startswith("tfds:"):
     return _tfds_pairs(spec, split, limit, source_field, target_field)
-  if not os.path.isfile(spec):
+  if not os.path.exists(spec):
     raise UserError(f"translation data file not found: {spec}")
+  files.check_file(spec, "translation data file (data.train/data.eval)")
   out = []
-  for where, row in jsonl_rows(spec):
+  for where, row in jsonl_rows(spec, what="translation data file"):
     out.append(_pair(row, where, source_field, target_field))
     if limit and len(out) == limit:
       break

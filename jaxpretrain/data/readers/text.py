@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Iterator
 
+from jaxpretrain import files
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
 
@@ -89,19 +90,9 @@ def _iter_files(paths: list[str]) -> Iterator[str]:
     raise UserError(f"no text in {paths[0] if len(paths) == 1 else f'{len(paths)} files'}")
 
 
-def _lines(path: str) -> Iterator[tuple[int, str]]:
-  """(1-based line number, decoded line without newline); non-UTF-8 names file, line and byte."""
-  offset = 0
-  with open(path, "rb") as f:
-    for number, raw in enumerate(f, 1):
-      try:
-        line = raw.decode("utf-8")
-      except UnicodeDecodeError as e:
-        raise UserError(
-          f"{path} is not UTF-8 text: bad byte 0x{raw[e.start]:02x} at line {number}, byte offset {offset + e.start}"
-        ) from None
-      offset += len(raw)
-      yield number, line.rstrip("\r\n")
+def _lines(path: str, what: str = "data file") -> Iterator[tuple[int, str]]:
+  """(1-based line number, decoded line without newline); see `files.iter_lines` for the errors."""
+  return files.iter_lines(path, what)
 
 
 def _has_paragraphs(path: str) -> bool:
@@ -134,17 +125,18 @@ def _iter_text(path: str) -> Iterator[str]:
     yield "\n".join(paragraph)
 
 
-def jsonl_rows(path: str, expected: str = "a JSON object") -> Iterator[tuple[str, dict]]:
+def jsonl_rows(path: str, expected: str = "a JSON object", what: str = "data file") -> Iterator[tuple[str, dict]]:
   """("path:line", object) for every non-blank line of a .jsonl file.
 
   Args:
     path: the file.
     expected: what a line must hold, for the message when it is not a JSON object.
+    what: what the file is, for messages about reading it.
 
   Returns:
     An iterator of (where, row); bad UTF-8, bad JSON and non-objects are UserErrors naming the line.
   """
-  for number, line in _lines(path):
+  for number, line in _lines(path, what):
     if not line.strip():
       continue
     try:
