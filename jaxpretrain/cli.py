@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import StoppedBeforeTraining, UserError
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -261,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
   except UserError as e:
     print(f"jaxpretrain: error: {e}", file=sys.stderr)
     return 2
+  except StoppedBeforeTraining:
+    print(
+      "jaxpretrain: SIGTERM before training started: nothing was trained yet; run the same command to start again",
+      file=sys.stderr,
+    )
+    return 0
   except KeyboardInterrupt:
     print("jaxpretrain: interrupted", file=sys.stderr)
     return 130

@@ -8,6 +8,10 @@ shortens another library's exception to what such a line can hold.
 import sys
 
 
+class StoppedBeforeTraining(Exception):
+  """SIGTERM arrived while a run was still being set up (preparing data, restoring, compiling)."""
+
+
 class UserError(Exception):
   """A bad config key, missing file, incompatible checkpoint, bad mesh, ...: the user can fix it."""
 

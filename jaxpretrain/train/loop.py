@@ -31,7 +31,7 @@ from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
 from jaxpretrain.train import run_lock
 from jaxpretrain.train.metrics import MetricsWriter, read_metrics
-from jaxpretrain.train.preemption import PreemptionWatcher
+from jaxpretrain.train.preemption import PreemptionWatcher, stop_before_training
 from jaxpretrain.train.prefetch import Prefetcher
 from jaxpretrain.train.state import TrainState
 
@@ -542,4 +542,6 @@ def run(config, workdir: str) -> dict:
   Returns:
     A summary dict: final step, last train metrics, last eval metrics, throughput.
   """
-  return train(setup(config, workdir))
+  with stop_before_training():
+    prepared = setup(config, workdir)
+  return train(prepared)

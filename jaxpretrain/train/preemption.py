@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from jaxpretrain.errors import StoppedBeforeTraining
+
 
 def _preemption_service():
   """JAX's preemption sync manager when this process runs one (multi-process runs), else None."""
@@ -62,3 +64,28 @@ class PreemptionWatcher:
     if jax.process_count() > 1:
       return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
     return self.requested
+
+
+class stop_before_training:  # noqa: N801 (used as `with stop_before_training():`)
+  """During a run's setup, turns SIGTERM into `StoppedBeforeTraining` (the CLI exits 0 saying that
+  nothing was trained yet), instead of the default kill with status 143.
+
+  Setup writes nothing that a re-run does not take up again (prepare and checkpoints commit
+  atomically), so stopping there loses no work. Single-process runs only: with several processes
+  JAX's preemption service owns SIGTERM, and a Python handler would replace its C++ one.
+  """
+
+  def __enter__(self):
+    self._previous = None
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._raise)
+    return self
+
+  @staticmethod
+  def _raise(signum, frame):
+    raise StoppedBeforeTraining()
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
