@@ -10,6 +10,7 @@ step past any checkpoint that fails to load, with a warning naming it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -109,6 +110,7 @@ class Checkpointer:
   ):
     self.workdir = workdir
     self.directory = checkpoint_dir(workdir)
+    self.best_metric, self.best_mode = best_metric, best_mode
     # Keep the `keep` latest steps, plus the best one by the eval metric when there is one.
     policies = [preservation.LatestN(n=keep)]
     if best_metric:
@@ -123,6 +125,10 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
       enable_async_checkpointing=async_save,
       preservation_policy=preservation.AnyPreservationPolicy(policies),
+      # With a best_fn orbax also writes each step's metrics to disk, so that BestN still knows
+      # the best step after a restart (without it a resumed run deleted its best step).
+      best_fn=(lambda metrics: metrics.get(best_metric, float("nan"))) if best_metric else None,
+      best_mode=best_mode,
       create=not read_only,
       read_only=read_only,
       cleanup_tmp_directories=not read_only,
@@ -137,6 +143,27 @@ class Checkpointer:
     self.read_only = read_only
     if not read_only:
       _quiet_late_write_callbacks()
+
+  def best_step(self) -> int | None:
+    """The step whose saved eval metric `best_metric` is best (`best_mode`), or None.
+
+    Computed from the eval metrics saved in every kept step's `meta` item: orbax's own
+    `best_step()` only tracks a best step when the metric is its sort key (`best_fn`), not when it
+    is (as here) one preservation policy of several, and then answers with the latest step. Ties
+    go to the later step; steps saved without the metric (or with a non-finite value) are not candidates.
+    """
+    if not self.best_metric:
+      return None
+    scored = []
+    for step in self.all_steps():
+      try:  # the metrics the loop saved with the step (orbax keeps none on disk without a best_fn)
+        with open(os.path.join(self.directory, str(step), "meta", "metadata"), encoding="utf-8") as f:
+          value = (json.load(f).get("metrics") or {}).get(self.best_metric)
+      except (OSError, ValueError):  # an unreadable step: not a candidate (readers fall back past it)
+        continue
+      if isinstance(value, (int, float)) and math.isfinite(value):
+        scored.append((value if self.best_mode == "min" else -value, -step))
+    return -min(scored)[1] if scored else None
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

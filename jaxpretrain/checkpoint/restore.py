@@ -157,7 +157,7 @@ def read_step(
   ckpt = require_run(workdir, best_metric=best_metric if not given else "", best_mode=best_mode)
   try:
     steps = ckpt.all_steps()
-    best = ckpt.manager.best_step() if best_metric and not given else None
+    best = ckpt.best_step() if best_metric and not given else None
   finally:
     ckpt.close()
   directory = checkpoint_dir(workdir)

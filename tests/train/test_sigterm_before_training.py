@@ -13,14 +13,22 @@ import pytest
 @pytest.mark.slow
 def test_sigterm_during_prepare_exits_0_saying_nothing_was_trained(tmp_path):
   workdir = tmp_path / "w"
-  argv = [sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()", "pretrain",
-          "--config=configs/tiny.py", f"--workdir={workdir}", "--config.train.steps=2",
-          "--config.train.progress=false", "--config.data.embedded_documents=200000"]
+  argv = [
+    sys.executable,
+    "-c",
+    "from jaxpretrain.cli import entry_point; entry_point()",
+    "pretrain",
+    "--config=configs/tiny.py",
+    f"--workdir={workdir}",
+    "--config.train.steps=2",
+    "--config.train.progress=false",
+    "--config.data.embedded_documents=200000",
+  ]
   with open(tmp_path / "err", "w") as err:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 120
     while not (workdir / "data").exists() and time.time() < deadline and proc.poll() is None:
-      time.sleep(0.1)   # the prepared-data directory is claimed as preparing starts
+      time.sleep(0.1)  # the prepared-data directory is claimed as preparing starts
     assert proc.poll() is None, "the run ended before it was signalled"
     os.kill(proc.pid, signal.SIGTERM)
     code = proc.wait(timeout=120)
