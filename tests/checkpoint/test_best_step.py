@@ -51,7 +51,7 @@ def test_the_best_step_survives_saves_after_a_resume(run_dirs, tmp_path):
   workdir = str(tmp_path / "w")
   shutil.copytree(run_dirs["accuracy"], workdir)
   ckpt = checkpoint_lib.Checkpointer(workdir, keep=1, async_save=False, best_metric="accuracy", best_mode="max")
-  for step in (10, 12):   # worse than step 4
+  for step in (10, 12):  # worse than step 4
     metrics = {"accuracy": 0.1, "loss": 3.0}
     ckpt.save(step, {"w": jnp.zeros((2,))}, data_state={}, meta={"step": step, "metrics": metrics}, metrics=metrics)
   ckpt.wait()
