@@ -62,6 +62,7 @@ def cmd_prepare(args, overrides):
 
   config = load_config(args, overrides)
   validate(config)
+  registry.check_run(config, args.workdir)  # paths of the wrong kind or unwritable: one line, nothing written
   out = pipeline.prepared_dir(config, args.workdir)
   meta = pipeline.prepare_from_config(
     config, out, registry.packing(config), shard_index=args.shard_index, num_shards=args.num_shards

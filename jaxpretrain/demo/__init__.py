@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from jaxpretrain import files
 from jaxpretrain.errors import UserError
 
 METHODS = ("pretrained", "scratch", "vsm")
@@ -142,6 +143,7 @@ def run(config, workdir: str) -> dict:
   from jaxpretrain.train import loop
 
   validate(config)
+  files.check_dir(workdir, "--workdir", writable=True)
   say, timings = Progress(), {}
   d, budgets = config.demo, list(config.demo.budgets)
   pretrain_dir = os.path.join(workdir, "pretrain")

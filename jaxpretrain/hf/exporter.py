@@ -13,7 +13,6 @@ jaxpretrain run directory.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
+from jaxpretrain import files
 from jaxpretrain.errors import UserError
 from jaxpretrain.hf import families, layout, mapping
 from jaxpretrain.tasks import registry
@@ -234,6 +234,5 @@ def _label_names(workdir: str) -> list | None:
   path = os.path.join(workdir, "data_info.json")
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
-    info = json.load(f)
+  info = files.read_json(path, "run file")
   return info.get("label_names") or info.get("labels")

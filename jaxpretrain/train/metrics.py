@@ -13,6 +13,9 @@ import time
 
 import jax
 
+from jaxpretrain import files
+from jaxpretrain.errors import UserError
+
 
 class MetricsWriter:
   """Appends rows to WORKDIR/metrics.jsonl and WORKDIR/tb, and drives a tqdm progress bar."""
@@ -139,9 +142,18 @@ def truncate_metrics(workdir: str, step: int) -> int:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """All rows of WORKDIR/metrics.jsonl."""
+  """All rows of WORKDIR/metrics.jsonl; a last line cut short by a crash is left out (a resume cuts
+  it off the file); any other bad line is a one-line `UserError` naming the file and line."""
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  lines = [(n, line) for n, line in files.iter_lines(path, "run file") if line.strip()]
+  rows = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if i == len(lines) - 1:
+        break
+      raise UserError(f"run file {path}:{number}: not JSON ({e.msg})") from None
+  return rows

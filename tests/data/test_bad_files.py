@@ -299,3 +299,26 @@ def test_cli_prepared_dir_is_a_file(capsys, tmp_path):
     ],
     f"data.prepared_dir {tmp_path}/prepared is a file, expected a directory",
   )
+
+
+def test_metrics_jsonl_cut_by_a_crash_reads_and_a_damaged_one_is_one_line(tmp_path):
+  from jaxpretrain.train.metrics import read_metrics
+
+  path = tmp_path / "metrics.jsonl"
+  path.write_text('{"step": 1}\n{"step": 2}\n{"st')  # the last row was being written
+  assert read_metrics(str(tmp_path)) == [{"step": 1}, {"step": 2}]
+  path.write_text('{"step": 1}\n{"st\n{"step": 2}\n')
+  with pytest.raises(UserError, match=r"metrics.jsonl:2: not JSON"):
+    read_metrics(str(tmp_path))
+
+
+@pytest.mark.parametrize("command", [["prepare", "--config=configs/tiny.py"], ["demo", "--small"]])
+def test_prepare_and_demo_name_a_workdir_that_is_a_file(tmp_path, capsys, command):
+  from jaxpretrain import cli
+
+  workdir = tmp_path / "a_file"
+  workdir.write_text("mine")
+  assert cli.main([*command, f"--workdir={workdir}"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [f"jaxpretrain: error: --workdir {workdir} is a file, expected a directory"]
+  assert workdir.read_text() == "mine"
