@@ -29,7 +29,6 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.commands.bench import build_task
 from jaxpretrain.models import encoder
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.train import optim
 from jaxpretrain.train.state import TrainState
 from jaxpretrain.train.step import loss_and_grads, train_step
 
@@ -144,18 +143,8 @@ def step_checks(gpu, cpu) -> list[dict]:
       if params is None:  # the CPU's initial parameters, copied to every run
         init = jax.jit(task.init, static_argnums=1)
         params = jax.device_get(nn.unbox(init(jax.device_put(jax.random.PRNGKey(0), cpu), seq_len)))
-      tx, schedule = optim.make_optimizer(config.train, 10)
       on_device = lambda x, device=device: jax.device_put(x, device)
-      state = TrainState(
-        step=on_device(jnp.zeros((), jnp.int32)),
-        params=on_device(params),
-        opt_state=on_device(tx.init(params)),
-        rng=on_device(jax.random.PRNGKey(1)),
-        skipped=on_device(jnp.zeros((), jnp.int32)),
-        task=task,
-        tx=tx,
-        schedule=schedule,
-      )
+      state = on_device(TrainState.create(config, task, 10)(params, jax.random.PRNGKey(1)))
       step_rng, device_batch = on_device(jax.random.PRNGKey(2)), on_device(batch)
       grads, aux = jax.jit(loss_and_grads)(state, device_batch, step_rng)
       _, metrics = jax.jit(train_step)(state, device_batch, step_rng)
