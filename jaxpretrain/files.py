@@ -156,23 +156,25 @@ def read_json(path: str, what: str = "JSON file", *, expect: type | None = dict)
   return value
 
 
-def read_jsonl(path: str, what: str = "JSON lines file") -> list[dict]:
+def read_jsonl(path: str, what: str = "JSON lines file", *, allow_cut_last_line: bool = False) -> list[dict]:
   """The JSON objects of a .jsonl file, one per non-blank line.
 
   Args:
     path: the file.
     what: what the file is, for messages.
+    allow_cut_last_line: leave out a last line that is not JSON (a writer killed mid-line).
 
   Returns:
     The objects; bad UTF-8, bad JSON or a non-object line is a `UserError` naming file and line.
   """
   rows = []
-  for number, line in iter_lines(path, what):
-    if not line.strip():
-      continue
+  lines = [(number, line) for number, line in iter_lines(path, what) if line.strip()]
+  for i, (number, line) in enumerate(lines):
     try:
       row = json.loads(line)
     except json.JSONDecodeError as e:
+      if allow_cut_last_line and i == len(lines) - 1:
+        break
       raise UserError(f"{what} {path}:{number}: not JSON ({e.msg})") from None
     if not isinstance(row, dict):
       raise UserError(f"{what} {path}:{number}: expected a JSON object")

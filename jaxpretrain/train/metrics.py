@@ -14,7 +14,6 @@ import time
 import jax
 
 from jaxpretrain import files
-from jaxpretrain.errors import UserError
 
 
 class MetricsWriter:
@@ -147,13 +146,4 @@ def read_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  lines = [(n, line) for n, line in files.iter_lines(path, "run file") if line.strip()]
-  rows = []
-  for i, (number, line) in enumerate(lines):
-    try:
-      rows.append(json.loads(line))
-    except json.JSONDecodeError as e:
-      if i == len(lines) - 1:
-        break
-      raise UserError(f"run file {path}:{number}: not JSON ({e.msg})") from None
-  return rows
+  return files.read_jsonl(path, "run file", allow_cut_last_line=True)
