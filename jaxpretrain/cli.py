@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from jaxpretrain.errors import StoppedBeforeTraining, UserError
+from jaxpretrain.errors import StoppedBeforeTraining, UserError, storage_failure
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -98,7 +98,7 @@ def cmd_checkpoints(args, overrides):
   print(f"{'step':>8}  {'state':<10}  {'size':>9}  metrics")
   for r in rows:
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items()) if isinstance(v, (int, float)))
-    print(f"{r['step']:>8}  {r['state']:<10}  {r['bytes'] / 2**20:>7.1f}MB  {metrics}")
+    print(f"{r['step']:>8}  {r['state']:<10}  {r['bytes'] / 2**20:>7.1f}MB  {metrics or r['problem'] or ''}")
 
 
 def cmd_bench(args, overrides):
@@ -275,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     # /dev/null so that the interpreter's final flush does not raise again.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+  except Exception as e:  # a full disk (or file-size limit, read-only disk) in a write no stage names
+    cause = storage_failure(e)
+    if cause is None:
+      raise
+    print(
+      f"jaxpretrain: error: {' '.join(argv[:1]) or 'jaxpretrain'} stopped, a write failed: {cause}", file=sys.stderr
+    )
+    return 2
   return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from jaxpretrain.errors import UserError
@@ -232,3 +232,22 @@ def check_dir(path: str, what: str, *, writable: bool = False, must_exist: bool 
   if writable and not os.access(parent, os.W_OK | os.X_OK):
     raise UserError(f"{what} {path} cannot be created: {parent} is not writable (permission denied)")
   return path
+
+
+def refuse_links(paths: Iterable[str], what: str) -> None:
+  """None of `paths` is a symbolic link: jaxpretrain rewrites, replaces or cleans these up, and
+  would then follow a link (writing where it points) or remove it (losing what the user put there).
+
+  Args:
+    paths: paths that may or may not exist.
+    what: why they are ours, for the message (e.g. "a run's own files").
+
+  Raises:
+    UserError: naming the first link and its target.
+  """
+  for path in paths:
+    if os.path.islink(path):
+      raise UserError(
+        f"{path} is a symbolic link (to {os.readlink(path)}): jaxpretrain neither follows nor removes links among "
+        f"{what}; replace it with a copy of its target, or move it away"
+      )

@@ -28,7 +28,7 @@ LAYERS = [
   ["jaxpretrain.docs_config"],
   ["jaxpretrain.commands"],
   ["jaxpretrain.demo"],
-  ["jaxpretrain.cli"],
+  ["jaxpretrain.cli", "jaxpretrain.__main__"],  # `python -m jaxpretrain` is the CLI
 ]
 RANK = {prefix: i for i, layer in enumerate(LAYERS) for prefix in layer}
 

@@ -23,7 +23,7 @@ def describe(workdir: str) -> list[dict]:
 
   Returns:
     Rows sorted by step: {"step", "complete", "bytes", "metrics", "time", "path", "state"
-    ("complete" | "incomplete" | "corrupt"), "problem" (why it is corrupt, or None)}.
+    ("complete" | "incomplete" | "corrupt" | "link"), "problem" (why it is corrupt or a link, or None)}.
 
   Raises:
     UserError: when `workdir` has no checkpoints directory.
@@ -34,10 +34,15 @@ def describe(workdir: str) -> list[dict]:
   rows = []
   for name in os.listdir(root):
     path = os.path.join(root, name)
-    if not os.path.isdir(path):
-      continue
     step_text = name.split(".")[0]
-    if not step_text.isdigit():
+    if not step_text.isdigit() or not os.path.isdir(path):
+      continue
+    if os.path.islink(path):  # not read through: a run refuses to use it (see `Checkpointer`)
+      problem = f"a symbolic link to {os.readlink(path)}"
+      rows.append(
+        {"step": int(step_text), "complete": False, "bytes": 0, "metrics": {}, "time": None, "path": path}
+        | {"state": "link", "problem": problem}
+      )
       continue
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
     complete = (
@@ -65,7 +70,7 @@ def describe(workdir: str) -> list[dict]:
         "metrics": metrics,
         "time": wall_time,
         "path": path,
-        "state": "complete" if complete else ("corrupt" if problem or name.endswith(".corrupt") else "incomplete"),
+        "state": "complete" if complete else ("corrupt" if problem or ".corrupt" in name else "incomplete"),
         "problem": problem,
       }
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
+import re
 import sys
 from typing import Any
 
@@ -21,10 +21,12 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
+from jaxpretrain import files
 from jaxpretrain.checkpoint.restore import check_shapes, does_not_fit, flat_leaves
-from jaxpretrain.errors import UserError, first_line, warn
+from jaxpretrain.errors import UserError, first_line, storage_failure, warn
 
 ITEMS = ("state", "data", "tokenizer", "meta")
+_STEP_NAME = re.compile(r"^\d+($|\.orbax-checkpoint-tmp)")  # what orbax reads, deletes or cleans up
 
 
 # What a failed write looks like: the OS's OSError, tensorstore's ValueError (e.g. "Error writing
@@ -110,6 +112,11 @@ class Checkpointer:
   ):
     self.workdir = workdir
     self.directory = checkpoint_dir(workdir)
+    if os.path.isdir(self.directory):  # orbax would restore through a linked step, and delete it when old
+      files.refuse_links(
+        [os.path.join(self.directory, n) for n in sorted(os.listdir(self.directory)) if _STEP_NAME.match(n)],
+        "a run's checkpoint steps",
+      )
     self.best_metric, self.best_mode = best_metric, best_mode
     # Keep the `keep` latest steps, plus the best one by the eval metric when there is one.
     policies = [preservation.LatestN(n=keep)]
@@ -141,6 +148,7 @@ class Checkpointer:
     }
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     self.read_only = read_only
+    self._writing_step: int | None = None  # the asynchronous save in flight, for error messages
     if not read_only:
       _quiet_late_write_callbacks()
 
@@ -199,10 +207,12 @@ class Checkpointer:
       tokenizer=ocp.args.JsonSave(tokenizer_files or {}),
       meta=ocp.args.JsonSave(meta or {}),
     )
+    self.wait()  # an earlier asynchronous write's failure is reported as that step's, not this one's
     try:
       self.manager.save(step, args=args, metrics=metrics, force=True)
-    except _WRITE_ERRORS as e:  # includes a failed earlier asynchronous write
-      raise UserError(f"checkpoint write failed (saving step {step}): {first_line(e, with_type=True)}") from None
+    except _WRITE_ERRORS as e:
+      raise self._write_failed(step, e) from None
+    self._writing_step = step
 
   def restore(self, step: int, abstract_state_arrays: dict) -> tuple[dict, Any, dict]:
     """Restores `step` onto the shardings of `abstract_state_arrays` (ShapeDtypeStructs).
@@ -285,14 +295,16 @@ class Checkpointer:
     self._set_aside(step)
 
   def _set_aside(self, step: int) -> None:
-    """Renames a broken step to `<step>.corrupt` so it is neither latest nor overwritten."""
+    """Renames a broken step to `<step>.corrupt` (or `.corrupt-2`, ...: an earlier one is kept) so
+    it is neither latest nor overwritten."""
     if self.read_only or jax.process_index() != 0:
       return
     path = os.path.join(self.directory, str(step))
-    target = path + ".corrupt"
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.replace(path, target)
+    target, n = path + ".corrupt", 1
+    while os.path.lexists(target):
+      n += 1
+      target = f"{path}.corrupt-{n}"
+    os.rename(path, target)
     self.manager.reload()
 
   def item_path(self, step: int, item: str = "state") -> str:
@@ -301,10 +313,22 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are on disk; raises a failed write as UserError."""
+    step, self._writing_step = self._writing_step, None
     try:
       self.manager.wait_until_finished()
     except _WRITE_ERRORS as e:
-      raise UserError(f"checkpoint write failed: {first_line(e, with_type=True)}") from None
+      raise self._write_failed(step, e) from None
+
+  def _write_failed(self, step: int | None, error: Exception) -> UserError:
+    """One line naming the step whose write failed, the OS cause, and the steps still intact."""
+    cause = storage_failure(error) or first_line(error, with_type=True)
+    where = f"saving step {step} to {os.path.join(self.directory, str(step))}" if step is not None else "saving"
+    kept = [s for s in self.all_steps() if step is None or s < step]
+    if not kept:
+      intact = "; no earlier step was saved"
+    else:
+      intact = f"; step {kept[0]} is intact" if len(kept) == 1 else f"; steps {', '.join(map(str, kept))} are intact"
+    return UserError(f"checkpoint write failed ({where}): {cause}{intact}")
 
   def close(self, raise_errors: bool = True) -> None:
     """Waits for pending saves and releases the manager; `raise_errors=False` while another

@@ -22,7 +22,7 @@ import numpy as np
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain import files
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, storage_errors
 from jaxpretrain.hf import families, layout, mapping
 from jaxpretrain.tasks import registry
 
@@ -205,7 +205,8 @@ def replace_dir(target: str, write) -> None:
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".{name}.export-", dir=parent)
   try:
-    write(staging)
+    with storage_errors(f"exporting to {target} (left as it was)"):
+      write(staging)
     umask = os.umask(0)
     os.umask(umask)
     for directory, _, files in os.walk(staging):

@@ -319,6 +319,8 @@ def check_run(config, workdir: str) -> None:
   check_eval_metric(config)
   s = spec(config.task.name)
   files.check_dir(workdir, "--workdir", writable=True)
+  rewritten = ("config.json", "data_info.json", "metrics.jsonl", "tokenizer")  # a linked checkpoints/ is fine
+  files.refuse_links([os.path.join(workdir, name) for name in rewritten], "a run's own files")
   for key in ("data.train", "data.eval"):
     path = config.data.train if key == "data.train" else config.data.eval
     if not path or path == "embedded" or path.startswith("tfds:") or not os.path.exists(path):

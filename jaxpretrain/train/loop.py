@@ -25,7 +25,7 @@ from jaxpretrain import __version__
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain.checkpoint import manager as checkpoint_manager
-from jaxpretrain.errors import UserError, warn
+from jaxpretrain.errors import UserError, storage_errors, warn
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
@@ -278,11 +278,12 @@ def _write_run_files(config, workdir: str, data) -> dict:
   """config.json, tokenizer/ and data_info.json (process 0); returns the tokenizer's files."""
   if jax.process_index() != 0:
     return {}
-  os.makedirs(workdir, exist_ok=True)
-  config_lib.save(config, os.path.join(workdir, "config.json"))
-  data.tokenizer.save(os.path.join(workdir, "tokenizer"))
-  with open(os.path.join(workdir, "data_info.json"), "w") as f:
-    json.dump(data.info, f, indent=2)
+  with storage_errors(f"writing the run files (config.json, tokenizer/, data_info.json) in {workdir}"):
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save(config, os.path.join(workdir, "config.json"))
+    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+    with open(os.path.join(workdir, "data_info.json"), "w") as f:
+      json.dump(data.info, f, indent=2)
   return checkpoint_lib.tokenizer_files(os.path.join(workdir, "tokenizer"))
 
 

@@ -14,6 +14,7 @@ import time
 import jax
 
 from jaxpretrain import files
+from jaxpretrain.errors import storage_errors
 
 
 class MetricsWriter:
@@ -80,13 +81,14 @@ class MetricsWriter:
     for key, value in metrics.items():
       value = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
       row[key] = None if isinstance(value, float) and not math.isfinite(value) else value
-    self._file.write(json.dumps(row) + "\n")
-    self._file.flush()
-    if self._tb is not None:
-      prefix = f"{split}/" if split else "train/"
-      for key, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-          self._tb.add_scalar(prefix + key, value, int(step))
+    with storage_errors(f"logging step {step} to {self.path}"):
+      self._file.write(json.dumps(row) + "\n")
+      self._file.flush()
+      if self._tb is not None:
+        prefix = f"{split}/" if split else "train/"
+        for key, value in metrics.items():
+          if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self._tb.add_scalar(prefix + key, value, int(step))
 
   def progress(self, step: int, postfix: dict | None = None) -> None:
     """Moves the progress bar to `step`, showing `postfix` (loss, tokens/s, data wait)."""
@@ -101,9 +103,10 @@ class MetricsWriter:
       return
     if self._bar is not None:
       self._bar.close()
-    if self._tb is not None:
-      self._tb.close()
-    self._file.close()
+    with storage_errors(f"closing {self.path}"):
+      if self._tb is not None:
+        self._tb.close()
+      self._file.close()
 
 
 def truncate_metrics(workdir: str, step: int) -> int:

@@ -148,7 +148,12 @@ def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny
   # One line, no tracebacks (tensorstore's late "Event loop is closed" callbacks are dropped).
   assert "Traceback" not in result.stderr, result.stderr[-2000:]
   ours = [line for line in result.stderr.splitlines() if line.startswith("jaxpretrain: error:")]
-  assert len(ours) == 1 and ours[0].startswith("jaxpretrain: error: checkpoint write failed"), result.stderr[-2000:]
+  # The step whose (asynchronous) write failed is named, not the step being saved when it surfaced.
+  step_2 = os.path.join(str(tmp_path / "w"), "checkpoints", "2")
+  assert ours == [
+    f"jaxpretrain: error: checkpoint write failed (saving step 2 to {step_2}): File too large [errno 27]; "
+    "no earlier step was saved"
+  ], result.stderr[-2000:]
   assert checkpoint_lib.Checkpointer(str(tmp_path / "w"), read_only=True).all_steps() == []
 
 
@@ -180,3 +185,71 @@ def test_only_late_write_callbacks_are_dropped_from_unraisable_reports(monkeypat
       types.SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None, err_msg=None, object=None)
     )
   assert seen == [other, same_text_other_type]
+
+
+def _link_step_elsewhere(workdir, step, tmp_path):
+  """Moves checkpoints/STEP out of the run and links it back: a user's symlink inside the run."""
+  step_dir = os.path.join(checkpoint_lib.checkpoint_dir(workdir), str(step))
+  elsewhere = str(tmp_path / f"elsewhere-{step}")
+  shutil.move(step_dir, elsewhere)
+  os.symlink(elsewhere, step_dir)
+  return step_dir, elsewhere
+
+
+def _tree(path):
+  return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+
+
+def test_a_linked_checkpoint_step_is_refused_by_writers_and_readers_and_kept(
+  finished_run, tmp_path, tiny_prepared, capsys
+):
+  workdir = _copy(finished_run, tmp_path)
+  link, target = _link_step_elsewhere(workdir, 4, tmp_path)
+  before = _tree(target)
+  # Resuming with keep=1 would have orbax delete step 4 (removing the link) after the next save.
+  config = tiny_pretrain_config(tiny_prepared, **{"train.steps": 12, "checkpoint.keep": 1})
+  with pytest.raises(UserError, match=rf"^{link} is a symbolic link \(to {target}\): jaxpretrain neither follows"):
+    loop.run(config, workdir)
+  capsys.readouterr()
+  for command in (["export", f"--out={tmp_path / 'hf'}"], ["evaluate"], ["checkpoints"]):
+    code = cli_main([command[0], f"--workdir={workdir}", *command[1:]])
+    out, err = capsys.readouterr()
+    if command[0] == "checkpoints":  # the listing names the link and reads nothing through it
+      assert code == 0 and "link" in out and f"a symbolic link to {target}" in out
+    else:
+      assert code == 2 and err.startswith(f"jaxpretrain: error: {link} is a symbolic link (to {target})"), err
+      assert err.count("\n") == 1, err
+  assert os.path.islink(link) and _tree(target) == before
+  assert not os.path.exists(tmp_path / "hf")
+  rows = {r["step"]: r for r in checkpoint_lib.describe(workdir)}
+  assert rows[4]["state"] == "link" and rows[4]["problem"] == f"a symbolic link to {target}"
+  assert rows[8]["state"] == "complete"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "config.json", "tokenizer"])
+def test_a_linked_run_file_is_refused_before_anything_is_written(finished_run, tmp_path, tiny_prepared, name):
+  workdir = _copy(finished_run, tmp_path)
+  path = os.path.join(workdir, name)
+  target = str(tmp_path / f"user-{name}")
+  shutil.move(path, target)
+  os.symlink(target, path)
+  before = _tree(target) if os.path.isdir(target) else open(target).read()
+  with pytest.raises(UserError, match=rf"^{path} is a symbolic link"):
+    loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 10}), workdir)
+  assert os.path.islink(path) and (_tree(target) if os.path.isdir(target) else open(target).read()) == before
+  assert checkpoint_lib.Checkpointer(workdir, read_only=True).all_steps() == [4, 8]
+
+
+def test_a_step_set_aside_twice_keeps_both_copies(finished_run, tmp_path, tiny_prepared, capsys):
+  workdir = _copy(finished_run, tmp_path)
+  root = checkpoint_lib.checkpoint_dir(workdir)
+  shutil.copytree(os.path.join(root, "8"), os.path.join(root, "8.corrupt"))  # set aside by an earlier resume
+  for path in glob.glob(os.path.join(root, "8", "state", "**", "*"), recursive=True):
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 3)
+  loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 8}), workdir)
+  assert "checkpoint step 8" in capsys.readouterr().err
+  assert {"8", "8.corrupt", "8.corrupt-2"} <= set(os.listdir(root))
+  states = {os.path.basename(r["path"]): r["state"] for r in checkpoint_lib.describe(workdir)}
+  assert states["8"] == "complete" and states["8.corrupt"] == states["8.corrupt-2"] == "corrupt"

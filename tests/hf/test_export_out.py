@@ -131,7 +131,7 @@ def test_a_failed_export_leaves_the_old_directory_intact(run, tmp_path, monkeypa
     raise OSError("No space left on device")
 
   monkeypatch.setattr(exporter, "write_hf", half_written)
-  with pytest.raises(OSError, match="No space left"):
+  with pytest.raises(UserError, match=rf"^exporting to {out} \(left as it was\) failed: No space left on device"):
     exporter.export_run(run, out, overwrite=True)
   assert _contents(out) == before
   assert sorted(os.listdir(tmp_path)) == ["hf"]  # the temporary directory is gone

@@ -233,3 +233,33 @@ def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_p
   from jaxpretrain import checkpoint as checkpoint_lib
 
   assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == summaries[0]["step"]
+
+
+def test_sigterm_during_setup_stops_every_process_after_one_saved_step(tiny_prepared, tmp_path):
+  """With several processes JAX's preemption service owns SIGTERM: a notice during setup (here:
+  once config.json is written, before compilation) stops every process at the first step, saved."""
+  workdir = tmp_path / "run"
+  command = [
+    sys.executable,
+    os.path.join(ROOT, "launch", "local.py"),
+    "--processes=2",
+    "--devices_per_process=4",
+    "--timeout=400",
+    "--",
+    *_flags(tiny_prepared, workdir, "--config.train.steps=40", "--config.checkpoint.every_steps=1000"),
+  ]
+  out_path, err_path = tmp_path / "launcher.out", tmp_path / "launcher.err"
+  with open(out_path, "w") as out_file, open(err_path, "w") as err_file:  # files, not pipes: see above
+    launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
+  deadline = time.monotonic() + 300
+  while not (workdir / "config.json").exists() and launcher.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+  launcher.send_signal(signal.SIGTERM)
+  launcher.wait(timeout=300)
+  out, err = _read(out_path), _read(err_path)
+  assert launcher.returncode == 0, out[-3000:] + err[-3000:]
+  summaries = [json.loads(line.removeprefix("[p1] ")) for line in out.splitlines() if '{"step"' in line]
+  assert [(s["step"], s["preempted"]) for s in summaries] == [(1, True), (1, True)]
+  from jaxpretrain import checkpoint as checkpoint_lib
+
+  assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).all_steps() == [1]

@@ -41,7 +41,7 @@ from jaxpretrain.data.common import held_out, read_ahead
 from jaxpretrain.data.pretrain.packing import PACKERS, Packer
 from jaxpretrain.data.readers.text import iter_documents
 from jaxpretrain.data.tokenizer import Tokenizer
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, storage_errors
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "eval")
@@ -110,53 +110,54 @@ def prepare(
     return iter_documents(spec, embedded_documents=embedded_documents, seed=seed)
 
   documents = docs()  # bad paths and unknown datasets fail here, before any work
-  claim_directory(out_dir)
-  work = os.path.join(out_dir, f".tmp-part-{shard_index:05d}-of-{num_shards:05d}")
-  shutil.rmtree(work, ignore_errors=True)
-  os.makedirs(work)
-  try:
-    if tokenizer_dir:
-      tokenizer = Tokenizer.load(tokenizer_dir)
-    else:
-      sample = _tokenizer_sample(documents, seed, eval_fraction)
-      if not sample:
-        raise UserError(f"no documents in {spec}")
-      if progress:
-        print(
-          f"prepare: training a {vocab_size}-token WordPiece on {len(sample)} documents", file=sys.stderr, flush=True
-        )
-      tokenizer = Tokenizer.train_wordpiece(sample, vocab_size)
-      del sample
-      documents = docs()
-    tokenizer.save(os.path.join(work, "tokenizer"))
-    part = _write_records(
-      documents,
-      work,
-      tokenizer,
-      seq_len=seq_len,
-      eval_fraction=eval_fraction,
-      records_per_shard=records_per_shard,
-      shard_index=shard_index,
-      num_shards=num_shards,
-      seed=seed,
-      spec=spec,
-      progress=progress,
-      packer_class=PACKERS[packing],
-    )
-    part.update(
-      options=options,
-      config_key=_config_key(options),
-      tokenizer_fingerprint=tokenizer.fingerprint(),
-      vocab_size=tokenizer.vocab_size,
-      special_ids=tokenizer.special_ids,
-      shard_index=shard_index,
-      complete=False,
-    )
-    _commit(work, out_dir, part, tokenizer)
-  finally:
+  with storage_errors(f"preparing data in {out_dir}"):
+    claim_directory(out_dir)
+    work = os.path.join(out_dir, f".tmp-part-{shard_index:05d}-of-{num_shards:05d}")
     shutil.rmtree(work, ignore_errors=True)
-  merged = _try_merge(out_dir, part)
-  return merged if merged is not None else part
+    os.makedirs(work)
+    try:
+      if tokenizer_dir:
+        tokenizer = Tokenizer.load(tokenizer_dir)
+      else:
+        sample = _tokenizer_sample(documents, seed, eval_fraction)
+        if not sample:
+          raise UserError(f"no documents in {spec}")
+        if progress:
+          print(
+            f"prepare: training a {vocab_size}-token WordPiece on {len(sample)} documents", file=sys.stderr, flush=True
+          )
+        tokenizer = Tokenizer.train_wordpiece(sample, vocab_size)
+        del sample
+        documents = docs()
+      tokenizer.save(os.path.join(work, "tokenizer"))
+      part = _write_records(
+        documents,
+        work,
+        tokenizer,
+        seq_len=seq_len,
+        eval_fraction=eval_fraction,
+        records_per_shard=records_per_shard,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        seed=seed,
+        spec=spec,
+        progress=progress,
+        packer_class=PACKERS[packing],
+      )
+      part.update(
+        options=options,
+        config_key=_config_key(options),
+        tokenizer_fingerprint=tokenizer.fingerprint(),
+        vocab_size=tokenizer.vocab_size,
+        special_ids=tokenizer.special_ids,
+        shard_index=shard_index,
+        complete=False,
+      )
+      _commit(work, out_dir, part, tokenizer)
+    finally:
+      shutil.rmtree(work, ignore_errors=True)
+    merged = _try_merge(out_dir, part)
+    return merged if merged is not None else part
 
 
 def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard, shard_index, num_shards):
@@ -253,23 +254,25 @@ def _write_records(
     batch_splits.clear()
     batch_texts.clear()
 
-  block = 0
-  for d, text in enumerate(read_ahead(documents, 2 * DOCS_PER_BLOCK)):
-    seen += 1
-    if d // DOCS_PER_BLOCK != block:
-      if batch_texts:
-        finish_block()
-      block = d // DOCS_PER_BLOCK
-    if block % num_shards != shard_index:
-      continue
-    batch_splits.append("eval" if held_out(d, seed, eval_fraction) else "train")
-    batch_texts.append(text)
-  if seen == 0:
-    raise UserError(f"no documents in {spec}")
-  if batch_texts:
-    finish_block()
-  if bar is not None:
-    bar.close()
+  try:
+    block = 0
+    for d, text in enumerate(read_ahead(documents, 2 * DOCS_PER_BLOCK)):
+      seen += 1
+      if d // DOCS_PER_BLOCK != block:
+        if batch_texts:
+          finish_block()
+        block = d // DOCS_PER_BLOCK
+      if block % num_shards != shard_index:
+        continue
+      batch_splits.append("eval" if held_out(d, seed, eval_fraction) else "train")
+      batch_texts.append(text)
+    if seen == 0:
+      raise UserError(f"no documents in {spec}")
+    if batch_texts:
+      finish_block()
+  finally:  # also on an error, so the bar does not print after the error line
+    if bar is not None:
+      bar.close()
   for s in SPLITS:
     writers[s].close()
   seconds = time.time() - start_time
