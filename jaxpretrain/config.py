@@ -128,6 +128,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str |
       node[leaf] = value
     except TypeError as e:
       raise UserError(f"config key {key}: {e}") from None
+    if key != "overridden_keys" and key not in config.overridden_keys:
+      config.overridden_keys = [*config.overridden_keys, key]
 
 
 def to_dict(config: ml_collections.ConfigDict) -> dict:
@@ -181,6 +183,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.init_step = -1  # checkpoint step to start from; -1 = latest
   c.init_weights = True  # hf: init_from: False = the HF architecture with fresh random weights
   c.hf_allow_pickle = False  # hf: init_from: accept pickled pytorch_model.bin (--allow_pickle)
+  c.overridden_keys = []  # the keys KEY=VALUE overrides set (apply_overrides records them)
 
   c.model = m = ml_collections.ConfigDict()
   m.preset = ""  # informational: the preset the dims came from

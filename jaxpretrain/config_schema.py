@@ -133,6 +133,11 @@ def _check_rules(key: str, value) -> None:
   rules_from_config(types.SimpleNamespace(rules=value))
 
 
+def _check_key_names(key: str, value) -> None:
+  if not all(isinstance(name, str) for name in value):
+    raise UserError(f"{key}={value!r}: expected a list of dotted config keys")
+
+
 def _check_budgets(key: str, value) -> None:
   budgets = list(value)
   if (
@@ -158,6 +163,13 @@ KEYS: dict[str, Spec] = {
   "init_step": integer("checkpoint step of `init_from` to start from", 0, special={-1: "the latest"}),
   "init_weights": flag("`hf:` init_from: false = the HF architecture with fresh random weights"),
   "hf_allow_pickle": flag("`hf:` init_from: accept pickled pytorch_model.bin (`--allow_pickle`)"),
+  "overridden_keys": Spec(
+    "recorded, not set: the keys given as KEY=VALUE overrides. With `init_from`, such a model.* key must agree "
+    "with the source (the other model.* keys are taken from it)",
+    "list",
+    list_allowed="a list of dotted config keys",
+    list_check=_check_key_names,
+  ),
   "model.preset": text("informational: the preset (or `hf:` checkpoint) the dims came from"),
   "model.vocab_size": integer("token vocabulary size (embedding rows and MLM output classes)", 1),
   "model.hidden_size": integer("width of the hidden states (BertConfig.hidden_size)", 1),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from jaxpretrain import files
 from jaxpretrain.checkpoint.manager import require_run
-from jaxpretrain.errors import UserError
+from jaxpretrain.errors import UserError, warn
+from jaxpretrain.models.config import ARCHITECTURE_KEYS
 
 
 def source_run(config) -> str:
@@ -34,3 +36,57 @@ def tokenizer_dir(config) -> str:
   if not os.path.isdir(path):
     raise UserError(f"init_from={config.init_from} has no tokenizer/ directory")
   return path
+
+
+def apply_run_config(config) -> None:
+  """Takes the architecture of the pretraining run `init_from` names, in place (see `adopt_architecture`).
+
+  Args:
+    config: the run config; `init_from` is a pretraining workdir (not `hf:`).
+
+  Raises:
+    UserError: the source is not a run with a config.json and a checkpoint, or an override contradicts it.
+  """
+  run = source_run(config)
+  saved = files.read_json(os.path.join(run, "config.json"), "run file")
+  if not isinstance(saved.get("model"), dict):
+    raise UserError(f"init_from={config.init_from}: {os.path.join(run, 'config.json')} has no model section")
+  adopt_architecture(config, saved["model"], f"init_from={config.init_from}")
+
+
+def adopt_architecture(config, source_model: dict, source: str) -> None:
+  """Sets `config.model`'s architecture keys to those of the model a warm start reads, in place.
+
+  A fine-tuning recipe cannot know the size of the run it will start from, so the source's
+  dimensions (`ARCHITECTURE_KEYS`) replace the recipe's, with one note listing what changed, and
+  `data.seq_len` is capped at the source's positions. A key the user gave as an override
+  (`config.overridden_keys`) that contradicts the source is an error instead: it cannot be honoured.
+
+  Args:
+    config: the run config.
+    source_model: the source's model.* values (a subset of the keys is fine).
+    source: how to name the source in messages, e.g. "init_from=runs/bert".
+
+  Raises:
+    UserError: naming the first overridden key whose value contradicts the source.
+  """
+  explicit = set(config.overridden_keys)
+  changed = []
+  for key in ARCHITECTURE_KEYS:
+    if key not in source_model or config.model[key] == source_model[key]:
+      continue
+    if f"model.{key}" in explicit:
+      raise UserError(
+        f"model.{key}={config.model[key]!r} contradicts {source}, whose model.{key}={source_model[key]!r}; "
+        "drop the override: a warm start takes the model's architecture from its source"
+      )
+    changed.append(f"{key} {config.model[key]!r} -> {source_model[key]!r}")
+    config.model[key] = source_model[key]
+  positions = config.model.max_position_embeddings - config.model.position_offset
+  if config.data.seq_len > positions:
+    if "data.seq_len" in explicit:
+      raise UserError(f"data.seq_len={config.data.seq_len} exceeds the {positions} positions of the model of {source}")
+    changed.append(f"data.seq_len {config.data.seq_len} -> {positions}")
+    config.data.seq_len = positions
+  if changed:
+    warn(f"the model follows {source}: {', '.join(changed)}", kind="note")

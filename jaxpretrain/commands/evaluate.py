@@ -5,7 +5,9 @@ the Checkpointer's best_fn), else the latest, unless a step is given. Metrics co
 summed eval aux (the same `eval_step` training uses): loss plus accuracy and macro-F1 for
 classification, entity-level precision/recall/F1 for token classification; QA adds SQuAD EM/F1
 from post-processed answer texts. Pretraining runs report their MLM/LM loss and accuracy (causal
-LM adds perplexity); translation adds BLEU and exact match of greedy translations.
+LM adds perplexity); translation adds BLEU and exact match of greedy translations. Classification
+also keeps its summed confusion matrix (`confusion`, rows = true labels, with `label_names`):
+`jaxpretrain evaluate` rewrites the fine-tuning run's report.md with it (`commands/report.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.errors import UserError
@@ -75,7 +79,31 @@ def restore_state(
   return state.replace(params=params), chosen, how
 
 
-def evaluate(config, workdir: str, *, step: int = -1) -> dict:
+def summed_aux(state: TrainState, eval_step, strategy, batches, seed: int) -> dict:
+  """The task's eval aux summed over `batches`, as `train.loop.evaluate_batches` sums it.
+
+  The same masking keys (fold_in(PRNGKey(seed + 1), batch index)) and the same summation order, so
+  `state.task.metrics` of the result equals the loop's eval metrics exactly.
+
+  Args:
+    state: the TrainState to evaluate.
+    eval_step: `strategy.compile_eval_step()`.
+    strategy: the run's strategy.
+    batches: the eval batches (host numpy).
+    seed: `train.seed`.
+
+  Returns:
+    The summed aux (device arrays), {} without batches.
+  """
+  total = None
+  for i, batch in enumerate(batches):
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed + 1), i)
+    aux = eval_step(state, strategy.put_batch(batch), strategy.put_replicated(rng))
+    total = aux if total is None else jax.tree.map(jnp.add, total, aux)
+  return total or {}
+
+
+def evaluate(config, workdir: str, *, step: int = -1, save: bool = True) -> dict:
   """Evaluates a run and writes WORKDIR/eval.json.
 
   Args:
@@ -83,9 +111,11 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
     workdir: the run directory.
     step: the checkpoint step; -1 = best by `eval.metric`, else the newest step that loads (a
       corrupt step is passed over with a warning; a given corrupt step is an error).
+    save: write WORKDIR/eval.json (process 0).
 
   Returns:
-    The eval.json content: the metrics plus `step`, `checkpoint`, `data`, `examples`.
+    The eval.json content: the metrics plus `step`, `checkpoint`, `data`, `examples`; classification
+    adds `confusion` (integer counts [true label][predicted label]) and `label_names`.
   """
   model_config = ModelConfig.from_config(config.model)
   best_metric = config.eval.metric if config.eval.every_steps else ""  # the best step, when one was kept
@@ -99,9 +129,8 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   eval_batches = data.eval_batches()
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")
-  from jaxpretrain.train.loop import evaluate_batches
-
-  metrics = evaluate_batches(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
+  aux = summed_aux(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
+  metrics = {k: float(v) for k, v in jax.device_get(state.task.metrics(aux)).items()}
   eval_scores = registry.spec(config.task.name).eval_scores  # QA's EM/F1, translation's BLEU
   if eval_scores is not None:
     metrics.update(eval_scores(config, task, state, strategy, data.tokenizer))
@@ -113,7 +142,10 @@ def evaluate(config, workdir: str, *, step: int = -1) -> dict:
   }
   if data.info.get("eval_examples") is not None:
     result["examples"] = data.info["eval_examples"]
-  if jax.process_index() == 0:
+  if "confusion" in aux:  # a matrix: kept out of the scalar metrics (metrics.jsonl, checkpoints)
+    result["confusion"] = np.rint(jax.device_get(aux["confusion"])).astype(int).tolist()
+    result["label_names"] = list(data.info.get("label_names", []))
+  if save and jax.process_index() == 0:
     path = os.path.join(workdir, "eval.json")
     with open(path + ".tmp", "w") as f:
       json.dump(result, f, indent=2, sort_keys=True)

@@ -1,8 +1,10 @@
-"""PNG plots of a run (from WORKDIR/metrics.jsonl) and of the demo's accuracy-vs-labels results.
+"""PNG plots of a run (from WORKDIR/metrics.jsonl), of a confusion matrix, and of the demo's results.
 
 `jaxpretrain plot --workdir=DIR` writes DIR/plots/{loss,learning_rate,throughput,eval}.png: the
-train (and eval) loss, the learning-rate schedule, tokens/s, and every other eval metric, against
-the step. Rendering uses matplotlib's Agg backend: no display needed.
+train (and eval) loss, the learning-rate schedule, tokens/s, and every other eval metric (one panel
+each, its y axis named after it), against the step. Every plot labels its axes and has a legend
+(the confusion matrix: a colour bar of counts). Rendering uses matplotlib's Agg backend: no display
+needed.
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ def line_plot(curves: dict[str, tuple[list, list]], path: str, *, title: str, yl
   if logy:
     ax.set_yscale("log")
   ax.grid(alpha=0.3)
-  if len(curves) > 1:
-    ax.legend()
+  ax.legend()
   return _save(fig, path)
 
 
@@ -75,12 +76,76 @@ def loss_plot(rows: list[dict], path: str, title: str = "loss") -> str:
   return line_plot({"train": series(train, "loss"), "eval": series(evals, "loss")}, path, title=title, ylabel="loss")
 
 
-def plot_run(workdir: str, out_dir: str | None = None) -> list[str]:
+def metric_panels(
+  curves: dict[str, tuple[list, list]], path: str, *, title: str, baselines: dict[str, tuple[str, float]] | None = None
+) -> str:
+  """One PNG with a panel per metric against the step, each y axis named after its metric.
+
+  Args:
+    curves: metric name -> (steps, values); empty curves are skipped.
+    path: the PNG to write.
+    title: the figure's title.
+    baselines: metric name -> (label, value): a dashed horizontal line in that metric's panel.
+
+  Returns:
+    `path`.
+  """
+  plt = _pyplot()
+  drawn = {k: v for k, v in curves.items() if v[0]}
+  fig, axes = plt.subplots(len(drawn), 1, figsize=(6.4, 1.2 + 2.2 * len(drawn)), sharex=True, squeeze=False)
+  for ax, (name, (xs, ys)) in zip(axes[:, 0], drawn.items()):
+    ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=f"eval {name}")
+    if baselines and name in baselines:
+      label, value = baselines[name]
+      ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+    ax.set_ylabel(name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+  axes[-1, 0].set_xlabel("step")
+  axes[0, 0].set_title(title)
+  return _save(fig, path)
+
+
+def confusion_plot(confusion, label_names: list[str], path: str, *, title: str = "confusion matrix") -> str:
+  """A confusion matrix as a heatmap with its counts written in the cells.
+
+  Args:
+    confusion: counts [num_labels (true), num_labels (predicted)].
+    label_names: the label of each row/column.
+    path: the PNG to write.
+    title: the plot's title.
+
+  Returns:
+    `path`.
+  """
+  plt = _pyplot()
+  counts = [[int(round(c)) for c in row] for row in confusion]
+  n = len(counts)
+  side = min(12.0, 2.5 + 0.6 * n)
+  fig, ax = plt.subplots(figsize=(side + 1.0, side))
+  image = ax.imshow(counts, cmap="Blues", vmin=0)
+  fig.colorbar(image, ax=ax, label="examples")
+  ax.set_xticks(range(n), label_names, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+  ax.set_yticks(range(n), label_names)
+  ax.set_xlabel("predicted label")
+  ax.set_ylabel("true label")
+  ax.set_title(title)
+  if n <= 30:
+    top = max((c for row in counts for c in row), default=0)
+    for i, row in enumerate(counts):
+      for j, c in enumerate(row):
+        ax.text(j, i, str(c), ha="center", va="center", color="white" if c > top / 2 else "black", fontsize=8)
+  return _save(fig, path)
+
+
+def plot_run(workdir: str, out_dir: str | None = None, baselines: dict[str, tuple[str, float]] | None = None) -> list[str]:
   """Loss, learning rate, throughput and eval-metric PNGs of a run.
 
   Args:
     workdir: a run directory with metrics.jsonl.
     out_dir: where to write (default WORKDIR/plots).
+    baselines: eval metric -> (label, value) drawn as a dashed line in eval.png (e.g. the
+      majority-class accuracy).
 
   Returns:
     The paths written (a plot whose metric the run never logged is skipped).
@@ -105,7 +170,9 @@ def plot_run(workdir: str, out_dir: str | None = None) -> list[str]:
   metrics = sorted({k for r in evals for k in r if k not in ("step", "split", "loss")})
   eval_curves = {k: series(evals, k) for k in metrics}
   if any(xs for xs, _ in eval_curves.values()):
-    written.append(line_plot(eval_curves, os.path.join(out_dir, "eval.png"), title="evaluation", ylabel="metric"))
+    written.append(
+      metric_panels(eval_curves, os.path.join(out_dir, "eval.png"), title="evaluation", baselines=baselines)
+    )
   return written
 
 

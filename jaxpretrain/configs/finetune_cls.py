@@ -5,8 +5,10 @@
   jaxpretrain evaluate --workdir=runs/imdb
 
 `data.train` takes a .jsonl/.csv file (`text` or `text_a`+`text_b`, and `label`) or a tfds name;
-`data.eval` defaults to the dataset's validation/test split (for files: set it). The model
-dimensions must be those of the `init_from` run (BERT-base here).
+`data.eval` defaults to the dataset's validation/test split (for files: set it). The model's
+architecture (BERT-base here) is replaced by that of the `init_from` run or HF checkpoint, and
+`data.seq_len` is capped at its positions; a `--config.model.*` override that contradicts the
+source is an error.
 """
 
 from jaxpretrain import config as config_lib

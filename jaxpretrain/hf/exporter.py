@@ -2,7 +2,14 @@
 
 Writes config.json (BertConfig / RobertaConfig / GPT2Config with the task architecture),
 model.safetensors (the same tensor names and layout `save_pretrained` writes, tied weights
-omitted) and the run's tokenizer files.
+omitted), generation_config.json for a causal LM, and the run's tokenizer files with the model's
+input length as `model_max_length` (a decoder's tokenizer encodes a prompt as `jaxpretrain
+generate` does). `transformers.pipeline` then runs each export for its task: fill-mask,
+text-classification, token-classification or text-generation. On inputs longer than the model,
+token-classification truncates by default; text-classification needs `truncation=True`,
+fill-mask `tokenizer_kwargs={"truncation": True}` and text-generation
+`handle_long_generation="hole"`, as transformers truncates nothing there unless asked (QA exports
+have no pipeline: transformers 5 dropped question-answering).
 
 The directory is written whole or not at all: everything goes into a temporary sibling directory
 that is then renamed into place, so a failed export leaves an existing `--out` as it was and no
@@ -13,6 +20,7 @@ jaxpretrain run directory.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -66,7 +74,8 @@ def write_hf(
     params: our nested parameter tree.
     model: the `ModelConfig`.
     task_name: the task whose head `params` has.
-    special_ids: the tokenizer's special ids (pad/bos/eos go into config.json).
+    special_ids: the tokenizer's special ids (`Tokenizer.special_ids`: pad/bos/eos go into
+      config.json, and a causal LM's generation_config.json).
     label_names: label names in id order, when known.
 
   Returns:
@@ -84,9 +93,50 @@ def write_hf(
   hf_config = families.hf_config(model, family, arch, special_ids, num_labels=num_labels, label_names=label_names)
   os.makedirs(out, exist_ok=True)
   hf_config.save_pretrained(out)
+  if registry.spec(task_name).decoder:
+    families.generation_config(model, special_ids).save_pretrained(out)
   # transformers refuses safetensors files without format metadata.
   save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
   return arch
+
+
+def hf_tokenizer(tokenizer, model, task_name: str):
+  """The run's tokenizer as an export writes it (the run's own is left as it is).
+
+  Its `model_max_length` is the model's input length (the run's says what its source said, 512
+  for one trained here), where transformers' pipelines truncate. A decoder's tokenizer encodes one
+  text as `jaxpretrain generate` reads a prompt: `[BOS] text`, or `[BOS] source [SEP]` for a
+  translation run, rather than `[CLS] text [SEP]`, which would end the prompt's document.
+
+  Args:
+    tokenizer: the run's `Tokenizer`.
+    model: the run's `ModelConfig`.
+    task_name: the run's `task.name` (not its export task: translation prompts end in [SEP]).
+
+  Returns:
+    A `transformers` fast tokenizer (save it with `save_pretrained`).
+  """
+  from tokenizers import processors
+
+  from jaxpretrain.data.common import boundary_ids
+
+  hf = copy.deepcopy(tokenizer.hf)
+  hf.model_max_length = families.max_input_length(model)
+  spec = registry.spec(task_name)
+  if spec.decoder:
+    bos, sep = boundary_ids(tokenizer.special_ids)
+    ends = [sep] if spec.source_prompts else []
+    single = [hf.convert_ids_to_tokens(i) for i in (bos, *ends)]
+    template = processors.TemplateProcessing(
+      single=[single[0], "$A", *single[1:]],
+      pair=[single[0], "$A", *single[1:], "$B:1"],
+      special_tokens=sorted({(hf.convert_ids_to_tokens(i), i) for i in (bos, *ends)}),
+    )
+    current = hf.backend_tokenizer.post_processor
+    # A byte-level (GPT-2) tokenizer's post-processor only trims offsets: keep it.
+    is_byte_level = isinstance(current, processors.ByteLevel)
+    hf.backend_tokenizer.post_processor = processors.Sequence([current, template]) if is_byte_level else template
+  return hf
 
 
 def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bool = False) -> dict:
@@ -130,7 +180,7 @@ def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bo
 
   def write(directory: str) -> None:
     write_hf(directory, params, model, task_name, tokenizer.special_ids, label_names=_label_names(workdir))
-    tokenizer.save(directory)
+    hf_tokenizer(tokenizer, model, config.task.name).save_pretrained(directory)
 
   replace_dir(target, write)
   return {"out": target, "step": int(step), "architecture": arch}

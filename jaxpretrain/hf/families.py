@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError
 from jaxpretrain.tasks import registry
 
@@ -51,6 +52,8 @@ _ACTIVATIONS = {
   "swish": "silu",
 }
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+# transformers' text-generation pipeline makes 256 new tokens unless the generation config says otherwise.
+PIPELINE_NEW_TOKENS = 256
 
 
 def identify(hf_config: dict, where: str) -> tuple[str, str, str | None]:
@@ -229,6 +232,9 @@ def hf_config(
     **labels,
   )
   if family == "gpt2":
+    # Where the run's packing starts and ends a document (`[BOS] doc [EOS]`): what generation starts
+    # from and stops at. A WordPiece tokenizer has no bos/eos tokens: its [CLS]/[SEP] stand in.
+    common["bos_token_id"], common["eos_token_id"] = boundary_ids(special_ids)
     return transformers.GPT2Config(
       n_embd=model.hidden_size,
       n_layer=model.num_hidden_layers,
@@ -262,4 +268,44 @@ def hf_config(
     attention_probs_dropout_prob=model.attention_probs_dropout_prob,
     layer_norm_eps=model.layer_norm_eps,
     **common,
+  )
+
+
+def max_input_length(model) -> int:
+  """The most tokens one input may have: the exported tokenizer's `model_max_length`.
+
+  Args:
+    model: a `ModelConfig`.
+
+  Returns:
+    `max_position_embeddings` less `position_offset` (RoBERTa numbers its first token
+    padding_idx + 1, so a checkpoint with 514 positions takes 512 tokens).
+  """
+  return model.max_position_embeddings - model.position_offset
+
+
+def generation_config(model, special_ids: dict):
+  """The generation_config.json of a causal-LM export.
+
+  Generation starts and stops at the document boundaries of the run's packing, and makes at most
+  a quarter of the positions (and at most the pipeline's 256) new tokens: the text-generation
+  pipeline's own 256 would run past a small model's positions on any prompt, and its
+  `handle_long_generation="hole"` (how it takes a prompt longer than the model) needs a
+  `max_new_tokens` to know how much of the prompt to keep.
+
+  Args:
+    model: the run's `ModelConfig`.
+    special_ids: the tokenizer's special ids (`Tokenizer.special_ids`).
+
+  Returns:
+    A `transformers.GenerationConfig` (save it with `save_pretrained`).
+  """
+  import transformers
+
+  bos, eos = boundary_ids(special_ids)
+  return transformers.GenerationConfig(
+    bos_token_id=bos,
+    eos_token_id=eos,
+    pad_token_id=special_ids.get("pad"),
+    max_new_tokens=min(PIPELINE_NEW_TOKENS, max(1, max_input_length(model) // 4)),
   )

@@ -12,15 +12,18 @@ import jax
 import numpy as np
 
 from jaxpretrain import config as config_lib
+from jaxpretrain.checkpoint.init_from import adopt_architecture
 from jaxpretrain.errors import UserError, warn
 from jaxpretrain.hf import families, layout, mapping, source
+from jaxpretrain.models.config import ARCHITECTURE_KEYS
 
 
 def apply_hf_config(config) -> None:
   """Sets `config.model.*` from the HF checkpoint `config.init_from` names, in place.
 
-  Dimensions, activation, LayerNorm eps, position and type embeddings come from config.json;
-  dropout rates too, unless the config changed them from their defaults. `data.tokenizer` is set
+  Dimensions, activation, LayerNorm eps, position and type embeddings come from config.json (an
+  override that contradicts them is an error: `adopt_architecture`); dropout rates too, unless
+  the config changed them from their defaults. `data.tokenizer` is set
   to the checkpoint directory and `init_from` to `hf:LOCAL_DIR` (so a Hub id is fetched once).
 
   Args:
@@ -31,8 +34,11 @@ def apply_hf_config(config) -> None:
   hf = source.read_config(directory)
   family, _, _ = families.identify(hf, f"hf:{spec}")
   fields = families.model_fields(hf, family, config.task.name, f"hf:{spec}")
+  adopt_architecture(config, {k: v for k, v in fields.items() if k in ARCHITECTURE_KEYS}, f"init_from=hf:{spec}")
   default_model = config_lib.defaults().model
   for key, value in fields.items():
+    if key in ARCHITECTURE_KEYS:
+      continue
     if key in families.DROPOUT_KEYS and config.model[key] != default_model[key]:
       continue  # a training choice the user made explicitly
     config.model[key] = value

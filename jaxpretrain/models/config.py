@@ -11,6 +11,26 @@ from jaxpretrain.errors import UserError
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
+# The model.* keys that fix a model's parameters and what it computes: a warm start (`init_from`)
+# takes them from its source. Dropout, dtype, attention kernel, remat and the position layout of
+# packed rows are training choices and stay the fine-tune's own.
+ARCHITECTURE_KEYS = (
+  "vocab_size",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "intermediate_size",
+  "max_position_embeddings",
+  "type_vocab_size",
+  "hidden_act",
+  "layer_norm_eps",
+  "pre_layer_norm",
+  "causal",
+  "scan_layers",
+  "position_offset",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Transformer dimensions and switches, named as in HF `BertConfig` where one exists."""

@@ -1,8 +1,11 @@
 """Sequence classification (single texts or pairs): pooled encoder output → `num_labels` logits.
 
-Besides the loss sums, `loss` returns the confusion matrix of the batch. Confusion matrices add up
-over micro-batches, devices and eval batches like every other aux entry, so accuracy and macro-F1
-come out of the same summed aux as the loss, exactly, without gathering predictions on the host.
+Besides the loss sums, `loss` returns the confusion matrix of the batch (padding rows weigh 0).
+Confusion matrices add up over micro-batches, devices and eval batches like every other aux entry,
+so accuracy and macro-F1 come out of the same summed aux as the loss, exactly, without gathering
+predictions on the host. `metrics` stays scalars (what metrics.jsonl and checkpoints record);
+`jaxpretrain evaluate` keeps the summed matrix itself for the report's per-class table
+(`per_class_scores`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpretrain.models.heads import SequenceClassificationHead
 from jaxpretrain.tasks.base import Task, cross_entropy_sums
@@ -84,3 +88,30 @@ def macro_f1(confusion):
   present = (true + predicted) > 0
   f1 = 2 * tp / jnp.maximum(true + predicted, 1e-9)
   return jnp.sum(jnp.where(present, f1, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
+def per_class_scores(confusion) -> dict[str, np.ndarray]:
+  """Per-class precision, recall, F1 and support of a summed confusion matrix, on the host.
+
+  Precision and recall are 0 where undefined (a class never predicted, or absent from the data),
+  as scikit-learn's `zero_division=0`; F1 is 2·tp / (true + predicted), as `macro_f1` computes it.
+
+  Args:
+    confusion: counts [num_labels (true), num_labels (predicted)].
+
+  Returns:
+    {"precision", "recall", "f1", "support" (true count)}: float64 arrays [num_labels].
+  """
+  confusion = np.asarray(confusion, np.float64)
+  tp = np.diagonal(confusion)
+  true, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+
+  def ratio(num, den):
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+  return {
+    "precision": ratio(tp, predicted),
+    "recall": ratio(tp, true),
+    "f1": ratio(2 * tp, true + predicted),
+    "support": true,
+  }

@@ -122,7 +122,8 @@ class Throughput:
 def check_config(config) -> ModelConfig:
   """Phase 0: validates everything that needs no data, before anything is written.
 
-  With `init_from=hf:PATH` the model dims and tokenizer first come from the HF directory.
+  With `init_from` the architecture (model dims, positions) and tokenizer first come from the
+  source: a pretraining workdir's config.json, or the HF directory's.
 
   Returns:
     The ModelConfig of `config.model`.
@@ -131,6 +132,10 @@ def check_config(config) -> ModelConfig:
     from jaxpretrain.hf import apply_hf_config
 
     apply_hf_config(config)
+  elif config.init_from:
+    from jaxpretrain.checkpoint.init_from import apply_run_config
+
+    apply_run_config(config)
   validate(config)
   return ModelConfig.from_config(config.model)
 

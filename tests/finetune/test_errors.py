@@ -58,7 +58,9 @@ def test_init_from_a_directory_without_checkpoints(capsys, tmp_path):
   )
 
 
-def test_init_from_a_checkpoint_of_other_dims_names_the_leaf(capsys, tmp_path, pretrained):
+def test_an_override_that_contradicts_the_init_from_run_is_an_error_before_anything_is_written(
+  capsys, tmp_path, pretrained
+):
   _fails(
     capsys,
     [
@@ -69,11 +71,12 @@ def test_init_from_a_checkpoint_of_other_dims_names_the_leaf(capsys, tmp_path, p
       "--config.model.intermediate_size=128",
       f"--config.init_from={pretrained}",
     ],
-    "encoder leaf layer_0/mlp/intermediate/bias has shape (64,) in the checkpoint but (128,) in this config",
+    f"model.intermediate_size=128 contradicts init_from={pretrained}, whose model.intermediate_size=64",
   )
+  assert not os.path.exists(tmp_path / "ft")
 
 
-def test_init_from_a_checkpoint_of_another_vocabulary_names_the_leaf(capsys, tmp_path, pretrained):
+def test_a_vocabulary_override_that_contradicts_the_init_from_run_is_an_error(capsys, tmp_path, pretrained):
   _fails(
     capsys,
     [
@@ -84,7 +87,7 @@ def test_init_from_a_checkpoint_of_another_vocabulary_names_the_leaf(capsys, tmp
       "--config.model.vocab_size=600",
       f"--config.init_from={pretrained}",
     ],
-    "embeddings/word_embeddings/embedding has shape (512, 32) in the checkpoint but (600, 32)",
+    f"model.vocab_size=600 contradicts init_from={pretrained}, whose model.vocab_size=512",
   )
 
 

@@ -114,6 +114,27 @@ def label_id(label, names: Sequence[str], where: str) -> int:
     ) from None
 
 
+def label_counts(arrays: dict | None, names: Sequence[str]) -> dict[str, int] | None:
+  """How often each label occurs in encoded arrays: classification rows (`label`), or the scored
+  word pieces of token classification (`labels` other than -100).
+
+  Args:
+    arrays: what `encode_classification` / `encode_token_classification` returned (None: no data).
+    names: the label vocabulary.
+
+  Returns:
+    {label name: count} in vocabulary order, or None when the arrays carry no labels (QA).
+  """
+  if arrays is None:
+    return {str(n): 0 for n in names} if names else None
+  labels = arrays.get("label", arrays.get("labels"))
+  if labels is None or not names:
+    return None
+  labels = np.asarray(labels).reshape(-1)
+  counts = np.bincount(labels[labels != IGNORE], minlength=len(names))
+  return {str(n): int(c) for n, c in zip(names, counts)}
+
+
 def encode_classification(records: list[dict], tokenizer, seq_len: int, names: Sequence[str]) -> dict:
   """`input_ids`, `token_type_ids`, `attention_mask` [n, seq_len] and `label` [n]."""
   pairs = [r["text_b"] is not None for r in records]

@@ -67,7 +67,9 @@ def build_labeled(
       from the workdir.
 
   Returns:
-    The `RunData`; `info` holds `task`, `label_names`, `num_labels`, example counts, special ids.
+    The `RunData`; `info` holds `task`, `label_names`, `num_labels`, example counts, special ids
+    and, for labeled tasks, `label_counts` ({"train", "eval"} -> {label name: count}; no "train"
+    with with_train=False).
   """
   train_records, declared, names = [], None, saved_info(workdir).get("label_names")
   if with_train or names is None:
@@ -87,4 +89,11 @@ def build_labeled(
     "train_examples": len(train_records),
     "eval_examples": len(eval_records),
   }
+  counts = {
+    split: features_lib.label_counts(arrays, names)
+    for split, arrays in (("train", train_arrays), ("eval", eval_arrays))
+    if split == "eval" or with_train
+  }
+  if all(c is not None for c in counts.values()):
+    info["label_counts"] = counts  # per split, in label order: the report's label table and majority baseline
   return run_data(config, tokenizer, train_arrays, eval_arrays, info)
