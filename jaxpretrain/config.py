@@ -254,6 +254,7 @@ def defaults() -> ml_collections.ConfigDict:
   tr.seed = 0
   tr.learning_rate = 1e-4
   tr.warmup_steps = 100
+  tr.warmup_ratio = 0.0  # > 0: warmup = ceil(ratio x the run's steps), instead of warmup_steps
   tr.schedule = "linear"  # linear | cosine | constant (after warmup)
   tr.weight_decay = 0.01
   tr.adam_b1 = 0.9

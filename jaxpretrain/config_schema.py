@@ -289,6 +289,13 @@ KEYS: dict[str, Spec] = {
   "train.seed": integer("seed of parameter init, data order, masking and dropout", 0, SEED_MAX),
   "train.learning_rate": number("peak learning rate (reached at the end of warmup)", 0, low_open=True),
   "train.warmup_steps": integer("linear warmup steps from 0 to the peak learning rate", 0),
+  "train.warmup_ratio": number(
+    "> 0: warmup for ceil(ratio x the run's steps) instead of train.warmup_steps (HF TrainingArguments.warmup_ratio); "
+    "0 = use train.warmup_steps",
+    0,
+    1,
+    high_open=True,
+  ),
   "train.schedule": choice(
     "learning rate after warmup: linear or cosine decay to 0, or constant", "linear", "cosine", "constant"
   ),

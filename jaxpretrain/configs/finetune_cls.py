@@ -27,7 +27,7 @@ def get_config():
   c.train.num_epochs = 3.0  # HF TrainingArguments-style: epochs rather than steps
   c.train.batch_size = 32
   c.train.learning_rate = 2e-5
-  c.train.warmup_steps = 240  # ~10% of 3 epochs of IMDB's 25k reviews
+  c.train.warmup_ratio = 0.1  # 10% of the run, however long the data makes it (HF run_glue's habit)
   c.train.weight_decay = 0.01
   c.train.log_every = 50
   c.eval.every_steps = 500

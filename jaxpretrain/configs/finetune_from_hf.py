@@ -30,7 +30,7 @@ def get_config():
   c.train.num_epochs = 3.0  # TrainingArguments(num_train_epochs=3)
   c.train.batch_size = 16  # per_device_train_batch_size=16 on one device
   c.train.learning_rate = 2e-5
-  c.train.warmup_steps = 19  # warmup_ratio=0.1 of the 3 x 63 steps of 1000 embedded examples
+  c.train.warmup_ratio = 0.1  # as HF run_glue: 19 of the 3 x 63 steps of 1000 embedded examples
   c.train.schedule = "linear"  # HF's default linear decay to 0
   c.train.weight_decay = 0.01  # not on biases and LayerNorm, as Trainer
   c.train.adam_eps = 1e-8  # HF AdamW default

@@ -29,7 +29,7 @@ from jaxpretrain.errors import UserError, storage_errors, warn
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train import run_lock
+from jaxpretrain.train import optim, run_lock
 from jaxpretrain.train.metrics import MetricsWriter, read_metrics
 from jaxpretrain.train.preemption import PreemptionWatcher, stop_before_training
 from jaxpretrain.train.prefetch import Prefetcher
@@ -41,6 +41,30 @@ def total_steps(config, steps_per_epoch: int) -> int:
   if config.train.num_epochs > 0:
     return max(1, math.ceil(config.train.num_epochs * steps_per_epoch))
   return config.train.steps
+
+
+def check_schedule(config, steps: int) -> None:
+  """Warns (once, at the start of a run) about a schedule that cannot do what the config suggests.
+
+  Args:
+    config: the run config.
+    steps: the run's optimizer steps (`total_steps`).
+  """
+  tr = config.train
+  if tr.num_epochs > 0 and "train.steps" in config.overridden_keys:
+    warn(
+      f"train.steps={tr.steps} is ignored: train.num_epochs={tr.num_epochs:g} sets the run's length ({steps} steps); "
+      "set train.num_epochs=0 to train for train.steps"
+    )
+  warmup = optim.warmup_steps(tr, steps)
+  if steps > 0 and warmup >= steps:
+    given = (
+      f"train.warmup_ratio={tr.warmup_ratio:g}" if tr.warmup_ratio > 0 else f"train.warmup_steps={tr.warmup_steps}"
+    )
+    warn(
+      f"{given} covers all of the run's {steps} steps: the learning rate never reaches "
+      f"train.learning_rate={tr.learning_rate:g}; use fewer warmup steps or train.warmup_ratio (e.g. 0.1)"
+    )
 
 
 def validate(config) -> None:
@@ -340,7 +364,9 @@ def _setup_locked(config, workdir: str, model_config, strategy, lock) -> Run:
     state, restored_step, restored_meta = _restore(config, state, strategy, ckpt, data)
     current = fingerprint(config, data.tokenizer)
     data_changes = []
-    if restored_step is not None:
+    if restored_step is None:
+      check_schedule(config, steps)
+    else:
       data_changes = check_resume(config, restored_meta, restored_step, current, total=steps)
       where = os.path.join(checkpoint_lib.checkpoint_dir(workdir), str(restored_step))
       if restored_step >= steps:

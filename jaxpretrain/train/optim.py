@@ -5,14 +5,24 @@ Weight decay skips biases and LayerNorm parameters, as in BERT.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import optax
 
 from jaxpretrain.errors import UserError
 
 
+def warmup_steps(train_config, total_steps: int) -> int:
+  """The run's warmup length: `ceil(train.warmup_ratio × total_steps)` when the ratio is set (as in
+  HF TrainingArguments), else `train.warmup_steps`; never more than the run's steps."""
+  if train_config.warmup_ratio > 0:
+    return min(math.ceil(train_config.warmup_ratio * total_steps), total_steps)
+  return min(train_config.warmup_steps, total_steps)
+
+
 def make_schedule(train_config, total_steps: int):
-  """Linear warmup to `learning_rate`, then linear/cosine decay to 0 (or constant).
+  """Linear warmup (`warmup_steps`) to `learning_rate`, then linear/cosine decay to 0 (or constant).
 
   Args:
     train_config: the `config.train` section.
@@ -21,7 +31,7 @@ def make_schedule(train_config, total_steps: int):
   Returns:
     An optax schedule (step -> learning rate).
   """
-  lr, warmup = train_config.learning_rate, min(train_config.warmup_steps, total_steps)
+  lr, warmup = train_config.learning_rate, warmup_steps(train_config, total_steps)
   decay_steps = max(total_steps - warmup, 1)
   kind = train_config.schedule
   if kind == "linear":

@@ -26,6 +26,7 @@ from jaxpretrain.data.common import RunData, check_vocab_size, held_out
 from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.tokenizer import Tokenizer
+from jaxpretrain.errors import warn
 
 
 def read_split(
@@ -50,13 +51,19 @@ def read_split(
   if spec == "embedded":
     limit = limit or embedded_sizes[split != "train"]
   seed = config.train.seed if split == "train" else 0  # one fixed test set for every run
-  hash_split = spec != "embedded" and not spec.startswith("tfds:") and not config.data.eval
-  records, extra = read(spec, "train" if hash_split else split, limit=0 if hash_split else limit, seed=seed)
+  user_file = spec != "embedded" and not spec.startswith("tfds:")
+  hash_split = user_file and not config.data.eval
+  records, extra = read(spec, "train" if hash_split else split, limit=0 if user_file else limit, seed=seed)
   if hash_split:
     records = [
       r for i, r in enumerate(records) if held_out(i, config.train.seed, config.data.eval_fraction) == (split == "eval")
     ]
-    records = records[:limit] if limit else records
+  if user_file and limit and len(records) > limit:  # a recipe's budget silently dropping a user's rows
+    warn(
+      f"data.{split}_examples={limit} keeps the first {limit} of the {len(records)} {split} examples of {spec} "
+      f"(set data.{split}_examples=0 to use all)"
+    )
+    records = records[:limit]
   return records, extra, spec
 
 
