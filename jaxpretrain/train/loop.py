@@ -540,6 +540,13 @@ def train(run: Run) -> dict:
       if (final_step > first_step or run.restored_step is None) and not preempted:
         save(final_step, last_eval or {})
       ckpt.wait()
+      if preempted:
+        warn(
+          f"stopped by {watcher.signal_name or 'a preemption notice (SIGTERM)'} after step {final_step}, saved in "
+          f"{os.path.join(checkpoint_lib.checkpoint_dir(run.workdir), str(final_step))}; "
+          "run the same command to resume",
+          kind="note",
+        )
   finally:
     prefetcher.close()
     writer.close()
