@@ -15,6 +15,7 @@ import venv
 
 import pytest
 
+from jaxpretrain import demo
 from jaxpretrain.demo import METHODS, targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,3 +152,7 @@ def test_small_demo_from_an_empty_directory_writes_demo_json_report_and_plots(in
     assert (workdir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert (workdir / "pretrain" / "checkpoints").is_dir()
   assert "[demo" in proc.stderr and "pretrain: done" in proc.stderr
+  # A smoke run says that its targets are not expected to hold, instead of a bare "NO".
+  target_lines = [line for line in proc.stderr.splitlines() if "target:" in line]
+  assert len(target_lines) == 2 and all(line.endswith(demo.SMOKE_NOTE) for line in target_lines), target_lines
+  assert "smoke run" in report

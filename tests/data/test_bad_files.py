@@ -282,7 +282,7 @@ def test_cli_init_from_a_file(capsys, tmp_path):
   _fails(
     capsys,
     ["finetune", "--workdir", str(tmp_path / "ft"), *TINY, f"--config.init_from={tmp_path}/ckpt"],
-    f"init_from {tmp_path}/ckpt is a file, expected a directory",
+    f"init_from={tmp_path}/ckpt is a file, not a run directory",
   )
 
 
@@ -322,3 +322,34 @@ def test_prepare_and_demo_name_a_workdir_that_is_a_file(tmp_path, capsys, comman
   err = capsys.readouterr().err.strip().splitlines()
   assert err == [f"jaxpretrain: error: --workdir {workdir} is a file, expected a directory"]
   assert workdir.read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["reviews.txt", "reviews", "reviews.parquet"])
+def test_a_labeled_file_of_another_format_names_the_formats_read(tmp_path, name):
+  path = tmp_path / name
+  path.write_text("good film\tpos\n")
+  message = _one_line_error(labeled.read_examples, str(path), kinds.CLASSIFICATION, split="train")
+  assert message.startswith(f"labeled data file {path}: ")
+  assert "is not a format jaxpretrain reads; use .jsonl (one JSON object per line), .csv or .tsv" in message
+  message = _one_line_error(pairs.read_pairs, str(path), "train")
+  assert message.startswith(f"translation data file {path}: ") and "use .jsonl" in message
+
+
+@pytest.mark.parametrize(
+  "name, content, expected",
+  [
+    (
+      "t.csv",
+      "review,sentiment\ngood film,pos\n",
+      ":2: no text field (expected 'text', or 'text_a' and 'text_b'; it has: review, sentiment)",
+    ),
+    ("t.csv", "text,sentiment\ngood film,pos\n", ":2: no 'label' field or column (it has: text, sentiment)"),
+    ("t.jsonl", '{"text": "good film", "stars": 5}\n', ":1: no 'label' field or column (it has: text, stars)"),
+    ("t.csv", "text,label\ngood film,\n", ":2: empty 'label'"),
+  ],
+)
+def test_a_missing_column_lists_the_columns_there_are(tmp_path, name, content, expected):
+  path = tmp_path / name
+  path.write_text(content)
+  message = _one_line_error(labeled.read_examples, str(path), kinds.CLASSIFICATION, split="train")
+  assert message == f"{path}{expected}"

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxpretrain import files
 from jaxpretrain.data.readers import tfds as tfds_reader
-from jaxpretrain.data.readers.text import jsonl_rows
+from jaxpretrain.data.readers.text import JSON_LINES, jsonl_rows
 from jaxpretrain.errors import UserError
 
 SINGLE_FIELDS = ("text", "sentence", "content", "document")
@@ -88,7 +88,13 @@ def read_examples(
   files.check_file(spec, "labeled data file (data.train/data.eval)")
   if os.path.getsize(spec) == 0:
     raise UserError(f"labeled data file is empty: {spec}")
-  rows = _csv_rows(spec) if spec.endswith((".csv", ".tsv")) else jsonl_rows(spec, what="labeled data file")
+  extension = os.path.splitext(spec)[1].lower()
+  if extension not in (".csv", ".tsv", *JSON_LINES):
+    raise UserError(
+      f"labeled data file {spec}: {'a ' + extension if extension else 'a file without an extension'} is not a format "
+      "jaxpretrain reads; use .jsonl (one JSON object per line), .csv or .tsv (with a header row), or tfds:NAME"
+    )
+  rows = _csv_rows(spec) if extension in (".csv", ".tsv") else jsonl_rows(spec, what="labeled data file")
   records = []
   for where, row in rows:
     records.append(kind.to_record(row, where))
@@ -132,7 +138,7 @@ def classification_record(row: dict, where: str) -> dict:
   for field in SINGLE_FIELDS:
     if field in row:
       return {"text_a": _text(row[field], where, field), "text_b": None, "label": _label(row, where), "where": where}
-  raise UserError(f"{where}: no text field (expected 'text', or 'text_a' and 'text_b')")
+  raise UserError(f"{where}: no text field (expected 'text', or 'text_a' and 'text_b'; {_fields(row)})")
 
 
 def token_classification_record(row: dict, where: str) -> dict:
@@ -208,9 +214,16 @@ def _scalar(value):
   return int(value)
 
 
+def _fields(row: dict) -> str:
+  """`it has: a, b` (the fields or columns a record has), for messages about a missing one."""
+  return f"it has: {', '.join(map(str, row))}" if row else "it has no fields"
+
+
 def _label(row: dict, where: str):
-  if "label" not in row or row["label"] is None or row["label"] == "":
-    raise UserError(f"{where}: no 'label'")
+  if "label" not in row:
+    raise UserError(f"{where}: no 'label' field or column ({_fields(row)})")
+  if row["label"] is None or row["label"] == "":
+    raise UserError(f"{where}: empty 'label'")
   label = _scalar(row["label"])
   if not isinstance(label, (int, str)):
     raise UserError(f"{where}: label {row['label']!r} is neither an integer nor a string")

@@ -125,6 +125,9 @@ def _iter_text(path: str) -> Iterator[str]:
     yield "\n".join(paragraph)
 
 
+JSON_LINES = (".jsonl", ".json", ".ndjson")  # file extensions read as one JSON object per line
+
+
 def jsonl_rows(path: str, expected: str = "a JSON object", what: str = "data file") -> Iterator[tuple[str, dict]]:
   """("path:line", object) for every non-blank line of a .jsonl file.
 
