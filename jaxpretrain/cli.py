@@ -133,10 +133,20 @@ def cmd_export(args, overrides):
 
 
 def cmd_evaluate(args, overrides):
+  import jax
+
+  from jaxpretrain.commands import report as run_report
   from jaxpretrain.commands.evaluate import evaluate
+  from jaxpretrain.tasks import registry
 
   config = load_config(args, overrides)
-  print(json.dumps(evaluate(config, args.workdir, step=args.step)))
+  result = evaluate(config, args.workdir, step=args.step)
+  # A fine-tuning run's report is rewritten with what was just scored: every `finetune` run has one,
+  # and runs on labeled data get one; pretraining runs leave reports to the demo.
+  has_report = os.path.isfile(os.path.join(args.workdir, "report.md"))
+  if jax.process_index() == 0 and (has_report or registry.spec(config.task.name).labeled is not None):
+    run_report.write(args.workdir, evaluation=result, config=config)
+  print(json.dumps(result))  # eval.json's content
 
 
 def cmd_generate(args, overrides):
@@ -166,7 +176,7 @@ def cmd_demo(args, overrides):
   if not args.config:
     args.config = "demo"
   config = load_config(args, [*(f"{k}={v}" for k, v in demo.SMALL.items() if args.small), *overrides])
-  print(json.dumps(demo.run(config, args.workdir)))
+  print(json.dumps(demo.run(config, args.workdir, smoke=args.small)))
 
 
 def cmd_plot(args, overrides):
@@ -177,20 +187,55 @@ def cmd_plot(args, overrides):
   print(json.dumps({"plots": plot.plot_run(args.workdir)}))
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+  """Shows an option's default when it has a meaningful one (not None, False or "")."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    default = action.default
+    if (
+      action.option_strings
+      and default is not None
+      and default is not False
+      and default != ""
+      and default is not argparse.SUPPRESS
+      and "%(default)" not in text
+    ):
+      text += " (default: %(default)s)"
+    return text
+
+
+CONFIG_EPILOG = """\
+--config is needed to start a run: a file (configs/tiny.py) or a shipped name (tiny). On a run
+that exists, WORKDIR/config.json is used unless --config is given.
+Any config key can be changed with --config.KEY=VALUE, e.g.
+  --config.train.steps=10 --config.model.dtype=bfloat16 --config.data.train=corpus.txt
+An unknown key or a value out of range is an error before anything is written. Every key, its
+default and its allowed values: docs/configuration.md."""
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxpretrain", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True)
 
   def command(name, fn, help_text, *, workdir=True, config=True, distributed=False):
-    p = sub.add_parser(name, help=help_text)
+    p = sub.add_parser(
+      name,
+      help=help_text,
+      description=help_text,
+      epilog=CONFIG_EPILOG if config else None,
+      formatter_class=_HelpFormatter,
+    )
     if config:
-      p.add_argument("--config", help="config file, e.g. configs/tiny.py")
+      p.add_argument("--config", help="config file or name; needed for a new run (see below)")
     if workdir:
       p.add_argument("--workdir", required=True, help="run directory")
     if distributed:
-      p.add_argument("--coordinator_address", default="", help="host:port of process 0 (multi-host)")
-      p.add_argument("--num_processes", type=int, default=0)
-      p.add_argument("--process_id", type=int, default=-1)
+      p.add_argument(
+        "--coordinator_address", default="", help="host:port of process 0 (multi-host; see docs/launching.md)"
+      )
+      p.add_argument("--num_processes", type=int, default=0, help="processes in the job (0 = one, or detected)")
+      p.add_argument("--process_id", type=int, default=-1, help="this process's index (-1 = detected)")
     p.set_defaults(fn=fn)
     return p
 
@@ -261,14 +306,19 @@ def main(argv: list[str] | None = None) -> int:
   except UserError as e:
     print(f"jaxpretrain: error: {e}", file=sys.stderr)
     return 2
-  except StoppedBeforeTraining:
+  except StoppedBeforeTraining as e:
     print(
-      "jaxpretrain: SIGTERM before training started: nothing was trained yet; run the same command to start again",
+      f"jaxpretrain: {e or 'SIGTERM'} before training started: nothing was trained yet; "
+      "run the same command to start again",
       file=sys.stderr,
     )
     return 0
   except KeyboardInterrupt:
-    print("jaxpretrain: interrupted", file=sys.stderr)
+    print(
+      "jaxpretrain: interrupted without saving; checkpoints already written are kept (the same command resumes "
+      "from the latest)",
+      file=sys.stderr,
+    )
     return 130
   except BrokenPipeError:
     # `jaxpretrain checkpoints --json | head`: the reader has what it wanted. Point stdout at

@@ -16,7 +16,6 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpretrain import checkpoint as checkpoint_lib
@@ -24,6 +23,7 @@ from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
+from jaxpretrain.train.loop import summed_eval_aux
 from jaxpretrain.train.state import TrainState
 
 
@@ -79,30 +79,6 @@ def restore_state(
   return state.replace(params=params), chosen, how
 
 
-def summed_aux(state: TrainState, eval_step, strategy, batches, seed: int) -> dict:
-  """The task's eval aux summed over `batches`, as `train.loop.evaluate_batches` sums it.
-
-  The same masking keys (fold_in(PRNGKey(seed + 1), batch index)) and the same summation order, so
-  `state.task.metrics` of the result equals the loop's eval metrics exactly.
-
-  Args:
-    state: the TrainState to evaluate.
-    eval_step: `strategy.compile_eval_step()`.
-    strategy: the run's strategy.
-    batches: the eval batches (host numpy).
-    seed: `train.seed`.
-
-  Returns:
-    The summed aux (device arrays), {} without batches.
-  """
-  total = None
-  for i, batch in enumerate(batches):
-    rng = jax.random.fold_in(jax.random.PRNGKey(seed + 1), i)
-    aux = eval_step(state, strategy.put_batch(batch), strategy.put_replicated(rng))
-    total = aux if total is None else jax.tree.map(jnp.add, total, aux)
-  return total or {}
-
-
 def evaluate(config, workdir: str, *, step: int = -1, save: bool = True) -> dict:
   """Evaluates a run and writes WORKDIR/eval.json.
 
@@ -129,7 +105,7 @@ def evaluate(config, workdir: str, *, step: int = -1, save: bool = True) -> dict
   eval_batches = data.eval_batches()
   if not eval_batches:
     raise UserError(f"no evaluation data for {workdir}: set data.eval")
-  aux = summed_aux(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
+  aux = summed_eval_aux(state, strategy.compile_eval_step(), strategy, eval_batches, config.train.seed)
   metrics = {k: float(v) for k, v in jax.device_get(state.task.metrics(aux)).items()}
   eval_scores = registry.spec(config.task.name).eval_scores  # QA's EM/F1, translation's BLEU
   if eval_scores is not None:

@@ -138,7 +138,9 @@ def confusion_plot(confusion, label_names: list[str], path: str, *, title: str =
   return _save(fig, path)
 
 
-def plot_run(workdir: str, out_dir: str | None = None, baselines: dict[str, tuple[str, float]] | None = None) -> list[str]:
+def plot_run(
+  workdir: str, out_dir: str | None = None, baselines: dict[str, tuple[str, float]] | None = None
+) -> list[str]:
   """Loss, learning rate, throughput and eval-metric PNGs of a run.
 
   Args:

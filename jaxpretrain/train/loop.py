@@ -74,14 +74,31 @@ def validate(config) -> None:
   config_schema.validate(config)
 
 
-def evaluate_batches(state, eval_step, strategy, batches, seed: int) -> dict:
-  """Task metrics over a fixed list of eval batches (fixed masking RNG, no dropout)."""
-  aux_total = None
+def summed_eval_aux(state, eval_step, strategy, batches, seed: int) -> dict:
+  """The task's eval aux (loss sums, counts, a confusion matrix, ...) summed over `batches`.
+
+  Args:
+    state: the TrainState to evaluate.
+    eval_step: the strategy's compiled eval step.
+    strategy: the run's strategy.
+    batches: the eval batches (host numpy); batch i is masked with fold_in(PRNGKey(seed + 1), i).
+    seed: `train.seed`.
+
+  Returns:
+    The summed aux (device arrays), {} without batches.
+  """
+  total = None
   for i, batch in enumerate(batches):
     rng = jax.random.fold_in(jax.random.PRNGKey(seed + 1), i)
     aux = eval_step(state, strategy.put_batch(batch), strategy.put_replicated(rng))
-    aux_total = aux if aux_total is None else jax.tree.map(jnp.add, aux_total, aux)
-  if aux_total is None:
+    total = aux if total is None else jax.tree.map(jnp.add, total, aux)
+  return total or {}
+
+
+def evaluate_batches(state, eval_step, strategy, batches, seed: int) -> dict:
+  """Task metrics over a fixed list of eval batches (fixed masking RNG, no dropout)."""
+  aux_total = summed_eval_aux(state, eval_step, strategy, batches, seed)
+  if not aux_total:
     return {}
   metrics = state.task.metrics(aux_total)
   return {k: float(v) for k, v in jax.device_get(metrics).items()}
