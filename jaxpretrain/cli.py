@@ -65,7 +65,12 @@ def cmd_prepare(args, overrides):
   registry.check_run(config, args.workdir)  # paths of the wrong kind or unwritable: one line, nothing written
   out = pipeline.prepared_dir(config, args.workdir)
   meta = pipeline.prepare_from_config(
-    config, out, registry.packing(config), shard_index=args.shard_index, num_shards=args.num_shards
+    config,
+    out,
+    registry.packing(config),
+    shard_index=args.shard_index,
+    num_shards=args.num_shards,
+    tokenizer_type=registry.tokenizer_type(config),
   )
   print(json.dumps({"prepared_dir": out, **{k: meta[k] for k in ("seq_len", "splits") if k in meta}}))
 
@@ -149,6 +154,15 @@ def cmd_evaluate(args, overrides):
   print(json.dumps(result))  # eval.json's content
 
 
+def cmd_suite(args, overrides):
+  from jaxpretrain.commands import suite
+
+  result = suite.run(
+    args.suite, args.init_from, args.workdir, tasks=args.tasks, data_dir=args.data_dir, overrides=overrides
+  )
+  print(json.dumps(result))  # suite.json's content
+
+
 def cmd_generate(args, overrides):
   from jaxpretrain.commands.generate import generate
 
@@ -212,6 +226,13 @@ Any config key can be changed with --config.KEY=VALUE, e.g.
   --config.train.steps=10 --config.model.dtype=bfloat16 --config.data.train=corpus.txt
 An unknown key or a value out of range is an error before anything is written. Every key, its
 default and its allowed values: docs/configuration.md."""
+
+
+SUITE_EPILOG = """\
+Each task fine-tunes in WORKDIR/TASK with its shipped config (configs/glue/TASK.py: the BERT paper's
+recipe) and is scored on its validation split(s) with the official metrics. --config.KEY=VALUE
+applies to every task's config, e.g. --config.train.num_epochs=2. Running it again skips the tasks
+WORKDIR/suite.json holds and resumes an interrupted one. See docs/suite.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
     "evaluate", cmd_evaluate, "score a run's best (or latest) checkpoint on its eval data -> WORKDIR/eval.json"
   )
   p.add_argument("--step", type=int, default=-1, help="checkpoint step (default: best by eval.metric, else latest)")
+  p = command(
+    "suite",
+    cmd_suite,
+    "fine-tune and score every task of a downstream suite (GLUE) -> WORKDIR/suite.json, suite.md",
+    config=False,
+  )
+  p.epilog = SUITE_EPILOG
+  p.add_argument("--suite", default="glue", help="the suite's name (tasks/suites.py)")
+  p.add_argument(
+    "--init_from", default="", help="what every task starts from: a pretraining run, an HF directory or hf:HUB_ID"
+  )
+  p.add_argument("--tasks", default="", help="comma-separated tasks, e.g. cola,sst2 (default: all of the suite)")
+  p.add_argument(
+    "--data_dir", default="", help="read task T from DATA_DIR/T (a DatasetDict.save_to_disk) instead of the Hub"
+  )
   p = command("generate", cmd_generate, "continue prompts with a causal-LM run (KV-cached decoding)", config=False)
   p.add_argument("--prompt", action="append", help="a prompt; repeat for a batch")
   p.add_argument("--max_new_tokens", type=int, default=32, help="tokens to generate at most per prompt")

@@ -27,23 +27,23 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 def load(path_or_name: str) -> ml_collections.ConfigDict:
   """Loads `get_config()` from a config file path, or a shipped config by name.
 
-  A bare name (`tiny`) and a relative `configs/NAME.py` that does not exist from the current
-  directory both name the config shipped in the package (`jaxpretrain/configs/NAME.py`), so the
-  README's `--config=configs/tiny.py` works from any directory after `pip install`.
+  A bare name (`tiny`, `glue/cola`) and a relative `configs/NAME.py` that does not exist from the
+  current directory both name the config shipped in the package (`jaxpretrain/configs/NAME.py`), so
+  the README's `--config=configs/tiny.py` works from any directory after `pip install`.
 
   Args:
-    path_or_name: `configs/tiny.py`, any config file path, or `tiny`.
+    path_or_name: `configs/tiny.py`, any config file path, `tiny`, or `glue/cola` (a subdirectory's).
 
   Returns:
     The (unlocked) config.
   """
   path = path_or_name
   if not os.path.exists(path):
-    head, name = os.path.split(path)
+    head = os.path.dirname(path)
     if not path.endswith(".py"):
       path = os.path.join(CONFIG_DIR, f"{path_or_name}.py")
-    elif os.path.normpath(head) == "configs":
-      path = os.path.join(CONFIG_DIR, name)
+    elif os.path.normpath(head).split(os.sep)[0] == "configs":  # configs/NAME.py, configs/glue/NAME.py
+      path = os.path.join(CONFIG_DIR, os.path.relpath(path, "configs"))
   if not os.path.isfile(path):
     raise UserError(f"config file not found: {path_or_name}")
   spec = importlib.util.spec_from_file_location(f"_jaxpretrain_config_{abs(hash(path))}", path)
@@ -212,10 +212,12 @@ def defaults() -> ml_collections.ConfigDict:
   m.position_offset = 0  # RoBERTa: 2 (= padding_idx + 1); pads take position offset - 1
 
   c.data = d = ml_collections.ConfigDict()
-  d.train = "embedded"  # embedded | file path | glob | tfds:NAME/CONFIG:split
+  d.train = "embedded"  # embedded | file path | glob | tfds:NAME/CONFIG:split | hf:NAME/CONFIG:split | hf:DIR
   d.eval = ""  # held-out data; "" = the held-out slice of data.train
   d.seq_len = 128
-  d.tokenizer = ""  # HF tokenizer directory; "" = train WordPiece on the corpus
+  d.tokenizer = ""  # HF tokenizer directory (DIR or hf:DIR); "" = train one on the corpus
+  d.tokenizer_type = "auto"  # auto | wordpiece | bpe | unigram: the one trained; auto = by task.name
+  # (wordpiece for encoders, byte-level bpe for causal_lm and translation)
   d.prepared_dir = ""  # where `prepare` writes; "" = WORKDIR/data
   d.eval_fraction = 0.01  # share of documents held out for evaluation
   d.embedded_documents = 40000  # size of the embedded corpus (documents)
@@ -223,7 +225,7 @@ def defaults() -> ml_collections.ConfigDict:
   d.prefetch = 2  # batches prefetched to device
   d.packing = "auto"  # auto | bert | gpt: rows as [CLS] a [SEP] b [SEP] (MLM) or
   # [BOS] a [EOS][BOS] b [EOS] (causal LM); auto = by task.name
-  # Fine-tuning data (task.name classification | token_classification | qa):
+  # Fine-tuning data (task.name classification | regression | token_classification | qa):
   d.train_examples = 0  # labeled training examples: the embedded task's label budget
   # (0 = 1000); for files and tfds a cap (0 = all)
   d.eval_examples = 0  # evaluation examples (0 = all; embedded test split: 2000)
@@ -232,9 +234,14 @@ def defaults() -> ml_collections.ConfigDict:
   # and target text; "" = `source`/`target`, or a tfds dataset's supervised keys (e.g. de, en).
   d.source_field = ""
   d.target_field = ""
+  # Columns of hf: datasets, .jsonl/.csv/.tsv rows and tfds records (docs/data.md); "" = guessed
+  # (text, sentence, ...; sentence1/sentence2, ...; label).
+  d.text_column = ""
+  d.text_pair_column = ""  # the second text of a pair (needs text_column)
+  d.label_column = ""
 
   c.task = t = ml_collections.ConfigDict()
-  t.name = "mlm"  # mlm | causal_lm | classification | token_classification | qa
+  t.name = "mlm"  # mlm | causal_lm | classification | regression | token_classification | qa
   # | translation (a decoder fine-tuned on `source <sep> target`)
   t.mask_prob = 0.15
   t.mask_token_prob = 0.8

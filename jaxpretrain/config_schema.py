@@ -214,12 +214,32 @@ KEYS: dict[str, Spec] = {
     "position offset - 1; below model.max_position_embeddings",
     0,
   ),
-  "data.train": text("training data: `embedded`, a file path, a glob, or `tfds:NAME/CONFIG:split`", nonempty=True),
-  "data.eval": text('held-out data; "" = the held-out slice of data.train'),
+  "data.train": text(
+    "training data: `embedded`, a file path, a glob, `tfds:NAME/CONFIG:split`, or a Hugging Face dataset "
+    "`hf:NAME/CONFIG:split` or `hf:DIR[:split]` (docs/data.md); or a weighted mixture "
+    "`SPEC@WEIGHT,SPEC@WEIGHT,...` (e.g. `embedded@0.7,books.txt@0.3`; positive weights, normalized to sum 1: "
+    "each batch holds that share of rows of each source)",
+    nonempty=True,
+  ),
+  "data.eval": text(
+    'held-out data; "" = the held-out slice of data.train (a tfds: or hf: dataset: its validation, else test, split)'
+  ),
   "data.seq_len": integer(
     "tokens per row (packed rows for pretraining); at most model.max_position_embeddings - model.position_offset", 8
   ),
-  "data.tokenizer": text('HF tokenizer directory; "" = train WordPiece on the corpus'),
+  "data.tokenizer": text(
+    'HF tokenizer directory (`DIR` or `hf:DIR`: any directory `AutoTokenizer` loads); "" = train one on the '
+    "corpus (data.tokenizer_type)"
+  ),
+  "data.tokenizer_type": choice(
+    "the tokenizer trained when data.tokenizer is empty: wordpiece (lowercasing, BERT's), bpe (byte-level, "
+    "GPT-2's: <|endoftext|> is bos, eos and pad) or unigram (SentencePiece-like, with [MASK] for MLM); "
+    "auto = wordpiece for encoder tasks, bpe for causal_lm and translation",
+    "auto",
+    "wordpiece",
+    "bpe",
+    "unigram",
+  ),
   "data.prepared_dir": text('where `prepare` writes; "" = WORKDIR/data'),
   "data.eval_fraction": number(
     "share of documents (or labeled records of a file) held out for evaluation", 0, 1, high_open=True
@@ -250,12 +270,24 @@ KEYS: dict[str, Spec] = {
   "data.target_field": text(
     'translation: the record field holding the target text; "" = `target`, or a tfds dataset\'s second supervised key'
   ),
+  "data.text_column": text(
+    "the column (field, feature) holding the text of hf: datasets, .jsonl/.csv/.tsv rows and tfds records "
+    '(token classification: the words); "" = guessed: text, sentence, content, document, article, ..., '
+    "a pair's sentence1/sentence2, question1/question2, premise/hypothesis, question/sentence"
+  ),
+  "data.text_pair_column": text(
+    'fine-tuning: the column holding the second text of a pair (needs data.text_column); "" = guessed with it'
+  ),
+  "data.label_column": text(
+    'fine-tuning: the column holding the label (token classification: the tags); "" = `label` (tags: ner_tags, tags)'
+  ),
   "task.name": choice(
-    "the objective: MLM or causal-LM pretraining, or a fine-tuning task (translation: a "
-    "decoder fine-tuned on `source <sep> target`)",
+    "the objective: MLM or causal-LM pretraining, or a fine-tuning task (regression: one score per "
+    "text or pair, as STS-B; translation: a decoder fine-tuned on `source <sep> target`)",
     "mlm",
     "causal_lm",
     "classification",
+    "regression",
     "token_classification",
     "qa",
     "translation",

@@ -8,8 +8,11 @@ from jaxpretrain import cli, config_schema, demo
 from jaxpretrain import config as config_lib
 from jaxpretrain.errors import UserError
 
-SHIPPED = sorted(
-  name[:-3] for name in os.listdir(config_lib.CONFIG_DIR) if name.endswith(".py") and not name.startswith("_")
+SHIPPED = sorted(  # with the suites' subdirectories: glue/cola, ...
+  os.path.relpath(os.path.join(directory, name), config_lib.CONFIG_DIR)[:-3]
+  for directory, _, names in os.walk(config_lib.CONFIG_DIR)
+  for name in names
+  if name.endswith(".py") and not name.startswith("_")
 )
 
 
@@ -58,7 +61,11 @@ def test_a_default_key_missing_from_the_table_fails_validation(monkeypatch):
     ("train.on_nonfinite", "ignore", "choose raise or skip"),
     ("mesh.strategy", "spmd", "choose jit or pmap"),
     ("model.remat", "some", "choose none, dots or full"),
-    ("task.name", "seq2seq", "choose mlm, causal_lm, classification, token_classification, qa or translation"),
+    (
+      "task.name",
+      "seq2seq",
+      "choose mlm, causal_lm, classification, regression, token_classification, qa or translation",
+    ),
   ],
 )
 def test_a_bad_choice_names_the_key_the_value_and_the_choices(key, bad, choices):

@@ -17,10 +17,10 @@ LAYERS = [
   ["jaxpretrain.parallel.mesh", "jaxpretrain.parallel.rules"],  # mesh axes and sharding rules: plain data
   ["jaxpretrain.config", "jaxpretrain.config_schema"],
   ["jaxpretrain.models"],
-  ["jaxpretrain.configs"],  # config files: defaults + model presets
   ["jaxpretrain.data"],
   ["jaxpretrain.checkpoint"],
   ["jaxpretrain.tasks"],
+  ["jaxpretrain.configs"],  # config files: defaults, model presets, and the suite table's tasks
   ["jaxpretrain.hf"],
   ["jaxpretrain.train"],  # the state, step, optimizer and their helpers ...
   ["jaxpretrain.parallel"],  # ... which the strategies compile ...

@@ -73,12 +73,19 @@ def installed(tmp_path_factory):
 
 def test_wheel_ships_every_config(installed, tmp_path):
   jaxpretrain, env = installed
-  shipped = {
-    f for f in os.listdir(os.path.join(ROOT, "jaxpretrain", "configs")) if f.endswith(".py") and f != "__init__.py"
-  }
+
+  def configs(root):  # every config file, in subdirectories too (glue/cola.py), and their packages' __init__.py
+    return sorted(
+      os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(root) for f in names if f.endswith(".py")
+    )
+
+  shipped = configs(os.path.join(ROOT, "jaxpretrain", "configs"))
+  assert "glue/cola.py" in shipped and "glue/__init__.py" in shipped
   code = (
     "import os, jaxpretrain.config as c; "
-    "print(sorted(f for f in os.listdir(c.CONFIG_DIR) if f.endswith('.py') and f != '__init__.py'))"
+    "print(sorted(os.path.relpath(os.path.join(d, f), c.CONFIG_DIR) for d, _, n in os.walk(c.CONFIG_DIR) "
+    "for f in n if f.endswith('.py'))); "
+    "print(c.load('glue/stsb').task.name)"  # a suite's config loads by name from the installed package
   )
   out = subprocess.run(
     [os.path.join(os.path.dirname(jaxpretrain), "python"), "-c", code],
@@ -88,7 +95,9 @@ def test_wheel_ships_every_config(installed, tmp_path):
     capture_output=True,
     text=True,
   ).stdout
-  assert json.loads(out.replace("'", '"')) == sorted(shipped)
+  listed, stsb_task = out.strip().splitlines()
+  assert json.loads(listed.replace("'", '"')) == shipped
+  assert stsb_task == "regression"
 
 
 @pytest.mark.slow

@@ -51,21 +51,26 @@ def apply_run_config(config) -> None:
   saved = files.read_json(os.path.join(run, "config.json"), "run file")
   if not isinstance(saved.get("model"), dict):
     raise UserError(f"init_from={config.init_from}: {os.path.join(run, 'config.json')} has no model section")
-  adopt_architecture(config, saved["model"], f"init_from={config.init_from}")
+  changed = adopt_architecture(config, saved["model"], f"init_from={config.init_from}")
+  if changed:
+    warn(f"the model follows init_from={config.init_from}: {', '.join(changed)}", kind="note")
 
 
-def adopt_architecture(config, source_model: dict, source: str) -> None:
+def adopt_architecture(config, source_model: dict, source: str) -> list[str]:
   """Sets `config.model`'s architecture keys to those of the model a warm start reads, in place.
 
   A fine-tuning recipe cannot know the size of the run it will start from, so the source's
-  dimensions (`ARCHITECTURE_KEYS`) replace the recipe's, with one note listing what changed, and
-  `data.seq_len` is capped at the source's positions. A key the user gave as an override
+  dimensions (`ARCHITECTURE_KEYS`) replace the recipe's, and `data.seq_len` is capped at the
+  source's positions. A key the user gave as an override
   (`config.overridden_keys`) that contradicts the source is an error instead: it cannot be honoured.
 
   Args:
     config: the run config.
     source_model: the source's model.* values (a subset of the keys is fine).
     source: how to name the source in messages, e.g. "init_from=runs/bert".
+
+  Returns:
+    What changed, e.g. ["hidden_size 768 -> 128", "data.seq_len 256 -> 128"].
 
   Raises:
     UserError: naming the first overridden key whose value contradicts the source.
@@ -88,5 +93,4 @@ def adopt_architecture(config, source_model: dict, source: str) -> None:
       raise UserError(f"data.seq_len={config.data.seq_len} exceeds the {positions} positions of the model of {source}")
     changed.append(f"data.seq_len {config.data.seq_len} -> {positions}")
     config.data.seq_len = positions
-  if changed:
-    warn(f"the model follows {source}: {', '.join(changed)}", kind="note")
+  return changed

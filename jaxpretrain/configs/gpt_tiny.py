@@ -2,7 +2,8 @@
 
 The same `Encoder` as BERT with `causal=True`, pre-LN blocks and a final LayerNorm (GPT-2's
 arrangement), no pooler or token types, and the output projection tied to the token embeddings.
-Rows are packed `[BOS] doc [EOS]` with a segment-aware causal mask (`data.packing` = auto → gpt).
+A byte-level BPE is trained on the corpus (`data.tokenizer_type` = auto → bpe, as GPT-2's), and rows
+are packed `<|endoftext|> doc <|endoftext|>` with a segment-aware causal mask (`data.packing` = auto → gpt).
 
   jaxpretrain pretrain --config=configs/gpt_tiny.py --workdir=runs/gpt-tiny
   jaxpretrain generate --workdir=runs/gpt-tiny --prompt="the soup was" --temperature=0
@@ -22,7 +23,7 @@ def get_config():
   c.model.type_vocab_size = 0
   c.model.hidden_act = "gelu_new"
   c.model.layer_norm_eps = 1e-5
-  c.model.vocab_size = 4096  # the WordPiece vocabulary trained on the embedded corpus
+  c.model.vocab_size = 4096  # at most: the byte-level BPE trained on the embedded corpus
   c.model.max_position_embeddings = 128
   c.model.hidden_dropout_prob = 0.0  # 30 steps: dropout only slows the visible loss drop
   c.model.attention_probs_dropout_prob = 0.0

@@ -1,6 +1,7 @@
 """Fine-tune the tiny GPT of `configs/gpt_tiny.py` to translate Embedded-B into the embedded language.
 
-Pairs are formatted `[BOS] source [SEP] target [EOS]` with the loss on the target only. The task
+Pairs are formatted `[BOS] source [SEP] target [EOS]` with the loss on the target only (with the
+byte-level BPE of gpt_tiny, <|endoftext|> is all three; without `init_from` one is trained). The task
 (`data/readers/embedded_translation.py`) runs offline: Embedded-B has its own vocabulary and word order
 (verb-final clauses, adjectives after nouns); the decoder writes the language it was pretrained on.
 

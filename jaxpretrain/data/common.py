@@ -26,6 +26,8 @@ class RunData:
     tokenizer: the run's `Tokenizer` (saved with checkpoints).
     seq_len: tokens per example.
     info: task-specific facts (special ids, label names, ...), JSON-able.
+    step_tokens: for a mixture of pretraining sources, fn(step) -> {"tokens/<source>": non-padding
+      tokens of that source in the global batch of dataset step `step` (0-based)}; else None.
   """
 
   train: Iterator
@@ -34,6 +36,7 @@ class RunData:
   tokenizer: Any
   seq_len: int
   info: dict
+  step_tokens: Callable[[int], dict[str, int]] | None = None
 
 
 def held_out(index: int, seed: int, eval_fraction: float) -> bool:

@@ -1,8 +1,11 @@
 """`Tokenizer`: a Hugging Face fast tokenizer with the few things the pipeline needs.
 
 It wraps `transformers.PreTrainedTokenizerFast`, so a saved tokenizer is a normal HF tokenizer
-directory (`AutoTokenizer.from_pretrained` reads it) and any HF tokenizer directory loads: a
-WordPiece one trained here, bert-base-uncased, or a byte-level BPE one such as GPT-2's.
+directory (`AutoTokenizer.from_pretrained` reads it) and any HF tokenizer directory loads: one
+trained here, bert-base-uncased, or GPT-2's. `Tokenizer.train` trains one of `TRAINERS`: a
+lowercasing WordPiece (BERT's), a byte-level BPE with <|endoftext|> (GPT-2's), or a
+SentencePiece-like Unigram with BERT's specials; each gives the same vocabulary for the same texts
+in any process.
 """
 
 from __future__ import annotations
@@ -42,86 +45,42 @@ class Tokenizer:
     )
 
   @classmethod
-  def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """Trains a lowercasing BERT-style WordPiece tokenizer.
+  def train(cls, kind: str, texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Trains a tokenizer of `kind` on `texts`.
 
     Args:
+      kind: a key of `TRAINERS`: "wordpiece" (lowercasing, BERT's), "bpe" (byte-level, GPT-2's)
+        or "unigram" (SentencePiece-like, with BERT's specials).
       texts: the training texts (any iterable; read once).
-      vocab_size: the vocabulary size, special tokens included.
+      vocab_size: the vocabulary size, special tokens included (an upper bound: a small corpus
+        may yield fewer tokens).
 
     Returns:
       The tokenizer; the same texts always give the same vocabulary and fingerprint.
     """
-    from tokenizers import Tokenizer as RustTokenizer
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    if kind not in TRAINERS:
+      raise UserError(f"data.tokenizer_type={kind!r}; choose {', '.join(TRAINERS)}")
+    return cls(TRAINERS[kind](texts if isinstance(texts, list) else list(texts), vocab_size))
 
-    if vocab_size < len(SPECIAL_TOKENS) + 1:
-      raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
-    texts = texts if isinstance(texts, list) else list(texts)
-    normalizer = normalizers.BertNormalizer(
-      lowercase=True, clean_text=True, handle_chinese_chars=True, strip_accents=None
-    )
-    # The Rust trainer numbers the initial "##x" units in hash-map order (random per process), and
-    # merge ties are broken by id, so two runs can learn different vocabularies. Fixing the ids of
-    # every initial unit up front (as extra "special" tokens, sorted) makes training deterministic.
-    raw_chars = set()
-    for text in texts:
-      raw_chars.update(text)
-    chars = sorted({c for raw in raw_chars for c in normalizer.normalize_str(raw) if not c.isspace()})
-    if not chars:
-      raise UserError("cannot train a tokenizer: the corpus has no text")
-    # Punctuation is always split off alone, so it never continues a word: no "##," unit.
-    initial_units = chars + ["##" + c for c in chars if not _is_punctuation(c)]
-    rust = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
-    rust.normalizer = normalizer
-    rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-      vocab_size=vocab_size,
-      special_tokens=SPECIAL_TOKENS + initial_units,
-      min_frequency=2,
-      show_progress=False,
-      continuing_subword_prefix="##",
-    )
-    rust.train_from_iterator(texts, trainer=trainer)
-    # Rebuild from the vocabulary alone, so the initial units are ordinary tokens again.
-    vocab = rust.get_vocab(with_added_tokens=False)
-    rust = RustTokenizer(
-      models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100)
-    )
-    rust.normalizer = normalizer
-    rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    rust.decoder = decoders.WordPiece(prefix="##")
-    rust.add_special_tokens(SPECIAL_TOKENS)
-    cls_id, sep_id = rust.token_to_id("[CLS]"), rust.token_to_id("[SEP]")
-    rust.post_processor = processors.TemplateProcessing(
-      single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    hf = PreTrainedTokenizerFast(
-      tokenizer_object=rust,
-      unk_token="[UNK]",
-      pad_token="[PAD]",
-      cls_token="[CLS]",
-      sep_token="[SEP]",
-      mask_token="[MASK]",
-      do_lower_case=True,
-      model_max_length=512,
-      model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
-    return cls(hf)
+  @classmethod
+  def train_wordpiece(cls, texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """`train("wordpiece", texts, vocab_size)`: a lowercasing BERT-style WordPiece tokenizer."""
+    return cls.train("wordpiece", texts, vocab_size)
 
   @classmethod
   def load(cls, path_or_dir: str) -> Tokenizer:
     """Loads a HF tokenizer directory (or a `tokenizer.json` file).
 
     Args:
-      path_or_dir: a directory `AutoTokenizer.from_pretrained` reads, or a tokenizer.json path.
+      path_or_dir: a directory `AutoTokenizer.from_pretrained` reads, or a tokenizer.json path;
+        `hf:DIR` is the same as `DIR` (`data.tokenizer=hf:DIR`).
 
     Returns:
       The tokenizer.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    path_or_dir = local_path(path_or_dir)
     if not path_or_dir or not os.path.exists(path_or_dir):
       raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
     check_files(path_or_dir)
@@ -220,8 +179,189 @@ class Tokenizer:
     return hashlib.sha256(self._json.encode("utf-8")).hexdigest()[:16]
 
 
+# --- trainers: kind -> (texts, vocab_size) -> a transformers fast tokenizer ------------------------
+
+
+def _train_wordpiece(texts: list[str], vocab_size: int):
+  """A lowercasing BERT-style WordPiece tokenizer: [PAD] [UNK] [CLS] [SEP] [MASK], then the vocabulary."""
+  from tokenizers import Tokenizer as RustTokenizer
+  from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+  from transformers import PreTrainedTokenizerFast
+
+  if vocab_size < len(SPECIAL_TOKENS) + 1:
+    raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
+  normalizer = normalizers.BertNormalizer(
+    lowercase=True, clean_text=True, handle_chinese_chars=True, strip_accents=None
+  )
+  # The Rust trainer numbers the initial "##x" units in hash-map order (random per process), and
+  # merge ties are broken by id, so two runs can learn different vocabularies. Fixing the ids of
+  # every initial unit up front (as extra "special" tokens, sorted) makes training deterministic.
+  raw_chars = set()
+  for text in texts:
+    raw_chars.update(text)
+  chars = sorted({c for raw in raw_chars for c in normalizer.normalize_str(raw) if not c.isspace()})
+  if not chars:
+    raise UserError("cannot train a tokenizer: the corpus has no text")
+  # Punctuation is always split off alone, so it never continues a word: no "##," unit.
+  initial_units = chars + ["##" + c for c in chars if not _is_punctuation(c)]
+  rust = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
+  rust.normalizer = normalizer
+  rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  trainer = trainers.WordPieceTrainer(
+    vocab_size=vocab_size,
+    special_tokens=SPECIAL_TOKENS + initial_units,
+    min_frequency=2,
+    show_progress=False,
+    continuing_subword_prefix="##",
+  )
+  rust.train_from_iterator(texts, trainer=trainer)
+  # Rebuild from the vocabulary alone, so the initial units are ordinary tokens again.
+  vocab = rust.get_vocab(with_added_tokens=False)
+  rust = RustTokenizer(
+    models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100)
+  )
+  rust.normalizer = normalizer
+  rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  rust.decoder = decoders.WordPiece(prefix="##")
+  rust.add_special_tokens(SPECIAL_TOKENS)
+  rust.post_processor = _bert_template(rust)
+  return PreTrainedTokenizerFast(tokenizer_object=rust, do_lower_case=True, **_BERT_SPECIALS)
+
+
+def _train_byte_level_bpe(texts: list[str], vocab_size: int):
+  """A GPT-2 style byte-level BPE: <|endoftext|> (id 0), the 256 byte symbols, then the merges.
+
+  No normalization and no unknowns: every text encodes, and decodes back to exactly itself.
+  <|endoftext|> is bos, eos, unk and pad (GPT-2's convention: packed rows and segment ids mask
+  the padding, so it is never a target).
+  """
+  from tokenizers import Tokenizer as RustTokenizer
+  from tokenizers import decoders, models, pre_tokenizers, processors, trainers
+  from transformers import PreTrainedTokenizerFast
+
+  alphabet = pre_tokenizers.ByteLevel.alphabet()
+  if vocab_size < len(alphabet) + 1:
+    raise UserError(f"vocab_size must be at least {len(alphabet) + 1} for a byte-level BPE, got {vocab_size}")
+  if not any(texts):
+    raise UserError("cannot train a tokenizer: the corpus has no text")
+  rust = RustTokenizer(models.BPE())
+  rust.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  rust.decoder = decoders.ByteLevel()
+  rust.post_processor = processors.ByteLevel(trim_offsets=False)  # as GPT-2's tokenizer.json
+  # Deterministic as it is: every symbol is in the initial alphabet, which the trainer numbers in
+  # sorted order, and merge ties are broken by those ids (no hash-ordered "##x" units as in WordPiece).
+  trainer = trainers.BpeTrainer(
+    vocab_size=vocab_size,
+    min_frequency=2,
+    special_tokens=[END_OF_TEXT],
+    initial_alphabet=alphabet,
+    show_progress=False,
+  )
+  rust.train_from_iterator(texts, trainer=trainer)
+  return PreTrainedTokenizerFast(
+    tokenizer_object=rust,
+    bos_token=END_OF_TEXT,
+    eos_token=END_OF_TEXT,
+    unk_token=END_OF_TEXT,
+    pad_token=END_OF_TEXT,
+    model_max_length=BPE_MODEL_MAX_LENGTH,
+    clean_up_tokenization_spaces=False,
+    model_input_names=["input_ids", "attention_mask"],
+  )
+
+
+def _train_unigram(texts: list[str], vocab_size: int):
+  """A SentencePiece-like Unigram tokenizer (NFKC, "▁" for spaces) with BERT's specials, so MLM works."""
+  from tokenizers import Tokenizer as RustTokenizer
+  from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+  from transformers import PreTrainedTokenizerFast
+
+  if vocab_size < len(SPECIAL_TOKENS) + 1:
+    raise UserError(f"vocab_size must be at least {len(SPECIAL_TOKENS) + 1}, got {vocab_size}")
+  if not any(not text.isspace() for text in texts if text):
+    raise UserError("cannot train a tokenizer: the corpus has no text")
+  normalizer = normalizers.NFKC()
+  pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+  rust = RustTokenizer(models.Unigram())
+  rust.normalizer, rust.pre_tokenizer = normalizer, pre_tokenizer
+  trainer = trainers.UnigramTrainer(
+    vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]", show_progress=False
+  )
+  rust.train_from_iterator(texts, trainer=trainer)
+  vocab = _canonical_unigram_vocab(json.loads(rust.to_str())["model"]["vocab"], len(SPECIAL_TOKENS))
+  rust = RustTokenizer(models.Unigram(vocab, unk_id=SPECIAL_TOKENS.index("[UNK]"), byte_fallback=False))
+  rust.normalizer, rust.pre_tokenizer = normalizer, pre_tokenizer
+  rust.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+  rust.add_special_tokens(SPECIAL_TOKENS)
+  rust.post_processor = _bert_template(rust)
+  return PreTrainedTokenizerFast(tokenizer_object=rust, clean_up_tokenization_spaces=False, **_BERT_SPECIALS)
+
+
+TRAINERS = {"wordpiece": _train_wordpiece, "bpe": _train_byte_level_bpe, "unigram": _train_unigram}
+
+END_OF_TEXT = "<|endoftext|>"
+BPE_MODEL_MAX_LENGTH = 1024  # GPT-2's; an export sets the model's own input length
+# Unigram scores (log probabilities) are rounded to this many decimals: far coarser than their
+# float noise (up to ~1e-10, see `_canonical_unigram_vocab`), far finer than any score gap that
+# changes a segmentation in practice.
+UNIGRAM_SCORE_DECIMALS = 4
+_UNIGRAM_ADDED_CHAR_STEP = 0.0001  # the Rust trainer's score step between the characters it adds back
+_BERT_SPECIALS = dict(
+  unk_token="[UNK]",
+  pad_token="[PAD]",
+  cls_token="[CLS]",
+  sep_token="[SEP]",
+  mask_token="[MASK]",
+  model_max_length=512,
+  model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+)
+
+
+def _bert_template(rust):
+  """The `[CLS] a [SEP] (b [SEP])` post-processor of a tokenizer that has [CLS] and [SEP]."""
+  from tokenizers import processors
+
+  cls_id, sep_id = rust.token_to_id("[CLS]"), rust.token_to_id("[SEP]")
+  return processors.TemplateProcessing(
+    single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+  )
+
+
+def _canonical_unigram_vocab(vocab: list, n_special: int) -> list[tuple[str, float]]:
+  """The Rust Unigram trainer's vocabulary made independent of its hash-map order.
+
+  The trainer iterates the corpus's words in hash-map order (random per process). So its EM sums
+  come out in different orders (scores differ by up to ~1e-10), and the characters it adds back
+  after pruning (every character must stay encodable) get the scores `min_score + k * 0.0001`,
+  k = 0, 1, ..., in that order. Here those characters all get `min_score`, every score is rounded
+  to `UNIGRAM_SCORE_DECIMALS` places, and the pieces are sorted by (score descending, piece).
+
+  Args:
+    vocab: the trained model's [piece, score] pairs, the special tokens first.
+    n_special: how many special tokens lead the list (kept in place, score 0).
+
+  Returns:
+    The (piece, score) pairs of the same pieces.
+  """
+  specials, pieces = [(p, 0.0) for p, _ in vocab[:n_special]], [(p, s) for p, s in vocab[n_special:]]
+  if not pieces:
+    return specials
+  lowest = min(s for _, s in pieces)
+  added_scores, penalty = set(), 0.0
+  for _ in range(sum(len(p) == 1 for p, _ in pieces)):  # the trainer's own float steps: exact matches
+    added_scores.add(lowest + penalty)
+    penalty += _UNIGRAM_ADDED_CHAR_STEP
+  rounded = [(p, round(lowest if len(p) == 1 and s in added_scores else s, UNIGRAM_SCORE_DECIMALS)) for p, s in pieces]
+  return specials + sorted(rounded, key=lambda ps: (-ps[1], ps[0]))
+
+
 TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 TOKENIZER_TEXT_FILES = ("vocab.txt", "merges.txt")
+
+
+def local_path(tokenizer_spec: str) -> str:
+  """The directory (or file) a `data.tokenizer` value names: `hf:DIR` and `DIR` both name DIR."""
+  return tokenizer_spec.removeprefix("hf:")
 
 
 def check_files(path_or_dir: str) -> None:

@@ -152,7 +152,9 @@ def run(config, workdir: str, *, smoke: bool = False) -> dict:
   os.makedirs(workdir, exist_ok=True)
 
   say(f"prepare: {config.data.embedded_documents} embedded documents -> tokenizer + packed shards")
-  prepared = pipeline.ensure_prepared(config, pretrain_dir, registry.spec(config.task.name).packing)
+  prepared = pipeline.ensure_prepared(
+    config, pretrain_dir, registry.spec(config.task.name).packing, registry.tokenizer_type(config)
+  )
   timings["prepare"] = say.elapsed()
   say(
     f"pretrain: {config.model.num_hidden_layers} layers x {config.model.hidden_size}, MLM, "

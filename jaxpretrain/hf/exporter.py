@@ -30,6 +30,7 @@ import numpy as np
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain import files
+from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError, storage_errors
 from jaxpretrain.hf import families, layout, mapping
 from jaxpretrain.tasks import registry
@@ -65,7 +66,14 @@ def hf_tensors(params: dict, model, family: str, task_name: str) -> dict[str, np
 
 
 def write_hf(
-  out: str, params: dict, model, task_name: str, special_ids: dict, *, label_names: list | None = None
+  out: str,
+  params: dict,
+  model,
+  task_name: str,
+  special_ids: dict,
+  *,
+  label_names: list | None = None,
+  problem_type: str = "",
 ) -> str:
   """Writes config.json and model.safetensors of the task architecture into `out`.
 
@@ -77,6 +85,7 @@ def write_hf(
     special_ids: the tokenizer's special ids (`Tokenizer.special_ids`: pad/bos/eos go into
       config.json, and a causal LM's generation_config.json).
     label_names: label names in id order, when known.
+    problem_type: the HF config's `problem_type` (the run's `TaskSpec.hf_problem_type`; "" = none).
 
   Returns:
     The architecture written (e.g. "BertForSequenceClassification").
@@ -90,7 +99,9 @@ def write_hf(
   for name in ("classifier.weight", "classifier.out_proj.weight"):
     if name in tensors:
       num_labels = tensors[name].shape[0]
-  hf_config = families.hf_config(model, family, arch, special_ids, num_labels=num_labels, label_names=label_names)
+  hf_config = families.hf_config(
+    model, family, arch, special_ids, num_labels=num_labels, label_names=label_names, problem_type=problem_type
+  )
   os.makedirs(out, exist_ok=True)
   hf_config.save_pretrained(out)
   if registry.spec(task_name).decoder:
@@ -104,9 +115,10 @@ def hf_tokenizer(tokenizer, model, task_name: str):
   """The run's tokenizer as an export writes it (the run's own is left as it is).
 
   Its `model_max_length` is the model's input length (the run's says what its source said, 512
-  for one trained here), where transformers' pipelines truncate. A decoder's tokenizer encodes one
-  text as `jaxpretrain generate` reads a prompt: `[BOS] text`, or `[BOS] source [SEP]` for a
-  translation run, rather than `[CLS] text [SEP]`, which would end the prompt's document.
+  for one trained here), where transformers' pipelines truncate; a GPT-2 export's returns no
+  token types (a WordPiece tokenizer's would). A decoder's tokenizer encodes one text as
+  `jaxpretrain generate` reads a prompt: `[BOS] text`, or `[BOS] source [SEP]` for a translation
+  run, rather than `[CLS] text [SEP]`, which would end the prompt's document.
 
   Args:
     tokenizer: the run's `Tokenizer`.
@@ -118,19 +130,18 @@ def hf_tokenizer(tokenizer, model, task_name: str):
   """
   from tokenizers import processors
 
-  from jaxpretrain.data.common import boundary_ids
-
   hf = copy.deepcopy(tokenizer.hf)
   hf.model_max_length = families.max_input_length(model)
+  if families.family_of(model) == "gpt2":
+    # GPT-2 adds `wte(token_type_ids)` to every position when given token types; ours has none.
+    hf.model_input_names = [n for n in hf.model_input_names if n != "token_type_ids"]
   spec = registry.spec(task_name)
   if spec.decoder:
-    bos, sep = boundary_ids(tokenizer.special_ids)
-    ends = [sep] if spec.source_prompts else []
-    single = [hf.convert_ids_to_tokens(i) for i in (bos, *ends)]
+    ids = boundary_ids(tokenizer.special_ids)
+    bos, sep = (hf.convert_ids_to_tokens(i) for i in ids)
+    single = [bos, "$A", sep] if spec.source_prompts else [bos, "$A"]
     template = processors.TemplateProcessing(
-      single=[single[0], "$A", *single[1:]],
-      pair=[single[0], "$A", *single[1:], "$B:1"],
-      special_tokens=sorted({(hf.convert_ids_to_tokens(i), i) for i in (bos, *ends)}),
+      single=single, pair=[*single, "$B:1"], special_tokens=sorted(set(zip((bos, sep), ids)))
     )
     current = hf.backend_tokenizer.post_processor
     # A byte-level (GPT-2) tokenizer's post-processor only trims offsets: keep it.
@@ -179,7 +190,15 @@ def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bo
     raise UserError(f"the run's tokenizer has {tokenizer.vocab_size} tokens but model.vocab_size={model.vocab_size}")
 
   def write(directory: str) -> None:
-    write_hf(directory, params, model, task_name, tokenizer.special_ids, label_names=_label_names(workdir))
+    write_hf(
+      directory,
+      params,
+      model,
+      task_name,
+      tokenizer.special_ids,
+      label_names=_label_names(workdir),
+      problem_type=registry.spec(config.task.name).hf_problem_type,  # regression: a one-output classifier
+    )
     hf_tokenizer(tokenizer, model, config.task.name).save_pretrained(directory)
 
   replace_dir(target, write)

@@ -198,7 +198,14 @@ def architecture_for(family: str, task_name: str) -> str:
 
 
 def hf_config(
-  model, family: str, arch: str, special_ids: dict, *, num_labels: int = 0, label_names: list | None = None
+  model,
+  family: str,
+  arch: str,
+  special_ids: dict,
+  *,
+  num_labels: int = 0,
+  label_names: list | None = None,
+  problem_type: str = "",
 ):
   """The `transformers` config an export writes.
 
@@ -209,6 +216,7 @@ def hf_config(
     special_ids: the tokenizer's special ids (`Tokenizer.special_ids`).
     num_labels: classifier outputs (classification / token classification), 0 otherwise.
     label_names: names of the labels, in id order, when the data had names.
+    problem_type: the config's `problem_type` ("" = none, transformers' default).
 
   Returns:
     A `transformers.PretrainedConfig` (save it with `save_pretrained`).
@@ -231,6 +239,8 @@ def hf_config(
     tie_word_embeddings=True,
     **labels,
   )
+  if problem_type:
+    common["problem_type"] = problem_type
   if family == "gpt2":
     # Where the run's packing starts and ends a document (`[BOS] doc [EOS]`): what generation starts
     # from and stops at. A WordPiece tokenizer has no bos/eos tokens: its [CLS]/[SEP] stand in.

@@ -26,6 +26,7 @@ ARCHITECTURE_KEYS = (
   "layer_norm_eps",
   "pre_layer_norm",
   "causal",
+  "use_pooler",  # a decoder source has none, and its HF export (GPT-2) has no place for one
   "scan_layers",
   "position_offset",
 )

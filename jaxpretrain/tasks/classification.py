@@ -2,10 +2,11 @@
 
 Besides the loss sums, `loss` returns the confusion matrix of the batch (padding rows weigh 0).
 Confusion matrices add up over micro-batches, devices and eval batches like every other aux entry,
-so accuracy and macro-F1 come out of the same summed aux as the loss, exactly, without gathering
-predictions on the host. `metrics` stays scalars (what metrics.jsonl and checkpoints record);
-`jaxpretrain evaluate` keeps the summed matrix itself for the report's per-class table
-(`per_class_scores`).
+so accuracy, macro-F1, Matthews correlation and (two classes) the F1 of class 1 come out of the
+same summed aux as the loss, exactly, without gathering predictions on the host: `eval.metric` can
+pick the best checkpoint by GLUE's official metric. `metrics` stays scalars (what metrics.jsonl and
+checkpoints record); `jaxpretrain evaluate` keeps the summed matrix itself for the report's
+per-class table (`per_class_scores`).
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ class SequenceClassification(Task):
 
   def metrics(self, aux):
     weight = jnp.maximum(aux["weight"], 1.0)
-    return {
+    out = {
       "loss": aux["loss_sum"] / weight,
       "accuracy": aux["correct"] / weight,
       "macro_f1": macro_f1(aux["confusion"]),
+      "mcc": matthews_corrcoef(aux["confusion"]),
     }
+    if self.num_labels == 2:  # GLUE's F1 (MRPC, QQP) is that of the positive class
+      out["f1"] = class_f1(aux["confusion"], 1)
+    return out
 
 
 def confusion_matrix(labels, predictions, weights, num_labels: int):
@@ -88,6 +93,34 @@ def macro_f1(confusion):
   present = (true + predicted) > 0
   f1 = 2 * tp / jnp.maximum(true + predicted, 1e-9)
   return jnp.sum(jnp.where(present, f1, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
+def class_f1(confusion, label: int):
+  """F1 of one class (scikit-learn's `f1_score(pos_label=label)`): 2·tp / (true + predicted), 0 when both are 0."""
+  tp = confusion[label, label]
+  return 2 * tp / jnp.maximum(confusion[label, :].sum() + confusion[:, label].sum(), 1e-9)
+
+
+def matthews_corrcoef(confusion):
+  """Matthews correlation of a confusion matrix, the multi-class formula (Gorodkin's R_K) scikit-learn uses.
+
+  With c correct of s examples, t_k true and p_k predicted counts of class k:
+  (c·s − Σ t_k·p_k) / sqrt((s² − Σ p_k²)(s² − Σ t_k²)); 0 when either factor is 0 (a constant side).
+
+  Args:
+    confusion: weighted counts [num_labels (true), num_labels (predicted)].
+
+  Returns:
+    A scalar in [-1, 1].
+  """
+  total, correct = confusion.sum(), jnp.trace(confusion)
+  true, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+  # On counts, not shares: a constant prediction (p = [s, 0, ...]) makes s² − Σ p² exactly 0. Sums of
+  # products rather than jnp.dot, which a TPU may run at bfloat16 precision.
+  covariance = correct * total - jnp.sum(true * predicted)
+  spread_predicted, spread_true = total**2 - jnp.sum(predicted**2), total**2 - jnp.sum(true**2)
+  defined = (spread_predicted > 0) & (spread_true > 0)
+  return jnp.where(defined, covariance / jnp.sqrt(jnp.where(defined, spread_predicted * spread_true, 1.0)), 0.0)
 
 
 def per_class_scores(confusion) -> dict[str, np.ndarray]:

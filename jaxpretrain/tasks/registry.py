@@ -50,6 +50,8 @@ class TaskSpec:
     decoder: the task needs `model.causal=true` (a bidirectional model sees the token it predicts).
     packing: the rows `data.packing=auto` stands for when pretraining data is prepared ("bert":
       `[CLS] a [SEP] b [SEP]`, "gpt": `[BOS] doc [EOS]`; see `data/pretrain/packing.py`).
+    tokenizer: the tokenizer `data.tokenizer_type=auto` trains when there is none to load (a key of
+      `data/tokenizer.py` `TRAINERS`): "wordpiece" for encoders, byte-level "bpe" for decoders.
     labeled: the record kind of a fine-tuning task on labeled data (`data/finetune/kinds.py`).
     eval_scores: (config, task, state, strategy, tokenizer) -> metrics `evaluate` adds to the
       summed eval metrics (QA's EM/F1, translation's BLEU), or None.
@@ -60,9 +62,13 @@ class TaskSpec:
       "sequence_classifier", "token_classifier", "span", or None (no parameters of its own).
     hf_pooler: the head reads the pooled [CLS] (BERT's pooler; RoBERTa's classifier dense layer).
     exports_as: the task whose HF architecture an export writes ("" = this one).
+    hf_problem_type: the `problem_type` an export's HF config says ("" = none; "regression": a
+      one-output `*ForSequenceClassification` whose pipeline applies no sigmoid).
     bench: what `bench` needs; None = bench does not measure this task.
     metrics: the names of the eval metrics its `Task.metrics` reports (the rows `loop.evaluate_batches`
       writes and the checkpointer's keep-best reads): what `eval.metric` may name.
+    unigram_baseline: its `accuracy` scores masked real tokens only, so always predicting the most
+      frequent token is a meaningful baseline for it (MLM; a causal LM also scores EOS).
   """
 
   name: str
@@ -70,6 +76,7 @@ class TaskSpec:
   build_data: Callable[..., Any]
   decoder: bool = False
   packing: str = "bert"
+  tokenizer: str = "wordpiece"
   labeled: kinds.LabeledKind | None = None
   eval_scores: Callable[..., dict] | None = None
   source_prompts: bool = False
@@ -78,8 +85,10 @@ class TaskSpec:
   hf_head: str | None = None
   hf_pooler: bool = False
   exports_as: str = ""
+  hf_problem_type: str = ""
   bench: BenchSpec | None = None
   metrics: tuple[str, ...] = ("loss",)
+  unigram_baseline: bool = False
 
   @property
   def export_task(self) -> str:
@@ -94,14 +103,21 @@ def _pretraining_data(s: TaskSpec, config, workdir: str, with_train: bool):
   del with_train  # evaluation reads the prepared eval split the same way
   from jaxpretrain.data.pretrain.pipeline import build_pretraining
 
-  return build_pretraining(config, workdir, s.packing)
+  return build_pretraining(config, workdir, s.packing, tokenizer_type(config))
 
 
 def _labeled_data(s: TaskSpec, config, workdir: str, with_train: bool):
   from jaxpretrain.checkpoint.init_from import tokenizer_dir
   from jaxpretrain.data.finetune.labeled import build_labeled
 
-  return build_labeled(config, workdir, s.labeled, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
+  return build_labeled(
+    config,
+    workdir,
+    s.labeled,
+    init_tokenizer_dir=tokenizer_dir,
+    with_train=with_train,
+    tokenizer_type=tokenizer_type(config),
+  )
 
 
 def _translation_data(s: TaskSpec, config, workdir: str, with_train: bool):
@@ -109,7 +125,9 @@ def _translation_data(s: TaskSpec, config, workdir: str, with_train: bool):
   from jaxpretrain.checkpoint.init_from import tokenizer_dir
   from jaxpretrain.data.finetune.translation import build_translation
 
-  return build_translation(config, workdir, init_tokenizer_dir=tokenizer_dir, with_train=with_train)
+  return build_translation(
+    config, workdir, init_tokenizer_dir=tokenizer_dir, with_train=with_train, tokenizer_type=tokenizer_type(config)
+  )
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -174,9 +192,22 @@ def _classification(config, model_config, data):
   t = config.task
   if t.pooling not in ("cls", "mean"):
     raise UserError(f"task.pooling={t.pooling!r}; choose cls or mean")
-  return SequenceClassification(
-    model_config, num_labels=len(_label_names(data)), pooling=t.pooling, dropout=t.classifier_dropout
-  )
+  num_labels = len(_label_names(data))
+  if config.eval.metric == "f1" and num_labels != 2:
+    raise UserError(
+      f"eval.metric=f1 is the F1 of class 1 of a two-class task; this data has {num_labels} classes: use macro_f1"
+    )
+  return SequenceClassification(model_config, num_labels=num_labels, pooling=t.pooling, dropout=t.classifier_dropout)
+
+
+def _regression(config, model_config, data):
+  del data  # scores have no label vocabulary
+  from jaxpretrain.tasks.regression import SequenceRegression
+
+  t = config.task
+  if t.pooling not in ("cls", "mean"):
+    raise UserError(f"task.pooling={t.pooling!r}; choose cls or mean")
+  return SequenceRegression(model_config, pooling=t.pooling, dropout=t.classifier_dropout)
 
 
 def _token_classification(config, model_config, data):
@@ -223,6 +254,7 @@ TASKS: dict[str, TaskSpec] = {
       hf_head="lm_transform",
       bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True),
       metrics=("loss", "accuracy"),
+      unigram_baseline=True,
     ),
     TaskSpec(
       "causal_lm",
@@ -230,6 +262,7 @@ TASKS: dict[str, TaskSpec] = {
       _pretraining_data,
       decoder=True,
       packing="gpt",
+      tokenizer="bpe",
       hf_architectures={"gpt2": "GPT2LMHeadModel"},
       bench=BenchSpec(_causal_lm, hf_family="gpt2"),
       metrics=("loss", "accuracy", "perplexity"),
@@ -242,7 +275,17 @@ TASKS: dict[str, TaskSpec] = {
       hf_architectures={"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification"},
       hf_head="sequence_classifier",
       hf_pooler=True,
-      metrics=("loss", "accuracy", "macro_f1"),
+      metrics=("loss", "accuracy", "macro_f1", "mcc", "f1"),  # f1: of class 1, with two classes
+    ),
+    # HF regresses with the classification architecture: *ForSequenceClassification, num_labels=1.
+    TaskSpec(
+      "regression",
+      _regression,
+      _labeled_data,
+      labeled=kinds.REGRESSION,
+      exports_as="classification",
+      hf_problem_type="regression",
+      metrics=("loss", "pearson"),
     ),
     TaskSpec(
       "token_classification",
@@ -277,6 +320,7 @@ TASKS: dict[str, TaskSpec] = {
       _translation,
       _translation_data,
       decoder=True,
+      tokenizer="bpe",
       eval_scores=_translation_scores,
       source_prompts=True,
       exports_as="causal_lm",
@@ -390,6 +434,19 @@ def packing(config) -> str:
   from jaxpretrain.data.pretrain.pipeline import packing as resolve
 
   return resolve(config, spec(config.task.name).packing)
+
+
+def tokenizer_type(config) -> str:
+  """The tokenizer a run trains when it has none to load: `data.tokenizer_type`, `auto` resolved by the task.
+
+  Args:
+    config: the run config (`data.tokenizer_type`, `task.name`).
+
+  Returns:
+    A key of `data/tokenizer.py` `TRAINERS`: "wordpiece", "bpe" or "unigram".
+  """
+  value = config.data.get("tokenizer_type", "auto")
+  return spec(config.task.name).tokenizer if value == "auto" else value
 
 
 def bench_names() -> list[str]:

@@ -11,6 +11,7 @@ is the mean of the task scores, as on the GLUE leaderboard (all ×100).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -54,46 +55,67 @@ class SuiteTask:
   """One task of a suite.
 
   Attributes:
-    dataset: the `hf:` data source of its training split (e.g. "hf:glue/cola").
+    name: its name in the suite (`--tasks`, the run directory, `--data_dir`'s subdirectory).
+    dataset: the `hf:` data source (e.g. "hf:glue/cola"): its `train` split and eval splits.
     eval_splits: {name in the table: split}; MNLI has a matched and a mismatched one.
+    titles: {eval split name: its column in the suite's table}, e.g. "MRPC (F1/acc)".
     text_column / text_pair_column: the input columns (pair tasks have two).
     num_labels: classes; 1 = a regression head (STS-B).
     metrics: (predictions, labels) -> {metric: value}; predictions are class ids or scores.
     main: the metric the best checkpoint is picked by.
+    train_examples: the size of the training split (the configs evaluate once per epoch of it).
   """
 
+  name: str
   dataset: str
   eval_splits: dict[str, str]
+  titles: dict[str, str]
   text_column: str
   text_pair_column: str
   num_labels: int
   metrics: Callable[[np.ndarray, np.ndarray], dict]
   main: str
+  train_examples: int
+
+  @property
+  def task(self) -> str:
+    """The `task.name` that fine-tunes it: one output is HF's regression (num_labels=1)."""
+    return "regression" if self.num_labels == 1 else "classification"
+
+  def source(self, split: str, data_dir: str = "") -> str:
+    """The `hf:` spec of one split: of `dataset`, or of the saved DatasetDict `data_dir/<name>`."""
+    return f"hf:{os.path.join(data_dir, self.name)}:{split}" if data_dir else f"{self.dataset}:{split}"
 
 
-def _glue(name, text, pair, num_labels, metrics, main, eval_splits=None) -> SuiteTask:
-  return SuiteTask(f"hf:glue/{name}", eval_splits or {name: "validation"}, text, pair, num_labels, metrics, main)
+def _glue(name, title, text, pair, num_labels, metrics, main, train_examples, splits=None) -> SuiteTask:
+  """A GLUE task; `splits` = {eval split name: (split, title)} where it has several (MNLI)."""
+  splits = splits or {name: ("validation", title)}
+  eval_splits, titles = {k: v[0] for k, v in splits.items()}, {k: v[1] for k, v in splits.items()}
+  return SuiteTask(name, f"hf:glue/{name}", eval_splits, titles, text, pair, num_labels, metrics, main, train_examples)
 
 
+# GLUE paper order (Wang et al., 2019, Table 4); training set sizes of the Hub's `glue` dataset.
 SUITES: dict[str, dict[str, SuiteTask]] = {
   "glue": {
-    "cola": _glue("cola", "sentence", "", 2, matthews, "mcc"),
-    "sst2": _glue("sst2", "sentence", "", 2, accuracy, "accuracy"),
-    "mrpc": _glue("mrpc", "sentence1", "sentence2", 2, f1_and_accuracy, "f1"),
-    "stsb": _glue("stsb", "sentence1", "sentence2", 1, correlations, "pearson"),
-    "qqp": _glue("qqp", "question1", "question2", 2, f1_and_accuracy, "f1"),
+    "cola": _glue("cola", "CoLA (MCC)", "sentence", "", 2, matthews, "mcc", 8551),
+    "sst2": _glue("sst2", "SST-2 (acc)", "sentence", "", 2, accuracy, "accuracy", 67349),
+    "mrpc": _glue("mrpc", "MRPC (F1/acc)", "sentence1", "sentence2", 2, f1_and_accuracy, "f1", 3668),
+    "qqp": _glue("qqp", "QQP (F1/acc)", "question1", "question2", 2, f1_and_accuracy, "f1", 363846),
+    "stsb": _glue("stsb", "STS-B (P/S corr)", "sentence1", "sentence2", 1, correlations, "pearson", 5749),
     "mnli": _glue(
       "mnli",
+      "MNLI (acc)",
       "premise",
       "hypothesis",
       3,
       accuracy,
       "accuracy",
-      {"mnli-m": "validation_matched", "mnli-mm": "validation_mismatched"},
+      392702,
+      {"mnli-m": ("validation_matched", "MNLI-m (acc)"), "mnli-mm": ("validation_mismatched", "MNLI-mm (acc)")},
     ),
-    "qnli": _glue("qnli", "question", "sentence", 2, accuracy, "accuracy"),
-    "rte": _glue("rte", "sentence1", "sentence2", 2, accuracy, "accuracy"),
-    "wnli": _glue("wnli", "sentence1", "sentence2", 2, accuracy, "accuracy"),
+    "qnli": _glue("qnli", "QNLI (acc)", "question", "sentence", 2, accuracy, "accuracy", 104743),
+    "rte": _glue("rte", "RTE (acc)", "sentence1", "sentence2", 2, accuracy, "accuracy", 2490),
+    "wnli": _glue("wnli", "WNLI (acc)", "sentence1", "sentence2", 2, accuracy, "accuracy", 635),
   }
 }
 

@@ -516,6 +516,8 @@ def train(run: Run) -> dict:
           check_finite()
           host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
           host.update(throughput.rates())
+          if data.step_tokens is not None:  # a mixture: non-padding tokens of each source in this step's batch
+            host.update(data.step_tokens(done - 1))
           last_train = host
           writer.write(done, host)
           writer.progress(

@@ -148,3 +148,110 @@ def test_ascii_fast_path_gives_the_normalizer_ids(tok, which):
   reference = [e.ids for e in tokenizer._backend.encode_batch(texts, add_special_tokens=False)]
   assert tokenizer.encode_batch(texts) == reference
   assert tokenizer.encode_batch(texts[:3]) == reference[:3]  # an all-ASCII batch
+
+
+# --- byte-level BPE and unigram -------------------------------------------------------------------
+
+ROUND_TRIP = [
+  "the soup was green.",
+  "  two leading spaces, and trailing ones  ",
+  " Café naïve 東京 straße 😀 — “quoted”",
+  "tabs\tnew\nlines\r\n and \x00 control \x7f bytes",
+  "",
+  "text with <|endoftext|> inside",
+]
+
+
+@pytest.fixture(scope="module")
+def bpe():
+  return Tokenizer.train("bpe", TEXTS, 600)
+
+
+def test_byte_level_bpe_is_gpt2_style(bpe, tmp_path):
+  import json
+
+  assert bpe.vocab_size == 600
+  eot = bpe.hf.convert_tokens_to_ids("<|endoftext|>")
+  assert eot == 0 and bpe.hf.eos_token == bpe.hf.bos_token == bpe.hf.pad_token == "<|endoftext|>"
+  # No [CLS]/[SEP]/[MASK]: end-of-text starts, separates and pads documents.
+  assert bpe.special_ids == {"pad": eot, "unk": eot, "cls": eot, "sep": eot, "mask": None, "bos": eot, "eos": eot}
+  assert bpe.all_special_ids == [eot]
+  bpe.save(str(tmp_path))
+  spec = json.loads((tmp_path / "tokenizer.json").read_text())
+  assert spec["model"]["type"] == "BPE" and spec["normalizer"] is None
+  assert spec["pre_tokenizer"] == {
+    "type": "ByteLevel",
+    "add_prefix_space": False,
+    "trim_offsets": True,
+    "use_regex": True,
+  }
+  assert spec["decoder"]["type"] == "ByteLevel"
+  config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+  assert config["eos_token"] == config["bos_token"] == "<|endoftext|>" and config["model_max_length"] == 1024
+
+
+def test_byte_level_bpe_round_trips_any_text(bpe, tmp_path):
+  from transformers import AutoTokenizer
+
+  ids = bpe.encode_batch(ROUND_TRIP)
+  assert [bpe.decode(row) for row in ids] == ROUND_TRIP
+  assert ids[-1].count(0) == 1  # the literal end-of-text is the token, as in GPT-2
+  assert "".join(bpe.hf.convert_ids_to_tokens(ids[0])) == "theĠsoupĠwasĠgreen."  # a space leads its word
+  bpe.save(str(tmp_path))
+  hf = AutoTokenizer.from_pretrained(str(tmp_path))
+  assert [hf(t, add_special_tokens=False)["input_ids"] for t in ROUND_TRIP] == ids
+  assert [hf.decode(row) for row in ids] == ROUND_TRIP
+
+
+def test_unigram_has_berts_specials_and_decodes_spaces(tmp_path):
+  import json
+
+  tok = Tokenizer.train("unigram", TEXTS, 500)
+  assert tok.vocab_size <= 500
+  assert tok.special_ids == {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None, "eos": None}
+  text = " ".join(TEXTS[0].split()[:12])
+  ids = tok.encode_batch([text])[0]
+  assert 1 not in ids and tok.decode(ids) == text
+  out = tok.encode_examples([text], max_length=len(ids) + 4)
+  assert out["input_ids"][0].tolist() == [2, *ids, 3, 0, 0]
+  tok.save(str(tmp_path))
+  spec = json.loads((tmp_path / "tokenizer.json").read_text())
+  assert spec["model"]["type"] == "Unigram" and spec["pre_tokenizer"]["type"] == "Metaspace"
+  assert Tokenizer.load(str(tmp_path)).fingerprint() == tok.fingerprint()
+
+
+def test_bpe_and_unigram_training_is_deterministic_across_processes(tmp_path):
+  # Both Rust trainers walk the corpus's words in hash-map order, random per process; the unigram
+  # one then sums floats in that order and adds back pruned characters in it. 2000 documents
+  # give the unigram trainer characters to add back, and scores whose float noise shows.
+  code = (
+    "import sys; from jaxpretrain.data.readers import embedded; from jaxpretrain.data.tokenizer import Tokenizer\n"
+    "texts = list(embedded.documents(2000, seed=0)) + ['Café naïve 東京 straße 😀', 'émigré ½ Ω']\n"
+    "for kind in ('bpe', 'unigram'):\n"
+    "  Tokenizer.train(kind, texts, 1000).save(sys.argv[1] + '/' + kind)\n"
+  )
+  runs = []
+  for i in range(2):
+    out = tmp_path / str(i)
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=ROOT, capture_output=True)
+    runs.append({kind: (out / kind / "tokenizer.json").read_bytes() for kind in ("bpe", "unigram")})
+  assert runs[0] == runs[1]
+  fewer = Tokenizer.train("unigram", list(embedded.documents(1000, seed=0)), 1000)
+  assert Tokenizer.load(str(tmp_path / "0" / "unigram")).fingerprint() != fewer.fingerprint()
+
+
+def test_train_errors():
+  with pytest.raises(UserError, match=r"^data.tokenizer_type='sentencepiece'; choose wordpiece, bpe, unigram$"):
+    Tokenizer.train("sentencepiece", TEXTS, 400)
+  with pytest.raises(UserError, match=r"^vocab_size must be at least 257 for a byte-level BPE, got 256$"):
+    Tokenizer.train("bpe", TEXTS, 256)
+  for kind in ("bpe", "unigram"):
+    with pytest.raises(UserError, match="no text"):
+      Tokenizer.train(kind, [""] if kind == "bpe" else ["", "  "], 400)
+
+
+def test_hf_prefix_names_the_same_directory(tok, tmp_path):
+  tok.save(str(tmp_path))
+  assert Tokenizer.load(f"hf:{tmp_path}").fingerprint() == tok.fingerprint()
+  with pytest.raises(UserError, match="tokenizer not found"):
+    Tokenizer.load(f"hf:{tmp_path / 'missing'}")

@@ -84,7 +84,9 @@ def test_stray_integer_tag_in_token_classification(capsys, tmp_path):
 def test_the_table_lists_the_metrics_each_task_reports(name):
   """`TaskSpec.metrics` is exactly what `Task.metrics` returns (what eval rows and keep-best see)."""
   config = _config(name)
-  task = registry.build_task(config, ModelConfig.from_config(config.model), _fake_data())
+  data = _fake_data()
+  data.info["label_names"] = ["O", "B-X"]  # two classes: classification's `f1` (of class 1) is a two-class metric
+  task = registry.build_task(config, ModelConfig.from_config(config.model), data)
   params = jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0), 16))
   batch = task.dummy_batch(2, 16)
   aux = jax.eval_shape(lambda p, b: task.loss(p, b, jax.random.PRNGKey(0), deterministic=True)[1], params, batch)
@@ -94,7 +96,7 @@ def test_the_table_lists_the_metrics_each_task_reports(name):
 
 def test_an_unknown_eval_metric_names_it_and_the_available_ones():
   config = tiny_config(task__name="classification", eval__metric="bleu")
-  with pytest.raises(UserError, match=r"^eval\.metric='bleu'.*choose one of loss, accuracy, macro_f1$"):
+  with pytest.raises(UserError, match=r"^eval\.metric='bleu'.*choose one of loss, accuracy, macro_f1, mcc, f1$"):
     registry.check_eval_metric(config)
   registry.check_eval_metric(tiny_config(task__name="qa", eval__metric="span_accuracy"))
 
@@ -103,9 +105,9 @@ def test_an_unknown_eval_metric_fails_before_anything_is_written(capsys, tmp_pat
   workdir = tmp_path / "ft"
   _fails(
     capsys,
-    ["finetune", "--workdir", str(workdir), *TINY, "--config.eval.metric=f1", "--config.eval.every_steps=1"],
-    "eval.metric='f1'",
-    "choose one of loss, accuracy, macro_f1",
+    ["finetune", "--workdir", str(workdir), *TINY, "--config.eval.metric=pearson", "--config.eval.every_steps=1"],
+    "eval.metric='pearson'",
+    "choose one of loss, accuracy, macro_f1, mcc, f1",
   )
   assert not workdir.exists()
 

@@ -159,7 +159,7 @@ def test_metrics_rows_and_checkpoints_stay_scalar(finetuned):
   for row in read_metrics(finetuned):
     assert all(isinstance(v, (int, float, str)) for v in row.values()), row
   for r in checkpoint_lib.describe(finetuned):
-    assert set(r["metrics"]) == {"loss", "accuracy", "macro_f1"}
+    assert set(r["metrics"]) == {"loss", "accuracy", "macro_f1", "mcc", "f1"}  # two classes: f1 of class 1
     assert all(isinstance(v, float) for v in r["metrics"].values())
 
 

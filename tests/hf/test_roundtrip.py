@@ -24,10 +24,11 @@ CASES = [
   ("gpt2", "GPT2LMHeadModel", "causal_lm", "AutoModelForCausalLM"),
   ("gpt2", "GPT2ForQuestionAnswering", "qa", "AutoModelForQuestionAnswering"),
 ]
+# As `Tokenizer.special_ids` gives them for `helpers.write_tokenizer`'s tokenizers.
 SPECIAL = {
-  "bert": {"pad": 0},
-  "roberta": {"pad": 1, "bos": 0, "eos": 2},
-  "gpt2": {"pad": helpers.VOCAB - 1, "bos": helpers.VOCAB - 1, "eos": helpers.VOCAB - 1},
+  "bert": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None, "eos": None},
+  "roberta": {"pad": 1, "unk": 3, "cls": 0, "sep": 2, "mask": 4, "bos": 0, "eos": 2},
+  "gpt2": dict.fromkeys(("pad", "unk", "cls", "sep", "bos", "eos"), helpers.VOCAB - 1) | {"mask": None},
 }
 
 
@@ -73,6 +74,13 @@ def test_round_trip(tmp_path, family, arch, task, auto):
 
   written = exporter.write_hf(str(tmp_path / "out"), params, cfg, task, SPECIAL[family])
   assert written == arch
+  # Only a causal LM gets a generation config: its own bos/eos/pad, and new tokens that fit its positions.
+  generation = tmp_path / "out" / "generation_config.json"
+  assert generation.exists() == (task == "causal_lm")
+  if generation.exists():
+    saved = transformers.GenerationConfig.from_pretrained(tmp_path / "out")
+    assert (saved.bos_token_id, saved.eos_token_id, saved.pad_token_id) == (helpers.VOCAB - 1,) * 3
+    assert saved.max_new_tokens == hf_model.config.n_positions // 4
   reloaded, info = getattr(transformers, auto).from_pretrained(tmp_path / "out", output_loading_info=True)
   assert type(reloaded).__name__ == arch
   assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info

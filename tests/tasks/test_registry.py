@@ -53,7 +53,7 @@ def test_decoder_tasks_refuse_a_bidirectional_model():
 
 def test_an_unknown_task_name_is_a_user_error_naming_the_valid_ones():
   valid = ", ".join(registry.TASKS)
-  assert valid == "mlm, causal_lm, classification, token_classification, qa, translation"
+  assert valid == "mlm, causal_lm, classification, regression, token_classification, qa, translation"
   with pytest.raises(UserError, match=f"^task.name='nope'; choose one of {valid}$"):
     registry.spec("nope")
   config = tiny_config(task__name="nope")

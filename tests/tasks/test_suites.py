@@ -57,3 +57,13 @@ def test_the_average_counts_each_task_once():
     "mnli": {"mnli-m": {"accuracy": 0.8}, "mnli-mm": {"accuracy": 0.6}},
   }
   assert suites.suite_average(scores) == pytest.approx((50 + 85 + 70) / 3)
+
+
+def test_each_task_names_its_head_its_sources_and_its_columns_in_the_table():
+  glue = suites.SUITES["glue"]
+  assert {n for n, t in glue.items() if t.task == "regression"} == {"stsb"}
+  assert glue["mrpc"].source("train") == "hf:glue/mrpc:train"
+  assert glue["mnli"].source("validation_mismatched", "/data/glue") == "hf:/data/glue/mnli:validation_mismatched"
+  titles = [title for t in glue.values() for title in t.titles.values()]
+  assert titles[:2] == ["CoLA (MCC)", "SST-2 (acc)"] and "MNLI-m (acc)" in titles and "MNLI-mm (acc)" in titles
+  assert all(t.name == name and t.train_examples > 0 for name, t in glue.items())

@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxpretrain import files
 from jaxpretrain.errors import UserError, first_line
+from jaxpretrain.tasks import registry
 from jaxpretrain.train.metrics import read_metrics
 
 # A source run whose masked-token accuracy is less than this above the unigram baseline is reported
@@ -185,7 +186,7 @@ def source_run(config) -> dict | None:
   out["eval"], out["eval_step"] = summary["eval"], summary["eval_step"]
   source_config = saved_config(path)
   out["task"] = source_config.task.name if source_config is not None else ""
-  if out["task"] == "mlm" and "accuracy" in out["eval"]:  # causal LM also scores specials (EOS): no clean baseline
+  if out["task"] in registry.TASKS and registry.spec(out["task"]).unigram_baseline and "accuracy" in out["eval"]:
     try:
       out["unigram"] = unigram_baseline(path, source_config)
     except UserError as e:  # its prepared data damaged or half deleted: the rest still stands

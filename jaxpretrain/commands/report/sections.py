@@ -70,7 +70,7 @@ def data_lines(info: dict) -> list[str]:
   counts = info.get("label_counts") or {}
   splits = [s for s in ("train", "eval") if s in counts]
   if splits:
-    unit = "scored words" if info.get("task") == "token_classification" else "examples"
+    unit = info.get("label_unit", "examples")
     lines += [
       f"Labels ({unit} per label and split):",
       "",

@@ -5,12 +5,13 @@ holds out evaluation examples; `resolve_tokenizer` picks the run's tokenizer; `r
 the encoded arrays (`batches.py`) into the run's `RunData`. `labeled.py` and `translation.py` fill
 in what their records are and how they are encoded.
 
-Without `data.eval`, evaluation reads the embedded test split, a tfds dataset's validation (or
-test) split (`readers/tfds.py`), or, for files, the `data.eval_fraction` of training records a
-hash holds out (`common.held_out`).
+Without `data.eval`, evaluation reads the embedded test split, a tfds or hf dataset's validation
+(or test) split (`readers/tfds.py`, `readers/hf_datasets.py`), or, for files, the
+`data.eval_fraction` of training records a hash holds out (`common.held_out`).
 
 The tokenizer is, in order: the run's own (WORKDIR/tokenizer, when resuming or evaluating), the
-`init_from` run's, `data.tokenizer`, or a WordPiece vocabulary trained on the training texts.
+`init_from` run's, `data.tokenizer`, or one trained on the training texts (`data.tokenizer_type`:
+WordPiece for encoders, byte-level BPE for decoders).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import jax
 from jaxpretrain import files
 from jaxpretrain.data.common import RunData, check_vocab_size, held_out
 from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
+from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import warn
@@ -45,13 +47,16 @@ def read_split(
   """
   train_spec = config.data.train
   spec = train_spec if split == "train" else (config.data.eval or train_spec)
-  if spec.startswith("tfds:") and split == "eval" and not config.data.eval:
-    spec = "tfds:" + tfds_reader.parse_spec(spec)[0]  # the dataset's own validation/test split
+  if split == "eval" and not config.data.eval:  # a dataset's own validation/test split
+    if spec.startswith("tfds:"):
+      spec = "tfds:" + tfds_reader.parse_spec(spec)[0]
+    elif spec.startswith(hf_reader.PREFIX):
+      spec = hf_reader.without_split(spec)
   limit = config.data.train_examples if split == "train" else config.data.eval_examples
   if spec == "embedded":
     limit = limit or embedded_sizes[split != "train"]
   seed = config.train.seed if split == "train" else 0  # one fixed test set for every run
-  user_file = spec != "embedded" and not spec.startswith("tfds:")
+  user_file = spec != "embedded" and not spec.startswith(("tfds:", hf_reader.PREFIX))
   hash_split = user_file and not config.data.eval
   records, extra = read(spec, "train" if hash_split else split, limit=0 if user_file else limit, seed=seed)
   if hash_split:
@@ -76,7 +81,11 @@ def saved_info(workdir: str) -> dict:
 
 
 def resolve_tokenizer(
-  config, workdir: str, train_texts: Callable[[], list[str]], init_tokenizer_dir: Callable[..., str]
+  config,
+  workdir: str,
+  train_texts: Callable[[], list[str]],
+  init_tokenizer_dir: Callable[..., str],
+  tokenizer_type: str = "wordpiece",
 ) -> Tokenizer:
   """The run's tokenizer (see the module doc), checked against `model.vocab_size`.
 
@@ -86,6 +95,7 @@ def resolve_tokenizer(
     train_texts: () -> texts to train a tokenizer on.
     init_tokenizer_dir: config -> the tokenizer directory of `init_from` ("" without one), e.g.
       `checkpoint.init_from.tokenizer_dir`; called only when the workdir has no tokenizer.
+    tokenizer_type: the kind trained when there is nothing to load (the task table's `registry.tokenizer_type`).
 
   Returns:
     The `Tokenizer`.
@@ -93,9 +103,10 @@ def resolve_tokenizer(
   own = os.path.join(workdir, "tokenizer")
   if os.path.isdir(own):
     tokenizer = Tokenizer.load(own)
+  elif source := init_tokenizer_dir(config) or config.data.tokenizer:
+    tokenizer = Tokenizer.load(source)
   else:
-    source = init_tokenizer_dir(config) or config.data.tokenizer
-    tokenizer = Tokenizer.load(source) if source else Tokenizer.train_wordpiece(train_texts(), config.model.vocab_size)
+    tokenizer = Tokenizer.train(tokenizer_type, train_texts(), config.model.vocab_size)
   check_vocab_size(tokenizer, config.model.vocab_size)
   return tokenizer
 

@@ -1,6 +1,7 @@
 """Labeled records → fixed-length int32 arrays for the fine-tuning tasks, and the label vocabulary.
 
-* Classification: `[CLS] a [SEP] (b [SEP])` with token types 0/1 (`Tokenizer.encode_examples`).
+* Classification: `[CLS] a [SEP] (b [SEP])` with token types 0/1 (`Tokenizer.encode_examples`);
+  regression the same, with float scores for labels.
 * Token classification: words are split into word pieces; the first piece of each word carries the
   word's tag, every other position -100 (BERT's recipe, as in HF `run_ner`).
 * QA: `[CLS] question [SEP] context [SEP]`, long contexts split into overlapping windows of
@@ -135,16 +136,28 @@ def label_counts(arrays: dict | None, names: Sequence[str]) -> dict[str, int] | 
   return {str(n): int(c) for n, c in zip(names, counts)}
 
 
-def encode_classification(records: list[dict], tokenizer, seq_len: int, names: Sequence[str]) -> dict:
-  """`input_ids`, `token_type_ids`, `attention_mask` [n, seq_len] and `label` [n]."""
+def encode_texts(records: list[dict], tokenizer, seq_len: int) -> dict:
+  """`input_ids`, `token_type_ids`, `attention_mask` [n, seq_len] of classification-shaped records (texts or pairs)."""
   pairs = [r["text_b"] is not None for r in records]
   if any(pairs) and not all(pairs):
     where = records[pairs.index(False)]["where"]
     raise UserError(f"{where}: a single text among text pairs (every example needs text_a and text_b)")
-  arrays = tokenizer.encode_examples(
+  return tokenizer.encode_examples(
     [r["text_a"] for r in records], [r["text_b"] for r in records] if all(pairs) else None, max_length=seq_len
   )
+
+
+def encode_classification(records: list[dict], tokenizer, seq_len: int, names: Sequence[str]) -> dict:
+  """`input_ids`, `token_type_ids`, `attention_mask` [n, seq_len] and `label` [n]."""
+  arrays = encode_texts(records, tokenizer, seq_len)
   arrays["label"] = np.array([label_id(r["label"], names, r["where"]) for r in records], np.int32)
+  return arrays
+
+
+def encode_regression(records: list[dict], tokenizer, seq_len: int) -> dict:
+  """`input_ids`, `token_type_ids`, `attention_mask` [n, seq_len] and float32 scores `label` [n]."""
+  arrays = encode_texts(records, tokenizer, seq_len)
+  arrays["label"] = np.array([r["label"] for r in records], np.float32)
   return arrays
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from jaxpretrain.data.common import RunData
 from jaxpretrain.data.finetune import features as features_lib
 from jaxpretrain.data.finetune.base import read_split, resolve_tokenizer, run_data, saved_info
-from jaxpretrain.data.readers.labeled import LabeledKind, read_examples
+from jaxpretrain.data.readers.labeled import Columns, LabeledKind, read_examples
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.errors import UserError
 
@@ -30,7 +30,7 @@ def read(config, split: str, kind: LabeledKind) -> tuple[list[dict], list[str] |
   def read_source(spec: str, source_split: str, *, limit: int, seed: int):
     if spec == "embedded" and not kind.embedded:
       raise UserError(f"the embedded labeled data is a classification task, not task.name={config.task.name}")
-    return read_examples(spec, kind, split=source_split, limit=limit, seed=seed)
+    return read_examples(spec, kind, split=source_split, limit=limit, seed=seed, columns=Columns.of(config))
 
   return read_split(config, split, read_source, embedded_sizes=(EMBEDDED_TRAIN_EXAMPLES, EMBEDDED_EVAL_EXAMPLES))
 
@@ -54,7 +54,13 @@ def label_vocabulary(config, workdir: str, kind: LabeledKind, train_records: lis
 
 
 def build_labeled(
-  config, workdir: str, kind: LabeledKind, *, init_tokenizer_dir: Callable[..., str], with_train: bool = True
+  config,
+  workdir: str,
+  kind: LabeledKind,
+  *,
+  init_tokenizer_dir: Callable[..., str],
+  with_train: bool = True,
+  tokenizer_type: str = "wordpiece",
 ) -> RunData:
   """The `RunData` of a fine-tuning run (the task table's `build_data` calls it).
 
@@ -65,6 +71,7 @@ def build_labeled(
     init_tokenizer_dir: config -> the tokenizer directory of `init_from` (see `resolve_tokenizer`).
     with_train: False reads only the evaluation data (for `evaluate`); label names then come
       from the workdir.
+    tokenizer_type: the tokenizer trained when there is none to load (see `resolve_tokenizer`).
 
   Returns:
     The `RunData`; `info` holds `task`, `label_names`, `num_labels`, example counts, special ids
@@ -75,7 +82,9 @@ def build_labeled(
   if with_train or names is None:
     train_records, declared, _ = read(config, "train", kind)
   text_of = lambda r: r.get("text_a") or " ".join(r.get("tokens", [])) or r.get("context", "")
-  tokenizer = resolve_tokenizer(config, workdir, lambda: [text_of(r) for r in train_records], init_tokenizer_dir)
+  tokenizer = resolve_tokenizer(
+    config, workdir, lambda: [text_of(r) for r in train_records], init_tokenizer_dir, tokenizer_type
+  )
   names = label_vocabulary(config, workdir, kind, train_records, declared)
   eval_records, _, eval_spec = read(config, "eval", kind)
   eval_arrays = encode(kind, eval_records, tokenizer, config, names) if eval_records else None
@@ -96,4 +105,5 @@ def build_labeled(
   }
   if all(c is not None for c in counts.values()):
     info["label_counts"] = counts  # per split, in label order: the report's label table and majority baseline
+    info["label_unit"] = kind.label_unit
   return run_data(config, tokenizer, train_arrays, eval_arrays, info)

@@ -92,7 +92,12 @@ def prompts(pairs: list[dict], tokenizer, seq_len: int) -> list[list[int]]:
 
 
 def build_translation(
-  config, workdir: str, *, init_tokenizer_dir: Callable[..., str], with_train: bool = True
+  config,
+  workdir: str,
+  *,
+  init_tokenizer_dir: Callable[..., str],
+  with_train: bool = True,
+  tokenizer_type: str = "bpe",
 ) -> RunData:
   """The `RunData` of a translation fine-tune (`task.name = "translation"`).
 
@@ -102,13 +107,18 @@ def build_translation(
     init_tokenizer_dir: config -> the tokenizer directory of `init_from` (see
       `base.resolve_tokenizer`).
     with_train: False reads only the evaluation pairs (for `evaluate`).
+    tokenizer_type: the tokenizer trained when there is none to load (see `base.resolve_tokenizer`).
 
   Returns:
     The `RunData`; `info` holds the specs, pair counts, truncations and special ids.
   """
   train_pairs = read(config, "train")[0] if with_train else []
   tokenizer = resolve_tokenizer(
-    config, workdir, lambda: [t for p in train_pairs for t in (p["source"], p["target"])], init_tokenizer_dir
+    config,
+    workdir,
+    lambda: [t for p in train_pairs for t in (p["source"], p["target"])],
+    init_tokenizer_dir,
+    tokenizer_type,
   )
   eval_pairs, eval_spec = read(config, "eval")
   eval_arrays, eval_truncated = encode_pairs(eval_pairs, tokenizer, config.data.seq_len)

@@ -1,7 +1,7 @@
 """The pretraining `RunData` (`build_pretraining`): prepared shards, prepared on first use, read by grain.
 
 Which task packs its rows how is the task table's (`tasks/registry.py`) to say: it passes the
-task's packing in.
+task's packing in. `data.train` may be a weighted mixture of sources (`mixture.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import jax
 
 from jaxpretrain.data.common import RunData, check_vocab_size
+from jaxpretrain.data.pretrain import mixture
 from jaxpretrain.errors import UserError, warn
 
 
@@ -33,29 +34,46 @@ def packing(config, task_packing: str) -> str:
   return task_packing if value == "auto" else value
 
 
+def mixture_sources(config) -> list[mixture.Source] | None:
+  """The sources of a mixture `data.train`, each checked to get a row of every batch; None for one source."""
+  sources = mixture.parse(config.data.train)
+  if sources is not None:
+    mixture.check_rows(sources, config.train.batch_size)
+  return sources
+
+
 def prepare_from_config(
-  config, out: str, rows: str, *, shard_index: int = 0, num_shards: int = 1, progress: bool = True
+  config,
+  out: str,
+  rows: str,
+  *,
+  shard_index: int = 0,
+  num_shards: int = 1,
+  progress: bool = True,
+  tokenizer_type: str = "wordpiece",
 ) -> dict:
-  """`prepare.prepare` with the run config's data keys (what `jaxpretrain prepare` and a first run do).
+  """`prepare.prepare` (`mixture.prepare` for a mixture) with the run config's data keys (what
+  `jaxpretrain prepare` and a first run do).
 
   Args:
     config: the run config (`data.*`, `model.vocab_size`, `train.seed`).
     out: the prepared directory.
     rows: the packing ("bert" or "gpt", see `packing`).
-    shard_index, num_shards: this worker's share of the source.
+    shard_index, num_shards: this worker's share of the source (of each source of a mixture).
     progress: print progress on stderr.
+    tokenizer_type: the tokenizer trained without `data.tokenizer` (the task table's
+      `registry.tokenizer_type` says which).
 
   Returns:
     The metadata `prepare` returns.
   """
   from jaxpretrain.data.pretrain import prepare as prepare_lib
+  from jaxpretrain.data.tokenizer import local_path
 
-  return prepare_lib.prepare(
-    config.data.train,
-    out,
+  options = dict(
     seq_len=config.data.seq_len,
     vocab_size=config.model.vocab_size,
-    tokenizer_dir=config.data.tokenizer,
+    tokenizer_dir=local_path(config.data.tokenizer),
     eval_fraction=config.data.eval_fraction,
     embedded_documents=config.data.embedded_documents,
     records_per_shard=config.data.records_per_shard,
@@ -64,16 +82,23 @@ def prepare_from_config(
     seed=config.train.seed,
     progress=progress,
     packing=rows,
+    tokenizer_type=tokenizer_type,
+    text_column=config.data.text_column,
   )
+  sources = mixture_sources(config)
+  if sources is not None:
+    return mixture.prepare(sources, out, **options)
+  return prepare_lib.prepare(config.data.train, out, **options)
 
 
-def ensure_prepared(config, workdir: str, task_packing: str) -> str:
-  """Runs `prepare` when the run's data is not prepared yet; returns the prepared directory.
+def ensure_prepared(config, workdir: str, task_packing: str, tokenizer_type: str = "wordpiece") -> str:
+  """Runs `prepare` when the run's data is not prepared yet (or another mixture is); returns the prepared directory.
 
   Args:
     config: the run config.
     workdir: the run's workdir (prepared data defaults to WORKDIR/data).
     task_packing: the packing of the run's task (see `packing`).
+    tokenizer_type: the tokenizer to train when there is none to load (`registry.tokenizer_type`).
 
   Returns:
     The prepared directory.
@@ -82,7 +107,7 @@ def ensure_prepared(config, workdir: str, task_packing: str) -> str:
 
   out = prepared_dir(config, workdir)
   rows = packing(config, task_packing)
-  if prepare_lib.is_prepared(out, config.data.seq_len, None):
+  if _reusable(config, out):
     # Data packed for another objective would train silently on the wrong rows.
     have = prepare_lib.load_metadata(out).get("options", {}).get("packing", "bert")
     if have != rows:
@@ -90,9 +115,10 @@ def ensure_prepared(config, workdir: str, task_packing: str) -> str:
         f"prepared data in {out} is packed for {have} (data.packing), this run needs "
         f"{rows}; use another data.prepared_dir"
       )
+    _check_tokenizer_type(config, out, tokenizer_type)
   else:
     if jax.process_index() == 0:
-      prepare_from_config(config, out, rows, progress=config.train.progress)
+      prepare_from_config(config, out, rows, progress=config.train.progress, tokenizer_type=tokenizer_type)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
 
@@ -100,13 +126,25 @@ def ensure_prepared(config, workdir: str, task_packing: str) -> str:
   return out
 
 
-def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
+def _reusable(config, out: str) -> bool:
+  """Whether `out` holds this run's data: complete, and the same mixture (or, as ever, any single source)."""
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+
+  sources = mixture_sources(config)  # bad weights fail here, before anything is written
+  if not prepare_lib.is_prepared(out, config.data.seq_len, None):
+    return False
+  metadata = prepare_lib.load_metadata(out)
+  return mixture.matches(metadata, sources) if sources is not None else not metadata.get("mixture")
+
+
+def build_pretraining(config, workdir: str, task_packing: str, tokenizer_type: str = "wordpiece") -> RunData:
   """Prepared shards → grain iterators for MLM / causal-LM pretraining.
 
   Args:
     config: the run config.
     workdir: the run's workdir (prepared data defaults to WORKDIR/data).
     task_packing: the packing of the run's task (see `packing`).
+    tokenizer_type: the tokenizer to train when there is none to load (`registry.tokenizer_type`).
 
   Returns:
     The run's `RunData`.
@@ -115,7 +153,7 @@ def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
   from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.data.tokenizer import Tokenizer
 
-  out = ensure_prepared(config, workdir, task_packing)
+  out = ensure_prepared(config, workdir, task_packing, tokenizer_type)
   meta = prepare_lib.load_metadata(out)
   if meta["seq_len"] != config.data.seq_len:
     raise UserError(
@@ -129,13 +167,10 @@ def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
     out, "train", global_batch_size=config.train.batch_size, seed=config.train.seed, shuffle=True, repeat=True, **kw
   )
   eval_size = config.eval.batch_size or config.train.batch_size
-  held_out = loader.epoch_size(out, "eval")
-  has_eval = held_out >= eval_size
+  short = _short_of_eval_batch(out, meta, eval_size)
+  has_eval = short is None
   if not has_eval:
-    warn(
-      f"the held-out split has {held_out} examples, fewer than one eval batch of {eval_size}: no "
-      f"evaluation will run (raise data.eval_fraction or lower eval.batch_size)"
-    )
+    warn(f"{short}: no evaluation will run (raise data.eval_fraction or lower eval.batch_size)")
 
   def eval_batches():
     if not has_eval:
@@ -143,12 +178,65 @@ def build_pretraining(config, workdir: str, task_packing: str) -> RunData:
     it = iter(loader.make_dataset(out, "eval", global_batch_size=eval_size, seed=0, shuffle=False, repeat=True, **kw))
     return [next(it) for _ in range(config.eval.batches)]
 
+  # A mixture's epoch is as many rows as its sources hold together (each is repeated or cut by its weight).
   steps_per_epoch = max(loader.epoch_size(out, "train") // config.train.batch_size, 1)
+  info = {"special_ids": tokenizer.special_ids, "prepared_dir": out}
+  step_tokens = None
+  if meta.get("mixture"):
+    info["mixture"] = mixture.describe(meta, config.train.batch_size)
+    step_tokens = _step_tokens(out, meta, config)
   return RunData(
     train=iter(train),
     eval_batches=eval_batches,
     steps_per_epoch=steps_per_epoch,
     tokenizer=tokenizer,
     seq_len=config.data.seq_len,
-    info={"special_ids": tokenizer.special_ids, "prepared_dir": out},
+    info=info,
+    step_tokens=step_tokens,
   )
+
+
+def _short_of_eval_batch(out: str, meta: dict, eval_size: int) -> str | None:
+  """Why the held-out split cannot fill one eval batch without repeating a row, or None if it can."""
+  from jaxpretrain.data.pretrain import loader
+
+  if not meta.get("mixture"):
+    held_out = loader.epoch_size(out, "eval")
+    if held_out >= eval_size:
+      return None
+    return f"the held-out split has {held_out} examples, fewer than one eval batch of {eval_size}"
+  rows = mixture.batch_rows([s["weight"] for s in meta["sources"]], eval_size)
+  short = [
+    f"{s['name']} has {s['splits']['eval']['records']} for its {r} rows"
+    for s, r in zip(meta["sources"], rows)
+    if s["splits"]["eval"]["records"] < r
+  ]
+  return f"the held-out split is short of one eval batch of {eval_size} ({'; '.join(short)})" if short else None
+
+
+def _step_tokens(out: str, meta: dict, config):
+  """step -> {"tokens/<source name>": non-padding tokens of that source in the global batch of `step`}."""
+  from jaxpretrain.data.pretrain import loader
+
+  names = [f"tokens/{s['name']}" for s in meta["sources"]]
+  tokens = loader.source_tokens(out, global_batch_size=config.train.batch_size, seed=config.train.seed)
+  return lambda step: dict(zip(names, tokens(step)))
+
+
+def _check_tokenizer_type(config, out: str, want: str) -> None:
+  """Refuses prepared data whose trained tokenizer is of another type than `data.tokenizer_type`
+  says (with `auto`, notes it and keeps it); data prepared with a given tokenizer passes."""
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+
+  options = prepare_lib.load_metadata(out).get("options", {})
+  if config.data.tokenizer or options.get("tokenizer_dir") != "":
+    return  # a given tokenizer, loaded as it is (a mixture's options name none)
+  have = options.get("tokenizer_type", "wordpiece")
+  if have == want:
+    return
+  if config.data.get("tokenizer_type", "auto") != "auto":
+    raise UserError(
+      f"prepared data in {out} has a {have} tokenizer, this run trains {want} (data.tokenizer_type); "
+      "use another data.prepared_dir"
+    )
+  warn(f"prepared data in {out} has a {have} tokenizer (task.name={config.task.name} would train {want}): using it")

@@ -7,6 +7,9 @@ Layout of a prepared directory:
   parts/part-{worker:05d}-of-{n:05d}.json    what each worker wrote
   metadata.json                              written last, atomically, once every part exists
 
+A weighted mixture of sources (`data.train="A@0.7,B@0.3"`) is one such directory per source under
+`sources/`, sharing one tokenizer, with a metadata.json of its own (`mixture.py`).
+
 A record is one row of exactly `seq_len` tokens, stored as raw bytes: `input_ids` (int32) then
 `segment_ids` (int32). Rows are packed like RoBERTa's FULL-SENTENCES: `[CLS]`, then consecutive
 documents, each piece followed by `[SEP]`; a document that does not fit continues in the next row
@@ -67,6 +70,8 @@ def prepare(
   seed: int = 0,
   progress: bool = False,
   packing: str = "bert",
+  tokenizer_type: str = "wordpiece",
+  text_column: str = "",
 ) -> dict:
   """Tokenizes and packs a corpus (or this worker's share of it) into `out_dir`.
 
@@ -74,7 +79,7 @@ def prepare(
     spec: the corpus (see `readers.text.iter_documents`).
     out_dir: the prepared directory.
     seq_len: tokens per row.
-    vocab_size: WordPiece vocabulary size when a tokenizer is trained here.
+    vocab_size: vocabulary size when a tokenizer is trained here.
     tokenizer_dir: a HF tokenizer directory to use instead of training one.
     eval_fraction: share of documents held out for eval.
     embedded_documents: size of the `embedded` corpus.
@@ -84,30 +89,32 @@ def prepare(
     seed: picks the held-out documents (and the `embedded` corpus's stream).
     progress: show a progress bar on stderr.
     packing: "bert" (MLM rows) or "gpt" (causal-LM rows); see the module doc.
+    tokenizer_type: the tokenizer trained without `tokenizer_dir` (`Tokenizer.train`'s kind).
+    text_column: the record field holding the text ("" = guessed; see `iter_documents`).
 
   Returns:
     The merged metadata once every worker's part exists (`metadata.json`), else this worker's
     part (it has `"complete": False`).
   """
   _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard, shard_index, num_shards)
-  options = {
-    "spec": spec,
-    "seq_len": seq_len,
-    "vocab_size": vocab_size,
-    "tokenizer_dir": os.path.abspath(tokenizer_dir) if tokenizer_dir else "",
-    "eval_fraction": eval_fraction,
-    "seed": seed,
-    "num_shards": num_shards,
-    "embedded_documents": embedded_documents if spec == "embedded" else None,
-    "docs_per_block": DOCS_PER_BLOCK,
-    "format_version": FORMAT_VERSION,
-    "packing": packing,
-  }
+  options = _options(
+    spec,
+    seq_len,
+    vocab_size,
+    tokenizer_dir,
+    eval_fraction,
+    seed,
+    num_shards,
+    embedded_documents,
+    packing,
+    tokenizer_type,
+    text_column,
+  )
   if packing not in PACKERS:
     raise UserError(f"data.packing={packing!r}; choose {' or '.join(PACKERS)}")
 
   def docs():
-    return iter_documents(spec, embedded_documents=embedded_documents, seed=seed)
+    return iter_documents(spec, embedded_documents=embedded_documents, seed=seed, text_column=text_column)
 
   documents = docs()  # bad paths and unknown datasets fail here, before any work
   with storage_errors(f"preparing data in {out_dir}"):
@@ -122,11 +129,7 @@ def prepare(
         sample = _tokenizer_sample(documents, seed, eval_fraction)
         if not sample:
           raise UserError(f"no documents in {spec}")
-        if progress:
-          print(
-            f"prepare: training a {vocab_size}-token WordPiece on {len(sample)} documents", file=sys.stderr, flush=True
-          )
-        tokenizer = Tokenizer.train_wordpiece(sample, vocab_size)
+        tokenizer = train_tokenizer(sample, vocab_size, progress=progress, kind=tokenizer_type)
         del sample
         documents = docs()
       tokenizer.save(os.path.join(work, "tokenizer"))
@@ -160,6 +163,57 @@ def prepare(
     return merged if merged is not None else part
 
 
+def _options(
+  spec,
+  seq_len,
+  vocab_size,
+  tokenizer_dir,
+  eval_fraction,
+  seed,
+  num_shards,
+  embedded_documents,
+  packing,
+  tokenizer_type="wordpiece",
+  text_column="",
+):
+  """What makes a prepared directory what it is (saved in its metadata; its hash keys the workers' parts)."""
+  return {
+    "spec": spec,
+    "seq_len": seq_len,
+    "vocab_size": vocab_size,
+    "tokenizer_dir": os.path.abspath(tokenizer_dir) if tokenizer_dir else "",
+    "eval_fraction": eval_fraction,
+    "seed": seed,
+    "num_shards": num_shards,
+    "embedded_documents": embedded_documents if spec == "embedded" else None,
+    "docs_per_block": DOCS_PER_BLOCK,
+    "format_version": FORMAT_VERSION,
+    "packing": packing,
+    "tokenizer_type": tokenizer_type,  # a prepared directory of another type is not reused silently
+    "text_column": text_column,
+  }
+
+
+def train_tokenizer(
+  sample: list[str], vocab_size: int, *, progress: bool = False, kind: str = "wordpiece"
+) -> Tokenizer:
+  """The tokenizer `prepare` trains (for one corpus, or shared by a mixture's sources).
+
+  Args:
+    sample: the training documents to learn the vocabulary from.
+    vocab_size: the vocabulary size.
+    progress: say so on stderr.
+    kind: the tokenizer type (`Tokenizer.train`'s kind: wordpiece, bpe or unigram).
+
+  Returns:
+    The trained tokenizer.
+  """
+  if progress:
+    print(f"prepare: training a {vocab_size}-token {kind} on {len(sample)} documents", file=sys.stderr, flush=True)
+  tokenizer = Tokenizer.train(kind, sample, vocab_size)
+  return tokenizer
+
+
 def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_shard, shard_index, num_shards):
   if seq_len < 8:
     raise UserError(f"data.seq_len must be at least 8, got {seq_len}")
@@ -173,15 +227,20 @@ def _check_args(seq_len, vocab_size, tokenizer_dir, eval_fraction, records_per_s
     raise UserError(f"shard_index {shard_index} is not in [0, num_shards={num_shards})")
 
 
-def _tokenizer_sample(documents: Iterator[str], seed: int, eval_fraction: float) -> list[str]:
-  """The first training documents of the whole corpus (every worker takes the same ones)."""
+def _tokenizer_sample(
+  documents: Iterator[str], seed: int, eval_fraction: float, *, max_documents: int = 0, max_chars: int = 0
+) -> list[str]:
+  """The first training documents of the whole corpus (every worker takes the same ones), up to
+  `max_documents` / `max_chars` (0: `TOKENIZER_SAMPLE_DOCUMENTS` / `TOKENIZER_SAMPLE_CHARS`)."""
+  max_documents = max_documents or TOKENIZER_SAMPLE_DOCUMENTS
+  max_chars = max_chars or TOKENIZER_SAMPLE_CHARS
   sample, chars = [], 0
   for d, text in enumerate(documents):
     if held_out(d, seed, eval_fraction):
       continue
     sample.append(text)
     chars += len(text)
-    if len(sample) >= TOKENIZER_SAMPLE_DOCUMENTS or chars >= TOKENIZER_SAMPLE_CHARS:
+    if len(sample) >= max_documents or chars >= max_chars:
       break
   return sample
 
@@ -465,7 +524,8 @@ def is_prepared(out_dir: str, seq_len: int, tokenizer_fingerprint: str | None = 
     tokenizer_fingerprint: the tokenizer wanted (`Tokenizer.fingerprint()`), or None for any.
 
   Returns:
-    True when metadata.json exists, matches, and every file it lists exists.
+    True when metadata.json exists, matches, and every file it lists exists (for a mixture: every
+    source is prepared with its tokenizer).
   """
   try:
     metadata = load_metadata(out_dir)
@@ -475,5 +535,8 @@ def is_prepared(out_dir: str, seq_len: int, tokenizer_fingerprint: str | None = 
     return False
   if tokenizer_fingerprint is not None and metadata["tokenizer_fingerprint"] != tokenizer_fingerprint:
     return False
+  if metadata.get("mixture"):  # every source complete, with the mixture's tokenizer (`mixture.py`)
+    fingerprint = metadata["tokenizer_fingerprint"]
+    return all(is_prepared(os.path.join(out_dir, s["dir"]), seq_len, fingerprint) for s in metadata["sources"])
   files = itertools.chain.from_iterable(s["files"] for s in metadata["splits"].values())
   return all(os.path.isfile(os.path.join(out_dir, f)) for f in files)

@@ -1,1 +1,1 @@
-"""Readers: specs (`embedded`, files and globs, `tfds:NAME`) -> documents, labeled records or translation pairs."""
+"""Readers: specs (`embedded`, files and globs, `tfds:NAME`, `hf:NAME`) -> documents, labeled records or pairs."""

@@ -7,14 +7,20 @@ Sources:
     with the language codes as field names);
   * `tfds:NAME[/CONFIG][:SPLIT]`, a tfds translation dataset (e.g. `tfds:ted_hrlr_translate/pt_to_en`,
     or `tfds:wmt14_translate/de-en` where TensorFlow is installed; splits as `tfds.py` picks them);
-    source and target default to the dataset's supervised keys.
+    source and target default to the dataset's supervised keys;
+  * `hf:NAME[/CONFIG][:SPLIT]` or `hf:DIR[:SPLIT]`, a Hugging Face dataset (`hf_datasets.py`), e.g.
+    `hf:wmt14/de-en`: rows `{"translation": {"de": .., "en": ..}}` read source and target in the
+    order of the `translation` feature's languages unless `data.source_field` / `data.target_field`
+    say otherwise; other datasets default to `source` and `target` columns.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from jaxpretrain import files
+from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import JSON_LINES, jsonl_rows
 from jaxpretrain.errors import UserError
@@ -29,8 +35,8 @@ def read_pairs(
   """Reads translation pairs.
 
   Args:
-    spec: `embedded`, a `.jsonl` path, or `tfds:NAME[/CONFIG][:SPLIT]`.
-    split: "train" or "eval" (the embedded split; a tfds dataset's default split).
+    spec: `embedded`, a `.jsonl` path, `tfds:NAME[/CONFIG][:SPLIT]` or `hf:NAME[/CONFIG][:SPLIT]` / `hf:DIR[:SPLIT]`.
+    split: "train" or "eval" (the embedded split; a tfds or hf dataset's default split).
     limit: keep the first `limit` pairs (0 = all; the embedded task's default size).
     seed: the embedded task's stream.
     source_field, target_field: the fields holding the texts ("" = see the module doc).
@@ -48,6 +54,8 @@ def read_pairs(
     ]
   if spec.startswith("tfds:"):
     return _tfds_pairs(spec, split, limit, source_field, target_field)
+  if spec.startswith(hf_reader.PREFIX):
+    return _hf_pairs(spec, split, limit, source_field, target_field)
   if not os.path.exists(spec):
     raise UserError(f"translation data file not found: {spec}")
   files.check_file(spec, "translation data file (data.train/data.eval)")
@@ -55,7 +63,7 @@ def read_pairs(
   if extension not in JSON_LINES:
     raise UserError(
       f"translation data file {spec}: {'a ' + extension if extension else 'a file without an extension'} is not a "
-      "format jaxpretrain reads; use .jsonl (one JSON object per line with 'source' and 'target'), or tfds:NAME"
+      "format jaxpretrain reads; use .jsonl (one JSON object per line with 'source' and 'target'), tfds:NAME or hf:NAME"
     )
   out = []
   for where, row in jsonl_rows(spec, what="translation data file"):
@@ -100,6 +108,22 @@ def _tfds_pairs(spec: str, split: str, limit: int, source_field: str, target_fie
   out = [
     _pair(dict(row), f"{spec}:{read_split}[{i}]", source_field, target_field)
     for i, row in enumerate(tfds_reader.records(source, count))
+  ]
+  if not out:
+    raise UserError(f"no translation pairs in {spec} split {read_split!r}")
+  return out
+
+
+def _hf_pairs(spec: str, split: str, limit: int, source_field: str, target_field: str) -> list[dict]:
+  dataset, read_split = hf_reader.open_split(spec, split)
+  languages = hf_reader.translation_languages(dataset)
+  if languages and not source_field and not target_field:
+    source_field, target_field = languages
+  rows = hf_reader.rows(dataset, f"{spec} split {read_split!r}")
+  base = hf_reader.without_split(spec)
+  out = [
+    _pair(row, f"{base}:{read_split}[{i}]", source_field, target_field)
+    for i, row in enumerate(itertools.islice(rows, limit) if limit else rows)
   ]
   if not out:
     raise UserError(f"no translation pairs in {spec} split {read_split!r}")

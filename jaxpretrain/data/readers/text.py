@@ -3,13 +3,16 @@
 Specs:
   * `embedded`: the synthetic corpus of `readers/embedded.py` (no download).
   * a file, a directory (its `.txt`/`.jsonl` files) or a glob: `.jsonl` files hold one JSON
-    object per line with a `text` field; other files are UTF-8 text with one document per line,
-    or, when blank lines separate paragraphs, one document per paragraph.
+    object per line with a `text` field (or the `text_column` field); other files are UTF-8 text
+    with one document per line, or, when blank lines separate paragraphs, one document per paragraph.
   * `tfds:NAME[/CONFIG][:SPLIT]` (SPLIT defaults to `train`, slicing such as `train[:10%]`
-    works): a TensorFlow Datasets dataset (`readers/tfds.py`); the text is the `text`, `content`,
-    `document`, `article` or `sentence` feature, or the only text feature.
+    works): a TensorFlow Datasets dataset (`readers/tfds.py`); the text is the `text_column`
+    feature, else the `text`, `content`, `document`, `article` or `sentence` feature, or the only
+    text feature.
+  * `hf:NAME[/CONFIG][:SPLIT]` or `hf:DIR[:SPLIT]` (SPLIT defaults to `train`): a Hugging Face
+    dataset, streamed (`readers/hf_datasets.py`); the text column is picked as for tfds.
 
-Files are read line by line, so a corpus never has to fit in memory.
+Files are read line by line and datasets row by row, so a corpus never has to fit in memory.
 """
 
 from __future__ import annotations
@@ -20,35 +23,43 @@ import os
 from collections.abc import Iterator
 
 from jaxpretrain import files
+from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
 
 
-def iter_documents(spec: str, *, embedded_documents: int = 40000, seed: int = 0) -> Iterator[str]:
-  """Streams the documents of a corpus spec; empty documents are skipped.
+def iter_documents(
+  spec: str, *, embedded_documents: int = 40000, seed: int = 0, text_column: str = ""
+) -> Iterator[str]:
+  """Streams the documents of a corpus spec, in the same order every time; empty documents are skipped.
 
   Args:
-    spec: `embedded`, a path, a glob, or `tfds:NAME[/CONFIG][:SPLIT]` (see the module doc).
+    spec: `embedded`, a path, a glob, `tfds:NAME[/CONFIG][:SPLIT]` or `hf:NAME[/CONFIG][:SPLIT]` /
+      `hf:DIR[:SPLIT]` (see the module doc).
     embedded_documents: how many documents the `embedded` corpus has.
     seed: the `embedded` corpus's stream.
+    text_column: the field of .jsonl rows, tfds features or hf columns holding the text
+      (`data.text_column`; "" = see the module doc).
 
   Returns:
-    An iterator over documents. Path and tfds errors are raised at the call, not on first read.
+    An iterator over documents. Path, tfds and hf errors are raised at the call, not on first read.
   """
   spec = (spec or "").strip()
   if not spec:
-    raise UserError("no data source given (use 'embedded', a file path, a glob or tfds:NAME)")
+    raise UserError("no data source given (use 'embedded', a file path, a glob, tfds:NAME or hf:NAME)")
   if spec == "embedded":
     from jaxpretrain.data.readers import embedded
 
     return embedded.documents(embedded_documents, seed)
   if spec.startswith("tfds:"):
-    return _iter_tfds(spec)
+    return _iter_tfds(spec, text_column)
+  if spec.startswith(hf_reader.PREFIX):
+    return _iter_hf(spec, text_column)
   paths = resolve_files(spec)
   for path in paths:  # fail before any work on a corpus with a bad file name in it
     if os.path.getsize(path) == 0:
       raise UserError(f"data file is empty: {path}")
-  return _iter_files(paths)
+  return _iter_files(paths, text_column or "text")
 
 
 def resolve_files(spec: str) -> list[str]:
@@ -79,11 +90,11 @@ def resolve_files(spec: str) -> list[str]:
   return [spec]
 
 
-def _iter_files(paths: list[str]) -> Iterator[str]:
+def _iter_files(paths: list[str], field: str) -> Iterator[str]:
   count = 0
   for path in paths:
-    reader = _iter_jsonl if path.endswith((".jsonl", ".ndjson")) else _iter_text
-    for document in reader(path):
+    jsonl = path.endswith((".jsonl", ".ndjson"))
+    for document in _iter_jsonl(path, field) if jsonl else _iter_text(path):
       count += 1
       yield document
   if count == 0:
@@ -151,21 +162,21 @@ def jsonl_rows(path: str, expected: str = "a JSON object", what: str = "data fil
     yield f"{path}:{number}", row
 
 
-def _iter_jsonl(path: str) -> Iterator[str]:
-  expected = "a JSON object with a 'text' field"
+def _iter_jsonl(path: str, field: str) -> Iterator[str]:
+  expected = f"a JSON object with a {field!r} field" + ("" if field == "text" else " (data.text_column)")
   for where, record in jsonl_rows(path, expected):
-    if "text" not in record:
+    if field not in record:
       raise UserError(f"{where}: expected {expected}")
-    text = record["text"]
+    text = record[field]
     if not isinstance(text, str):
-      raise UserError(f"{where}: 'text' is {type(text).__name__}, not a string")
+      raise UserError(f"{where}: {field!r} is {type(text).__name__}, not a string")
     if text.strip():
       yield text
 
 
-def _iter_tfds(spec: str) -> Iterator[str]:
+def _iter_tfds(spec: str, column: str) -> Iterator[str]:
   source, length, _ = tfds_reader.open_split(spec)
-  field = tfds_reader.text_field(source, spec)
+  field = tfds_reader.text_field(source, spec, column)
   return _tfds_texts(tfds_reader.records(source, length), field, spec)
 
 
@@ -180,3 +191,25 @@ def _tfds_texts(records, field: str, spec: str) -> Iterator[str]:
     text = str(text)
     if text.strip():
       yield text
+
+
+def _iter_hf(spec: str, column: str) -> Iterator[str]:
+  dataset, split = hf_reader.open_split(spec, stream=True)
+  where = f"{spec} split {split!r}"
+  field = hf_reader.text_column(dataset, where, column)
+  return _hf_texts(hf_reader.rows(dataset.select_columns([field]), where), field, where)
+
+
+def _hf_texts(rows: Iterator[dict], field: str, where: str) -> Iterator[str]:
+  count = 0
+  for row in rows:
+    text = row[field]
+    if text is None:
+      continue
+    if not isinstance(text, str):
+      raise UserError(f"{where}: column {field!r} holds {type(text).__name__}, not text (set data.text_column)")
+    if text.strip():
+      count += 1
+      yield text
+  if count == 0:
+    raise UserError(f"no text in {where}")

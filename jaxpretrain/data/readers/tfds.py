@@ -2,8 +2,10 @@
 
 Datasets are read with `tfds.data_source`, which needs no TensorFlow; they must be prepared in the
 array_record format (what `data_source` downloads and prepares). Datasets whose code imports
-TensorFlow are not registered without it and read as unknown. `tensorflow_datasets` is imported
-only when a spec is read, so the other readers stay cheap.
+TensorFlow (`glue`, `wikipedia`, ...) are not registered without it: TensorFlow is the optional
+`jaxpretrain[tf]` extra, and the message for such a dataset says so and points to the `hf:` route
+(`readers/hf_datasets.py`). `tensorflow_datasets` is imported only when a spec is read, so the
+other readers stay cheap.
 
 Split rule: the SPLIT a spec names; else `train` for training data, and for evaluation the first
 of `EVAL_SPLITS` the dataset has (an unprepared dataset, whose splits are unknown, is asked for
@@ -12,6 +14,8 @@ each in turn).
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 
 from jaxpretrain.errors import UserError, first_line
@@ -34,10 +38,47 @@ def names_split(spec: str) -> bool:
   return ":" in spec[len("tfds:") :]
 
 
+TF_EXTRA = 'pip install "jaxpretrain[tf]"'
+
+
 def _unknown(name: str, spec: str) -> UserError:
+  """The error for a dataset tfds does not know: without TensorFlow, most likely one whose code needs it."""
+  import tensorflow_datasets as tfds
+
+  if not _tensorflow_installed():
+    if _ships_code_for(tfds, name):
+      return _needs_tensorflow(name, spec)
+    return UserError(
+      f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are unavailable without it: "
+      f"{TF_EXTRA}, or try hf:{name})"
+    )
+  return UserError(f"unknown tfds dataset {name!r} in {spec}")
+
+
+def _needs_tensorflow(name: str, spec: str) -> UserError:
   return UserError(
-    f"unknown tfds dataset {name!r} in {spec} (datasets whose code needs TensorFlow are unavailable without it)"
+    f"{spec} needs TensorFlow, which is not installed: {TF_EXTRA}, or read the Hugging Face copy with "
+    f"hf:{name} (docs/data.md)"
   )
+
+
+def _tensorflow_installed() -> bool:
+  return importlib.util.find_spec("tensorflow") is not None
+
+
+def _ships_code_for(tfds, name: str) -> bool:
+  """Whether the tfds package has a module or package named after the dataset (`text/glue.py`)."""
+  root, base = os.path.dirname(tfds.__file__), name.split("/")[0]
+  categories = [d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))]
+  return any(
+    os.path.isfile(os.path.join(root, d, f"{base}.py")) or os.path.isdir(os.path.join(root, d, base))
+    for d in categories
+  )
+
+
+def _missing_tensorflow(error: Exception) -> bool:
+  """Whether an error is TensorFlow failing to import (a builder that needs it, without it)."""
+  return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "tensorflow"
 
 
 def builder(spec: str):
@@ -57,6 +98,8 @@ def builder(spec: str):
   except tfds.core.registered.DatasetNotFoundError:
     raise _unknown(name, spec) from None
   except Exception as e:
+    if _missing_tensorflow(e):
+      raise _needs_tensorflow(name, spec) from None
     raise UserError(f"cannot open {spec}: {first_line(e)}") from None
 
 
@@ -86,6 +129,8 @@ def open_split(spec: str, split: str = "train"):
     except tfds.core.registered.DatasetNotFoundError:
       raise _unknown(name, spec) from None
     except Exception as e:
+      if _missing_tensorflow(e):
+        raise _needs_tensorflow(name, spec) from None
       if i == len(candidates) - 1:
         where = spec if candidate == given else f"{spec} split {candidate!r}"
         raise UserError(f"cannot read {where}: {first_line(e)}") from None
@@ -108,11 +153,16 @@ def records(source, count: int) -> Iterator[dict]:
     yield from batch
 
 
-def text_field(source, spec: str) -> str:
-  """The feature holding a dataset's text: the first of `TEXT_FIELDS` it has, else its only Text feature."""
+def text_field(source, spec: str, column: str = "") -> str:
+  """The feature holding a dataset's text: `column` (`data.text_column`), else the first of `TEXT_FIELDS`
+  it has, else its only Text feature."""
   import tensorflow_datasets as tfds
 
   features = source.dataset_info.features
+  if column:
+    if column not in features:
+      raise UserError(f"{spec} has no feature {column!r} (data.text_column); it has: {', '.join(features.keys())}")
+    return column
   for field in TEXT_FIELDS:
     if field in features:
       return field

@@ -1,0 +1,7 @@
+"""GLUE STS-B: the BERT-paper fine-tuning recipe on hf:glue/stsb (see `configs/glue/__init__.py`)."""
+
+from jaxpretrain.configs.glue import glue_config
+
+
+def get_config():
+  return glue_config("stsb")
