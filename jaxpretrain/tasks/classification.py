@@ -38,14 +38,7 @@ class SequenceClassification(Task):
     )
 
   def dummy_batch(self, batch_size, seq_len):
-    tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
-    return {
-      "input_ids": tokens,
-      "token_type_ids": tokens,
-      "attention_mask": jnp.ones_like(tokens),
-      "label": jnp.zeros((batch_size,), jnp.int32),
-      "weight": jnp.ones((batch_size,), jnp.float32),
-    }
+    return sequence_batch(batch_size, seq_len, jnp.int32)
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)
@@ -74,6 +67,26 @@ class SequenceClassification(Task):
     if self.num_labels == 2:  # GLUE's F1 (MRPC, QQP) is that of the positive class
       out["f1"] = class_f1(aux["confusion"], 1)
     return out
+
+
+def sequence_batch(batch_size: int, seq_len: int, label_dtype) -> dict:
+  """A batch of zeros with the fields of one-label-per-sequence tasks (classification, regression).
+
+  Args:
+    batch_size / seq_len: its shape.
+    label_dtype: int32 for class ids, float32 for scores.
+
+  Returns:
+    {input_ids, token_type_ids, attention_mask, label, weight}.
+  """
+  tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
+  return {
+    "input_ids": tokens,
+    "token_type_ids": tokens,
+    "attention_mask": jnp.ones_like(tokens),
+    "label": jnp.zeros((batch_size,), label_dtype),
+    "weight": jnp.ones((batch_size,), jnp.float32),
+  }
 
 
 def confusion_matrix(labels, predictions, weights, num_labels: int):

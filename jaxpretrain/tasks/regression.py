@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jaxpretrain.models.heads import SequenceClassificationHead
 from jaxpretrain.tasks.base import Task
+from jaxpretrain.tasks.classification import sequence_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,14 +34,7 @@ class SequenceRegression(Task):
     return SequenceClassificationHead(self.model_config, num_labels=1, pooling=self.pooling, dropout=self.dropout)
 
   def dummy_batch(self, batch_size, seq_len):
-    tokens = jnp.zeros((batch_size, seq_len), jnp.int32)
-    return {
-      "input_ids": tokens,
-      "token_type_ids": tokens,
-      "attention_mask": jnp.ones_like(tokens),
-      "label": jnp.zeros((batch_size,), jnp.float32),
-      "weight": jnp.ones((batch_size,), jnp.float32),
-    }
+    return sequence_batch(batch_size, seq_len, jnp.float32)
 
   def loss(self, params, batch, rng, *, deterministic):
     _, dropout_rng = self.split_rng(rng, batch)

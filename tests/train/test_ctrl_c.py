@@ -1,5 +1,5 @@
 """Ctrl-C: the first one saves at the next step and exits 0 (like SIGTERM), the second aborts at
-once; during setup it stops with nothing trained. The same command resumes."""
+once (during setup: tests/train/test_sigterm_before_training.py). The same command resumes."""
 
 import json
 import os
@@ -103,30 +103,3 @@ def test_an_abort_says_what_was_kept(monkeypatch, capsys):
     "jaxpretrain: interrupted without saving; checkpoints already written are kept (the same command resumes "
     "from the latest)\n"
   )
-
-
-def test_ctrl_c_during_setup_exits_0_saying_nothing_was_trained(tmp_path):
-  workdir = tmp_path / "w"
-  argv = [
-    sys.executable,
-    "-m",
-    "jaxpretrain",
-    "pretrain",
-    "--config=configs/tiny.py",
-    f"--workdir={workdir}",
-    "--config.train.steps=2",
-    "--config.train.progress=false",
-    "--config.data.embedded_documents=200000",
-  ]
-  with open(tmp_path / "err", "w") as err:
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.time() + 120
-    while not (workdir / "data").exists() and time.time() < deadline and proc.poll() is None:
-      time.sleep(0.1)  # the prepared-data directory is claimed as preparing starts
-    assert proc.poll() is None, "the run ended before it was signalled"
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=120)
-  stderr = (tmp_path / "err").read_text()
-  assert code == 0, stderr
-  assert "jaxpretrain: Ctrl-C before training started: nothing was trained yet" in stderr
-  assert "Traceback" not in stderr

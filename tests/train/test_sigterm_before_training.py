@@ -1,5 +1,5 @@
-"""SIGTERM while a run is still being set up (here: preparing its data) exits 0 and says that
-nothing was trained yet; the same command then starts the run normally."""
+"""SIGTERM (or Ctrl-C) while a run is still being set up (here: preparing its data) exits 0 and says
+that nothing was trained yet; the same command then starts the run normally."""
 
 import os
 import signal
@@ -11,7 +11,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_sigterm_during_prepare_exits_0_saying_nothing_was_trained(tmp_path):
+@pytest.mark.parametrize("signum, name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_stop_during_prepare_exits_0_saying_nothing_was_trained(tmp_path, signum, name):
   workdir = tmp_path / "w"
   argv = [
     sys.executable,
@@ -30,9 +31,10 @@ def test_sigterm_during_prepare_exits_0_saying_nothing_was_trained(tmp_path):
     while not (workdir / "data").exists() and time.time() < deadline and proc.poll() is None:
       time.sleep(0.1)  # the prepared-data directory is claimed as preparing starts
     assert proc.poll() is None, "the run ended before it was signalled"
-    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signum)
     code = proc.wait(timeout=120)
   stderr = (tmp_path / "err").read_text()
   assert code == 0, stderr
-  assert "nothing was trained yet" in stderr and "Traceback" not in stderr
+  assert f"jaxpretrain: {name} before training started: nothing was trained yet" in stderr
+  assert "Traceback" not in stderr
   assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
