@@ -107,3 +107,20 @@ def test_translation_from_scratch_trains_a_byte_level_bpe(tmp_path):
   assert tokenizer.special_ids["sep"] == tokenizer.special_ids["eos"] == tokenizer.hf.eos_token_id
   source = "Zuk notocho zima men."
   assert tokenizer.decode(tokenizer.encode_batch([source])[0]) == source
+
+
+def test_the_exported_model_continues_a_prompt_in_the_hf_pipeline_exactly_as_generate_does(bpe_run, tmp_path, capsys):
+  transformers = pytest.importorskip("transformers")
+  pytest.importorskip("torch")
+  workdir, _ = bpe_run
+  out = str(tmp_path / "hf")
+  assert cli.main(["export", f"--workdir={workdir}", f"--out={out}"]) == 0
+  capsys.readouterr()
+  prompts = ["the soup was", "we went to the"]
+  args = ["generate", f"--workdir={workdir}", "--temperature=0", "--max_new_tokens=10"]
+  assert cli.main([*args, *(f"--prompt={p}" for p in prompts)]) == 0
+  ours = [c["completion"] for c in json.loads(capsys.readouterr().out)["completions"]]
+  generator = transformers.pipeline("text-generation", model=out, tokenizer=out)
+  for prompt, completion in zip(prompts, ours):
+    (result,) = generator(prompt, do_sample=False, max_new_tokens=10)
+    assert result["generated_text"] == prompt + completion, (prompt, completion)
