@@ -207,37 +207,9 @@ def test_sigterm_to_one_process_stops_every_process_at_one_step_and_resumes(tiny
   np.testing.assert_allclose(losses, _losses(reference)[1], rtol=1e-5)
 
 
-def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_path):
-  steps, workdir = 40, tmp_path / "run"
-  command = [
-    sys.executable,
-    os.path.join(ROOT, "launch", "local.py"),
-    "--processes=2",
-    "--devices_per_process=4",
-    "--timeout=400",
-    "--",
-    *_flags(tiny_prepared, workdir, f"--config.train.steps={steps}", "--config.checkpoint.every_steps=1000"),
-  ]
-  out_path, err_path = tmp_path / "launcher.out", tmp_path / "launcher.err"
-  with open(out_path, "w") as out_file, open(err_path, "w") as err_file:  # files, not pipes: see above
-    launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
-  _wait_for_rows(workdir, 3)
-  launcher.send_signal(signal.SIGTERM)
-  launcher.wait(timeout=300)
-  out, err = _read(out_path), _read(err_path)
-  assert launcher.returncode == 0, out[-3000:] + err[-3000:]
-  lines = [line.removeprefix("[p1] ") for line in out.splitlines()]
-  summaries = [json.loads(line) for line in lines if line.startswith('{"step"')]
-  assert len(summaries) == 2 and summaries[0]["step"] == summaries[1]["step"]
-  assert summaries[0]["preempted"] and summaries[1]["preempted"] and 3 <= summaries[0]["step"] < steps
-  from jaxpretrain import checkpoint as checkpoint_lib
-
-  assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == summaries[0]["step"]
-
-
-def test_sigterm_during_setup_stops_every_process_after_one_saved_step(tiny_prepared, tmp_path):
-  """With several processes JAX's preemption service owns SIGTERM: a notice during setup (here:
-  once config.json is written, before compilation) stops every process at the first step, saved."""
+def _sigterm_the_launcher(tiny_prepared, tmp_path, ready) -> tuple[list[dict], object]:
+  """Runs a 40-step job under launch/local.py (2 processes), SIGTERMs the launcher once `ready(workdir)`
+  holds, and returns (the processes' JSON summaries, the workdir) after checking the exit status is 0."""
   workdir = tmp_path / "run"
   command = [
     sys.executable,
@@ -252,13 +224,36 @@ def test_sigterm_during_setup_stops_every_process_after_one_saved_step(tiny_prep
   with open(out_path, "w") as out_file, open(err_path, "w") as err_file:  # files, not pipes: see above
     launcher = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
   deadline = time.monotonic() + 300
-  while not (workdir / "config.json").exists() and launcher.poll() is None and time.monotonic() < deadline:
+  while not ready(workdir) and launcher.poll() is None and time.monotonic() < deadline:
     time.sleep(0.05)
   launcher.send_signal(signal.SIGTERM)
   launcher.wait(timeout=300)
   out, err = _read(out_path), _read(err_path)
   assert launcher.returncode == 0, out[-3000:] + err[-3000:]
-  summaries = [json.loads(line.removeprefix("[p1] ")) for line in out.splitlines() if '{"step"' in line]
+  return [json.loads(line.removeprefix("[p1] ")) for line in out.splitlines() if '{"step"' in line], workdir
+
+
+def _has_rows(rows: int):
+  def ready(workdir) -> bool:
+    metrics = workdir / "metrics.jsonl"
+    return metrics.exists() and len(metrics.read_text().splitlines()) >= rows
+
+  return ready
+
+
+def test_sigterm_to_the_local_launcher_saves_and_exits_zero(tiny_prepared, tmp_path):
+  summaries, workdir = _sigterm_the_launcher(tiny_prepared, tmp_path, _has_rows(3))
+  assert len(summaries) == 2 and summaries[0]["step"] == summaries[1]["step"]
+  assert summaries[0]["preempted"] and summaries[1]["preempted"] and 3 <= summaries[0]["step"] < 40
+  from jaxpretrain import checkpoint as checkpoint_lib
+
+  assert checkpoint_lib.Checkpointer(str(workdir), read_only=True).latest_step() == summaries[0]["step"]
+
+
+def test_sigterm_during_setup_stops_every_process_after_one_saved_step(tiny_prepared, tmp_path):
+  """With several processes JAX's preemption service owns SIGTERM: a notice during setup (here:
+  once config.json is written, before compilation) stops every process at the first step, saved."""
+  summaries, workdir = _sigterm_the_launcher(tiny_prepared, tmp_path, lambda w: (w / "config.json").exists())
   assert [(s["step"], s["preempted"]) for s in summaries] == [(1, True), (1, True)]
   from jaxpretrain import checkpoint as checkpoint_lib
 
