@@ -298,6 +298,7 @@ def _train_unigram(texts: list[str], vocab_size: int):
 
 
 TRAINERS = {"wordpiece": _train_wordpiece, "bpe": _train_byte_level_bpe, "unigram": _train_unigram}
+WITHOUT_MASK_TOKEN = ("bpe",)  # trained kinds with no [MASK] (GPT-2's vocabulary has none)
 
 END_OF_TEXT = "<|endoftext|>"
 BPE_MODEL_MAX_LENGTH = 1024  # GPT-2's; an export sets the model's own input length

@@ -69,6 +69,7 @@ class TaskSpec:
       writes and the checkpointer's keep-best reads): what `eval.metric` may name.
     unigram_baseline: its `accuracy` scores masked real tokens only, so always predicting the most
       frequent token is a meaningful baseline for it (MLM; a causal LM also scores EOS).
+    needs_mask_token: its inputs hide tokens behind [MASK] (MLM).
   """
 
   name: str
@@ -89,6 +90,7 @@ class TaskSpec:
   bench: BenchSpec | None = None
   metrics: tuple[str, ...] = ("loss",)
   unigram_baseline: bool = False
+  needs_mask_token: bool = False
 
   @property
   def export_task(self) -> str:
@@ -255,6 +257,7 @@ TASKS: dict[str, TaskSpec] = {
       bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True),
       metrics=("loss", "accuracy"),
       unigram_baseline=True,
+      needs_mask_token=True,
     ),
     TaskSpec(
       "causal_lm",
@@ -371,6 +374,14 @@ def check_run(config, workdir: str) -> None:
       continue  # the readers name a missing file; globs and the embedded data are no paths
     if s.build_data is not _pretraining_data or not os.path.isdir(path):  # a corpus may be a directory
       files.check_file(path, key)
+  from jaxpretrain.data.tokenizer import WITHOUT_MASK_TOKEN
+
+  trained = not config.data.tokenizer and not config.init_from
+  if s.needs_mask_token and trained and tokenizer_type(config) in WITHOUT_MASK_TOKEN:
+    raise UserError(
+      f"data.tokenizer_type={tokenizer_type(config)} has no [MASK] token, which task.name={s.name} needs; "
+      "use wordpiece or unigram"
+    )
   if config.data.prepared_dir:
     prepared = config.data.prepared_dir
     files.check_dir(prepared, "data.prepared_dir", writable=not os.path.exists(prepared))

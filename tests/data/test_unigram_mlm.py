@@ -21,3 +21,16 @@ def test_mlm_run_with_a_unigram_tokenizer(tmp_path):
   mask = tokenizer.special_ids["mask"]
   assert mask is not None and tokenizer.hf.convert_ids_to_tokens(mask) == "[MASK]"
   assert prepare.load_metadata(os.path.join(workdir, "data"))["options"]["tokenizer_type"] == "unigram"
+
+
+def test_mlm_with_a_byte_level_bpe_is_an_error_before_anything_is_written(tmp_path, capsys):
+  from jaxpretrain import cli
+
+  workdir = tmp_path / "w"
+  code = cli.main(["pretrain", "--config=configs/tiny.py", f"--workdir={workdir}", "--config.data.tokenizer_type=bpe"])
+  err = capsys.readouterr().err
+  assert code == 2 and err == (
+    "jaxpretrain: error: data.tokenizer_type=bpe has no [MASK] token, which task.name=mlm needs; "
+    "use wordpiece or unigram\n"
+  )
+  assert not workdir.exists()
