@@ -18,15 +18,13 @@ import sys
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxpretrain import config as config_lib  # noqa: E402
 from jaxpretrain.commands import bench  # noqa: E402
-from jaxpretrain.commands import config as config_lib
 from jaxpretrain.models.config import ModelConfig  # noqa: E402
-from jaxpretrain.train import optim  # noqa: E402
-from jaxpretrain.train import step as step_lib
+from jaxpretrain.train import step as step_lib  # noqa: E402
 from jaxpretrain.train.state import TrainState  # noqa: E402
 
 
@@ -34,24 +32,10 @@ def step_memory(config) -> dict:
   """XLA's memory analysis of the compiled train step of `config` (one device, nothing allocated)."""
   model_config = ModelConfig.from_config(config.model)
   task = bench.build_task(config, model_config)
-  tx, schedule = optim.make_optimizer(config.train, 100)
   batch_size, seq_len = config.train.batch_size, config.data.seq_len
-
-  def make_state(rng):
-    params = nn.meta.unbox(task.init(rng, seq_len))
-    return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=tx.init(params),
-      rng=rng,
-      skipped=jnp.zeros((), jnp.int32),
-      task=task,
-      tx=tx,
-      schedule=schedule,
-    )
-
+  make_state = TrainState.create(config, task, 100)
   rng = jax.random.PRNGKey(0)
-  state = jax.eval_shape(make_state, rng)
+  state = jax.eval_shape(lambda r: make_state(nn.meta.unbox(task.init(r, seq_len)), r), rng)
   batch = jax.eval_shape(lambda: task.dummy_batch(batch_size, seq_len))
   compiled = jax.jit(step_lib.train_step, donate_argnums=(0,)).lower(state, batch, rng).compile()
   m = compiled.memory_analysis()
