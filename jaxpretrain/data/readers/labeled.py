@@ -32,7 +32,7 @@ import numpy as np
 from jaxpretrain import files
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
-from jaxpretrain.data.readers.text import JSON_LINES, jsonl_rows
+from jaxpretrain.data.readers.text import JSON_LINES, file_format, jsonl_rows
 from jaxpretrain.errors import UserError
 
 SINGLE_FIELDS = ("text", "sentence", "content", "document")
@@ -133,12 +133,12 @@ def read_examples(
   files.check_file(spec, "labeled data file (data.train/data.eval)")
   if os.path.getsize(spec) == 0:
     raise UserError(f"labeled data file is empty: {spec}")
-  extension = os.path.splitext(spec)[1].lower()
-  if extension not in (".csv", ".tsv", *JSON_LINES):
-    raise UserError(
-      f"labeled data file {spec}: {'a ' + extension if extension else 'a file without an extension'} is not a format "
-      "jaxpretrain reads; use .jsonl (one JSON object per line), .csv or .tsv (with a header row), tfds:NAME or hf:NAME"
-    )
+  extension = file_format(
+    spec,
+    "labeled data file",
+    (".csv", ".tsv", *JSON_LINES),
+    ".jsonl (one JSON object per line), .csv or .tsv (with a header row), tfds:NAME or hf:NAME",
+  )
   rows = _csv_rows(spec) if extension in (".csv", ".tsv") else jsonl_rows(spec, what="labeled data file")
   records = []
   for where, row in rows:

@@ -22,7 +22,7 @@ import os
 from jaxpretrain import files
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
-from jaxpretrain.data.readers.text import JSON_LINES, jsonl_rows
+from jaxpretrain.data.readers.text import JSON_LINES, file_format, jsonl_rows
 from jaxpretrain.errors import UserError
 
 EMBEDDED_TRAIN_PAIRS = 2000  # the embedded task's sizes when data.*_examples is 0
@@ -59,12 +59,12 @@ def read_pairs(
   if not os.path.exists(spec):
     raise UserError(f"translation data file not found: {spec}")
   files.check_file(spec, "translation data file (data.train/data.eval)")
-  extension = os.path.splitext(spec)[1].lower()
-  if extension not in JSON_LINES:
-    raise UserError(
-      f"translation data file {spec}: {'a ' + extension if extension else 'a file without an extension'} is not a "
-      "format jaxpretrain reads; use .jsonl (one JSON object per line with 'source' and 'target'), tfds:NAME or hf:NAME"
-    )
+  file_format(
+    spec,
+    "translation data file",
+    JSON_LINES,
+    ".jsonl (one JSON object per line with 'source' and 'target'), tfds:NAME or hf:NAME",
+  )
   out = []
   for where, row in jsonl_rows(spec, what="translation data file"):
     out.append(_pair(row, where, source_field, target_field))

@@ -139,6 +139,25 @@ def _iter_text(path: str) -> Iterator[str]:
 JSON_LINES = (".jsonl", ".json", ".ndjson")  # file extensions read as one JSON object per line
 
 
+def file_format(path: str, what: str, accepted: tuple[str, ...], use: str) -> str:
+  """The lower-cased extension of `path`, which must be one of `accepted`.
+
+  Args:
+    path: a data file the user named.
+    what: what it is, for the message (e.g. "labeled data file").
+    accepted: the extensions this reader reads.
+    use: the formats to suggest, in words.
+
+  Raises:
+    UserError: naming the file, its extension and `use`.
+  """
+  extension = os.path.splitext(path)[1].lower()
+  if extension not in accepted:
+    kind = f"a {extension}" if extension else "a file without an extension"
+    raise UserError(f"{what} {path}: {kind} is not a format jaxpretrain reads; use {use}")
+  return extension
+
+
 def jsonl_rows(path: str, expected: str = "a JSON object", what: str = "data file") -> Iterator[tuple[str, dict]]:
   """("path:line", object) for every non-blank line of a .jsonl file.
 
