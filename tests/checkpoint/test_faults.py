@@ -11,27 +11,14 @@ from jaxpretrain.cli import main as cli_main
 from jaxpretrain.errors import UserError
 from jaxpretrain.train import loop
 from jaxpretrain.train.metrics import read_metrics
+from tests.checkpoint.conftest import copy_run
 from tests.run_configs import tiny_pretrain_config
 
 pytestmark = pytest.mark.xdist_group("checkpoint_faults")  # shares its module/session fixtures on one worker
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_prepared):
-  """A finished 8-step run with checkpoints at steps 4 and 8 (copied per test before damage)."""
-  workdir = str(tmp_path_factory.mktemp("run") / "w")
-  loop.run(tiny_pretrain_config(tiny_prepared), workdir)
-  return workdir
-
-
-def _copy(run, tmp_path):
-  target = str(tmp_path / "w")
-  shutil.copytree(run, target)
-  return target
-
-
 def test_interrupted_save_never_becomes_latest_and_is_cleaned_up(finished_run, tmp_path, tiny_prepared):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   root = checkpoint_lib.checkpoint_dir(workdir)
   partial = os.path.join(root, "12.orbax-checkpoint-tmp-1700000000")
   shutil.copytree(os.path.join(root, "8", "state"), os.path.join(partial, "state"))  # half a step
@@ -42,7 +29,7 @@ def test_interrupted_save_never_becomes_latest_and_is_cleaned_up(finished_run, t
 
 
 def test_corrupt_latest_falls_back_to_previous_step(finished_run, tmp_path, tiny_prepared, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   state_dir = checkpoint_lib.Checkpointer(workdir, read_only=True).item_path(8, "state")
   for path in glob.glob(os.path.join(state_dir, "**", "*"), recursive=True):
     if os.path.isfile(path) and os.path.getsize(path) > 0:
@@ -158,7 +145,7 @@ def test_failed_async_write_surfaces_as_an_error_at_the_next_save(tmp_path, tiny
 
 
 def test_checkpoint_that_does_not_fit_the_config_is_an_error_not_a_fallback(finished_run, tmp_path, tiny_prepared):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   config = tiny_pretrain_config(tiny_prepared, **{"model.intermediate_size": 128})
   with pytest.raises(
     UserError,
@@ -203,7 +190,7 @@ def _tree(path):
 def test_a_linked_checkpoint_step_is_refused_by_writers_and_readers_and_kept(
   finished_run, tmp_path, tiny_prepared, capsys
 ):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   link, target = _link_step_elsewhere(workdir, 4, tmp_path)
   before = _tree(target)
   # Resuming with keep=1 would have orbax delete step 4 (removing the link) after the next save.
@@ -228,7 +215,7 @@ def test_a_linked_checkpoint_step_is_refused_by_writers_and_readers_and_kept(
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "config.json", "tokenizer"])
 def test_a_linked_run_file_is_refused_before_anything_is_written(finished_run, tmp_path, tiny_prepared, name):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   path = os.path.join(workdir, name)
   target = str(tmp_path / f"user-{name}")
   shutil.move(path, target)
@@ -241,7 +228,7 @@ def test_a_linked_run_file_is_refused_before_anything_is_written(finished_run, t
 
 
 def test_a_step_set_aside_twice_keeps_both_copies(finished_run, tmp_path, tiny_prepared, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   root = checkpoint_lib.checkpoint_dir(workdir)
   shutil.copytree(os.path.join(root, "8"), os.path.join(root, "8.corrupt"))  # set aside by an earlier resume
   for path in glob.glob(os.path.join(root, "8", "state", "**", "*"), recursive=True):

@@ -5,7 +5,6 @@ error line; `jaxpretrain checkpoints` lists a truncated step as corrupt."""
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -17,26 +16,11 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.cli import main as cli_main
 from jaxpretrain.commands.evaluate import evaluate
 from jaxpretrain.errors import UserError
-from jaxpretrain.train import loop
-from tests.run_configs import tiny_pretrain_config
+from tests.checkpoint.conftest import copy_run
 
 pytestmark = pytest.mark.xdist_group("checkpoint_readers")  # one worker shares the module's run
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_prepared):
-  """A finished 8-step run with checkpoints at steps 4 and 8 (copied per test before damage)."""
-  workdir = str(tmp_path_factory.mktemp("run") / "w")
-  loop.run(tiny_pretrain_config(tiny_prepared), workdir)
-  return workdir
-
-
-def _copy(run, tmp_path):
-  target = str(tmp_path / "w")
-  shutil.copytree(run, target)
-  return target
 
 
 def _data_files(workdir, step):
@@ -71,7 +55,7 @@ def _one_warning(err, step, used):
 
 
 def test_export_passes_over_a_truncated_latest_step_and_moves_nothing(finished_run, tmp_path, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   truncate(workdir, 8)
   before = _step_dirs(workdir)
   assert cli_main(["export", f"--workdir={workdir}", f"--out={tmp_path / 'hf'}"]) == 0
@@ -89,7 +73,7 @@ def test_export_passes_over_a_truncated_latest_step_and_moves_nothing(finished_r
 
 
 def test_a_corrupt_step_asked_for_is_one_error_line(finished_run, tmp_path, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   truncate(workdir, 8)
   assert cli_main(["export", f"--workdir={workdir}", f"--out={tmp_path / 'hf'}", "--step=8"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
@@ -101,7 +85,7 @@ def test_a_corrupt_step_asked_for_is_one_error_line(finished_run, tmp_path, caps
 
 
 def test_no_loadable_step_is_one_error_naming_each(finished_run, tmp_path):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   truncate(workdir, 8)
   truncate(workdir, 4)
   with pytest.raises(UserError, match=r"no checkpoint in .* loads: step 8 is incomplete or corrupt .*; step 4 is"):
@@ -109,7 +93,7 @@ def test_no_loadable_step_is_one_error_naming_each(finished_run, tmp_path):
 
 
 def test_a_step_whose_arrays_fail_to_read_is_passed_over_without_tracebacks(finished_run, tmp_path):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   scramble(workdir, 8)
   assert checkpoint_lib.step_problem(os.path.join(checkpoint_lib.checkpoint_dir(workdir), "8")) is None
   command = [sys.executable, "-c", "from jaxpretrain.cli import entry_point; entry_point()", "export"]
@@ -135,7 +119,7 @@ def test_a_step_whose_arrays_fail_to_read_is_passed_over_without_tracebacks(fini
 
 
 def test_evaluate_passes_over_a_corrupt_latest_step(finished_run, tmp_path, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   truncate(workdir, 8)
   before = _step_dirs(workdir)
   config = config_lib.load_saved(workdir)
@@ -148,7 +132,7 @@ def test_evaluate_passes_over_a_corrupt_latest_step(finished_run, tmp_path, caps
 
 
 def test_checkpoints_lists_truncated_and_deleted_steps_as_corrupt(finished_run, tmp_path, capsys):
-  workdir = _copy(finished_run, tmp_path)
+  workdir = copy_run(finished_run, tmp_path)
   truncate(workdir, 8)
   for path in _data_files(workdir, 4):
     os.remove(path)
