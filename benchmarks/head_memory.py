@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jaxpretrain import config as config_lib  # noqa: E402
 from jaxpretrain.commands import bench  # noqa: E402
 from jaxpretrain.models.config import ModelConfig  # noqa: E402
+from jaxpretrain.train import flops  # noqa: E402
 from jaxpretrain.train import step as step_lib  # noqa: E402
 from jaxpretrain.train.state import TrainState  # noqa: E402
 
@@ -39,7 +40,7 @@ def step_memory(config) -> dict:
   batch = jax.eval_shape(lambda: task.dummy_batch(batch_size, seq_len))
   compiled = jax.jit(step_lib.train_step, donate_argnums=(0,)).lower(state, batch, rng).compile()
   m = compiled.memory_analysis()
-  rows = bench.head_rows(task, seq_len)
+  rows = flops.head_rows(task, seq_len)
   return {
     "head_positions": getattr(task, "head_positions", "all"),
     "head_rows": rows,

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 
+from jaxpretrain import paths
 from jaxpretrain.errors import StoppedBeforeTraining, UserError, storage_failure
 
 
@@ -41,7 +42,7 @@ def load_config(args, overrides):
 
   if getattr(args, "config", None):
     config = config_lib.load(args.config)
-  elif getattr(args, "workdir", None) and os.path.exists(os.path.join(args.workdir, "config.json")):
+  elif getattr(args, "workdir", None) and paths.exists(paths.join(args.workdir, "config.json")):
     config = config_lib.load_saved(args.workdir)
   else:
     raise UserError("--config is required (e.g. --config=configs/tiny.py)")
@@ -148,7 +149,7 @@ def cmd_evaluate(args, overrides):
   result = evaluate(config, args.workdir, step=args.step)
   # A fine-tuning run's report is rewritten with what was just scored: every `finetune` run has one,
   # and runs on labeled data get one; pretraining runs leave reports to the demo.
-  has_report = os.path.isfile(os.path.join(args.workdir, "report.md"))
+  has_report = paths.isfile(paths.join(args.workdir, "report.md"))
   if jax.process_index() == 0 and (has_report or registry.spec(config.task.name).labeled is not None):
     run_report.write(args.workdir, evaluation=result, config=config)
   print(json.dumps(result))  # eval.json's content

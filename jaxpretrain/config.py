@@ -1,7 +1,7 @@
 """Configs: `configs/NAME.py` files with `get_config()`, strict dotted overrides, saved runs.
 
 A config is an `ml_collections.ConfigDict` with the sections `model`, `data`, `task`, `train`,
-`eval`, `checkpoint`, `mesh` (see `configs/tiny.py`). Overrides use the same dotted names as the
+`eval`, `checkpoint`, `profile`, `tracking`, `mesh` (see `configs/tiny.py`). Overrides use the same dotted names as the
 CLI (`train.steps=10`); a key that does not exist is an error naming it, so a typo never silently
 trains the default. What each key means and allows, and `validate`, are in `config_schema`.
 A config file is Python code, executed on load; a run's config.json is data.
@@ -18,7 +18,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxpretrain import config_schema, files
+from jaxpretrain import config_schema, files, paths
 from jaxpretrain.errors import UserError
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")  # shipped in the package
@@ -143,17 +143,14 @@ def from_dict(data: dict) -> ml_collections.ConfigDict:
 
 
 def save(config: ml_collections.ConfigDict, path: str) -> None:
-  """Writes the resolved config as JSON, atomically."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(to_dict(config), f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  """Writes the resolved config as JSON, atomically (`path` may be remote: see `paths.py`)."""
+  paths.write_text(path, json.dumps(to_dict(config), indent=2, sort_keys=True))
 
 
 def load_saved(workdir: str) -> ml_collections.ConfigDict:
   """Reads `WORKDIR/config.json` written by a previous run."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
+  path = paths.join(workdir, "config.json")
+  if not paths.isfile(path):
     raise UserError(f"no run in {workdir}: config.json not found")
   saved = files.read_json(path, "run config")
   # Keys added to `defaults()` after the run was saved take their defaults, so older runs stay
@@ -210,6 +207,22 @@ def defaults() -> ml_collections.ConfigDict:
   # packed batch computes exactly what its documents would unpacked; continue = 0..seq_len-1.
   m.packed_positions = "restart"
   m.position_offset = 0  # RoBERTa: 2 (= padding_idx + 1); pads take position offset - 1
+  # The block switches of the newer families (defaults = BERT's; models/families.py says which
+  # values each family fixes; auto = the switches alone, the family inferred from them).
+  m.family = "auto"  # auto | bert | roberta | gpt2 | modernbert | llama
+  m.position_embedding_type = "absolute"  # absolute | rotary
+  m.rope_theta = 10000.0  # rotary base of global layers
+  m.local_rope_theta = 10000.0  # rotary base of sliding-window layers
+  m.norm_type = "layer_norm"  # layer_norm | rms_norm
+  m.norm_bias = True
+  m.use_bias = True  # biases of the attention / MLP linears and the heads' transform
+  m.gated_mlp = False  # GeGLU (gelu) / SwiGLU (silu)
+  m.pre_ln_embedding_norm = False  # pre-LN models: normalize the embeddings too (ModernBERT)
+  m.num_key_value_heads = 0  # 0 = num_attention_heads; fewer = grouped-query attention
+  m.sliding_window = 0  # local layers attend within |q - k| <= sliding_window; 0 = all global
+  m.global_attn_every_n_layers = 1  # layer i is global iff i % n == 0
+  m.tie_word_embeddings = True
+  m.classifier_transform = False  # fine-tuning heads: dense + activation + norm first (ModernBERT)
 
   c.data = d = ml_collections.ConfigDict()
   d.train = "embedded"  # embedded | file path | glob | tfds:NAME/CONFIG:split | hf:NAME/CONFIG:split | hf:DIR
@@ -230,6 +243,10 @@ def defaults() -> ml_collections.ConfigDict:
   # (0 = 1000); for files and tfds a cap (0 = all)
   d.eval_examples = 0  # evaluation examples (0 = all; embedded test split: 2000)
   d.doc_stride = 128  # QA: tokens shared by consecutive windows of a long context
+  # Fine-tuning batches padded to the shortest of at most this many lengths (multiples of 8 chosen
+  # from the data) their rows fit, each compiled once; 0 = every batch padded to seq_len.
+  d.length_buckets = 4
+  d.length_grouping = 50  # fine-tuning: rows sorted by length within windows of this many batches; 0 = off
   # Translation pairs (task.name translation): the fields of .jsonl / tfds records holding source
   # and target text; "" = `source`/`target`, or a tfds dataset's supervised keys (e.g. de, en).
   d.source_field = ""
@@ -274,6 +291,8 @@ def defaults() -> ml_collections.ConfigDict:
   tr.max_consecutive_skips = 10  # on_nonfinite=skip: stop with an error after this many skipped steps in a row
   tr.allow_data_change = False  # resume although data, tokenizer, seq_len, packing or batch size changed
   tr.progress = True  # progress bar on stderr
+  tr.peak_tflops = 0.0  # one device's peak TFLOP/s for MFU; 0 = datasheet table, else measured (CPU)
+  tr.compilation_cache_dir = "auto"  # persistent XLA cache; auto = ~/.cache/jaxpretrain/xla, "" = off
 
   c.eval = e = ml_collections.ConfigDict()
   e.every_steps = 0  # 0 = only at the end
@@ -287,6 +306,17 @@ def defaults() -> ml_collections.ConfigDict:
   ck.keep = 3
   ck.async_save = True
 
+  c.profile = pr = ml_collections.ConfigDict()
+  pr.start_step = 10  # first traced step (metrics.jsonl numbering)
+  pr.num_steps = 0  # steps traced into WORKDIR/profile; 0 = off
+  pr.processes = [0]  # process indices that trace
+
+  c.tracking = tk = ml_collections.ConfigDict()
+  tk.wandb = False  # log the metrics rows and the config to Weights & Biases (pip install "jaxpretrain[wandb]")
+  tk.project = ""  # W&B project; "" = W&B's default
+  tk.entity = ""  # W&B team or user; "" = W&B's default
+  tk.name = ""  # W&B run name; "" = W&B's default
+
   c.mesh = ms = ml_collections.ConfigDict()
   ms.strategy = "jit"  # jit | pmap
   ms.data = -1  # -1 = the devices the other axes leave
@@ -299,12 +329,14 @@ def defaults() -> ml_collections.ConfigDict:
     ["act_embed", None],
     ["act_heads", "tensor"],
     ["act_kv", None],
+    ["act_kv_heads", "tensor"],
     ["act_mlp", "tensor"],
     ["act_vocab", "tensor"],
     ["vocab", "tensor"],
     ["embed", "fsdp"],
     ["embed_out", "tensor"],
     ["heads", "tensor"],
+    ["kv_heads", "tensor"],  # grouped-query key/value heads (replicated where they do not divide)
     ["kv", None],
     ["mlp", "tensor"],
     ["position", None],

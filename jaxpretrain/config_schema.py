@@ -19,6 +19,7 @@ from typing import Any
 import ml_collections
 
 from jaxpretrain.errors import UserError
+from jaxpretrain.models import families
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +139,11 @@ def _check_key_names(key: str, value) -> None:
     raise UserError(f"{key}={value!r}: expected a list of dotted config keys")
 
 
+def _check_processes(key: str, value) -> None:
+  if any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in value):
+    raise UserError(f"{key}={list(value)!r}: expected a list of process indices >= 0, e.g. [0]")
+
+
 def _check_budgets(key: str, value) -> None:
   budgets = list(value)
   if (
@@ -214,6 +220,45 @@ KEYS: dict[str, Spec] = {
     "position offset - 1; below model.max_position_embeddings",
     0,
   ),
+  "model.family": Spec(
+    "the Hugging Face model type the switches below make (models/families.py fixes the switches of each; "
+    "a contradicting value is an error); auto = the switches alone, the family inferred for export",
+    "choice",
+    choices=families.CHOICES,
+  ),
+  "model.position_embedding_type": choice(
+    "absolute = learned position table; rotary = RoPE on queries and keys (HF rotate_half layout)",
+    "absolute",
+    "rotary",
+  ),
+  "model.rope_theta": number("rotary base of global (full-attention) layers", 0, low_open=True),
+  "model.local_rope_theta": number("rotary base of sliding-window layers (ModernBERT: 10000)", 0, low_open=True),
+  "model.norm_type": choice("every norm of the model: LayerNorm or RMSNorm", "layer_norm", "rms_norm"),
+  "model.norm_bias": flag("LayerNorms have a bias (false for RMSNorm)"),
+  "model.use_bias": flag("the attention and MLP linears and the heads' transform have biases"),
+  "model.gated_mlp": flag("gated MLP output(act(gate(x)) * intermediate(x)): GeGLU with gelu, SwiGLU with silu"),
+  "model.pre_ln_embedding_norm": flag(
+    "pre-LN models: normalize the embeddings too; layer 0 then has no attention norm (ModernBERT)"
+  ),
+  "model.num_key_value_heads": integer(
+    "key/value heads (grouped-query attention; 1 = multi-query); must divide model.num_attention_heads",
+    1,
+    special={0: "model.num_attention_heads"},
+  ),
+  "model.sliding_window": integer(
+    "local layers attend to keys within this distance (|q - k| <= window; causal: the window before); "
+    "ModernBERT: 64 (its local_attention 128 / 2); below model.max_position_embeddings",
+    1,
+    special={0: "every layer global"},
+  ),
+  "model.global_attn_every_n_layers": integer(
+    "with model.sliding_window: layer i attends globally iff i % n == 0 (ModernBERT: 3)", 1
+  ),
+  "model.tie_word_embeddings": flag("the LM / MLM output projection is the token embedding matrix (false: its own)"),
+  "model.classifier_transform": flag(
+    "classification, token classification and QA heads: dense + activation + norm before the classifier "
+    "(ModernBERT's prediction head)"
+  ),
   "data.train": text(
     "training data: `embedded`, a file path, a glob, `tfds:NAME/CONFIG:split`, or a Hugging Face dataset "
     "`hf:NAME/CONFIG:split` or `hf:DIR[:split]` (docs/data.md); or a weighted mixture "
@@ -263,6 +308,20 @@ KEYS: dict[str, Spec] = {
   ),
   "data.eval_examples": integer("fine-tuning: evaluation examples (0 = all; embedded test split: 2000)", 0),
   "data.doc_stride": integer("QA: tokens shared by consecutive windows of a long context", 0),
+  "data.length_buckets": integer(
+    "fine-tuning: each batch is padded only to the shortest of at most this many lengths that holds its longest "
+    "row (multiples of 8 chosen from the data to waste the fewest padded tokens; the step compiles once per "
+    "length, listed in a note); the results are those of full-length batches up to float rounding",
+    1,
+    special={0: "off: every batch padded to data.seq_len"},
+  ),
+  "data.length_grouping": integer(
+    "fine-tuning: training rows are sorted by length within windows of this many shuffled batches, so a batch "
+    "holds rows of similar length (HF `group_by_length`); every epoch still sees each example once, the last "
+    "batch of an epoch filled with weight-0 rows",
+    1,
+    special={0: "off: batches of the shuffled order"},
+  ),
   "data.source_field": text(
     'translation: the .jsonl / tfds record field holding the source text; "" = '
     "`source`, or a tfds dataset's first supervised key"
@@ -350,6 +409,17 @@ KEYS: dict[str, Spec] = {
     "checkpoint's (a deliberate continuation; false = such a resume is an error)"
   ),
   "train.progress": flag("progress bar on stderr"),
+  "train.peak_tflops": number(
+    "one device's peak TFLOP/s, the denominator of the `mfu` in metrics rows and `bench`; 0 = the datasheet figure "
+    "of a known accelerator for model.dtype, else (CPU, unknown devices) a measured matmul ceiling, cached in "
+    "~/.cache/jaxpretrain/peak_flops.json (see docs/observability.md)",
+    0,
+  ),
+  "train.compilation_cache_dir": text(
+    "JAX's persistent compilation cache: a re-run or resume of the same config loads the compiled steps instead "
+    "of compiling them; auto = $JAXPRETRAIN_CACHE/xla (default ~/.cache/jaxpretrain/xla, or "
+    '$JAX_COMPILATION_CACHE_DIR when set); "" = off'
+  ),
   "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
   "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),
   "eval.batch_size": integer("evaluation batch size", 1, special={0: "train.batch_size"}),
@@ -360,6 +430,25 @@ KEYS: dict[str, Spec] = {
   ),
   "checkpoint.keep": integer("latest checkpoints kept (plus the best by eval.metric when evaluating periodically)", 1),
   "checkpoint.async_save": flag("write checkpoints in the background while training continues"),
+  "profile.start_step": integer("first training step traced (numbered as in metrics.jsonl)", 1),
+  "profile.num_steps": integer(
+    "training steps traced with `jax.profiler` into WORKDIR/profile (TensorBoard's profile plugin, XProf, Perfetto)",
+    1,
+    special={0: "off"},
+  ),
+  "profile.processes": Spec(
+    "the process indices (`jax.process_index()`) that trace; the others train untraced",
+    "list",
+    list_allowed="a list of process indices >= 0",
+    list_check=_check_processes,
+  ),
+  "tracking.wandb": flag(
+    'log the metrics.jsonl rows and the resolved config to Weights & Biases (`pip install "jaxpretrain[wandb]"`); '
+    "process 0 only; a resume continues the W&B run named in WORKDIR/wandb_run_id"
+  ),
+  "tracking.project": text('W&B project; "" = W&B\'s default (`$WANDB_PROJECT`, else uncategorized)'),
+  "tracking.entity": text('W&B user or team; "" = W&B\'s default'),
+  "tracking.name": text('W&B run display name; "" = W&B\'s generated name'),
   "mesh.strategy": choice("jit: a (data, fsdp, tensor) device mesh; pmap: classic data parallelism", "jit", "pmap"),
   "mesh.data": integer("devices that split the batch (data parallelism)", 1, special=MESH_SIZE),
   "mesh.fsdp": integer("devices that shard parameters and optimizer state (FSDP / ZeRO-3)", 1, special=MESH_SIZE),

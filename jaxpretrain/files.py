@@ -9,6 +9,7 @@ or NUL bytes), and the user is asked to convert the file.
 
 `check_dir` and `check_file` check a path the user gave (`--workdir`, `data.train`, `init_from`,
 `data.prepared_dir`) is the right kind of thing and, for directories we write into, writable.
+Any of these paths may be remote (`gs://...`, see `paths.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from jaxpretrain import paths
 from jaxpretrain.errors import UserError
 
 _BOMS = (
@@ -43,10 +45,10 @@ def _os_problem(error: OSError) -> str:
 
 
 def _open_binary(path: str, what: str):
-  if os.path.isdir(path):
+  if paths.isdir(path):
     raise UserError(f"{what} {path} is a directory, not a file")
   try:
-    return open(path, "rb")
+    return paths.open_binary(path)
   except OSError as e:
     raise UserError(f"cannot read {what} {path}: {_os_problem(e)}") from None
 
@@ -71,7 +73,7 @@ def _not_utf8(path: str, what: str, raw: bytes, number: int, offset: int, error:
 def _has_nul(path: str, size: int = 8192) -> bool:
   """Whether the first `size` bytes of a file hold a NUL byte (text never does; binary files do)."""
   try:
-    with open(path, "rb") as f:
+    with paths.open_binary(path) as f:
       return b"\x00" in f.read(size)
   except OSError:
     return False
@@ -192,10 +194,12 @@ def check_file(path: str, what: str) -> str:
   Returns:
     `path`.
   """
-  if not os.path.exists(path):
+  if not paths.exists(path):
     raise UserError(f"{what} {path}: not found")
-  if os.path.isdir(path):
+  if paths.isdir(path):
     raise UserError(f"{what} {path} is a directory, expected a file")
+  if paths.is_remote(path):
+    return path  # a store's permissions show when it is read
   if not os.access(path, os.R_OK):
     raise UserError(f"{what} {path}: permission denied (cannot read it)")
   return path
@@ -214,6 +218,12 @@ def check_dir(path: str, what: str, *, writable: bool = False, must_exist: bool 
   Returns:
     `path`.
   """
+  if paths.is_remote(path):  # no parent directories, no permission bits to ask: a failed write says why
+    if paths.isfile(path):
+      raise UserError(f"{what} {path} is a file, expected a directory")
+    if must_exist and not paths.isdir(path):
+      raise UserError(f"{what} {path}: no such directory")
+    return path
   if os.path.exists(path):
     if not os.path.isdir(path):
       raise UserError(f"{what} {path} is a file, expected a directory")
@@ -234,18 +244,18 @@ def check_dir(path: str, what: str, *, writable: bool = False, must_exist: bool 
   return path
 
 
-def refuse_links(paths: Iterable[str], what: str) -> None:
+def refuse_links(links: Iterable[str], what: str) -> None:
   """None of `paths` is a symbolic link: jaxpretrain rewrites, replaces or cleans these up, and
   would then follow a link (writing where it points) or remove it (losing what the user put there).
 
   Args:
-    paths: paths that may or may not exist.
+    links: paths that may or may not exist (remote ones have no links: skipped).
     what: why they are ours, for the message (e.g. "a run's own files").
 
   Raises:
     UserError: naming the first link and its target.
   """
-  for path in paths:
+  for path in links:
     if os.path.islink(path):
       raise UserError(
         f"{path} is a symbolic link (to {os.readlink(path)}): jaxpretrain neither follows nor removes links among "

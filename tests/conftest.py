@@ -8,6 +8,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+  """jaxpretrain's cache (the XLA compilation cache, measured peak FLOP/s) in a temporary directory
+  for the session, never the user's ~/.cache/jaxpretrain."""
+  os.environ["JAXPRETRAIN_CACHE"] = str(tmp_path_factory.mktemp("jaxpretrain_cache"))
+  os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory):
   """A small embedded corpus prepared once per session (seq_len 32, vocab 512): shared by the

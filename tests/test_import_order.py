@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 LAYERS = [
   ["jaxpretrain", "jaxpretrain.errors"],
   ["jaxpretrain.parallel.mesh", "jaxpretrain.parallel.rules"],  # mesh axes and sharding rules: plain data
-  ["jaxpretrain.config", "jaxpretrain.config_schema"],
+  ["jaxpretrain.config", "jaxpretrain.config_schema", "jaxpretrain.models.families"],  # families: plain data
   ["jaxpretrain.models"],
   ["jaxpretrain.data"],
   ["jaxpretrain.checkpoint"],

@@ -144,7 +144,13 @@ def test_small_demo_from_an_empty_directory_writes_demo_json_report_and_plots(in
   with open(workdir / "demo.json") as f:
     result = json.load(f)
   assert json.loads(proc.stdout.strip().splitlines()[-1]) == result
-  assert set(result) == {"budgets", "accuracy", "std", "seeds"}
+  assert set(result) == {"budgets", "accuracy", "std", "seeds", "seconds"}
+  # The time by phase: every phase, adding up to the total, printed at the end and in the report.
+  assert list(result["seconds"]) == [*demo.PHASES, "total"]
+  assert sum(result["seconds"][p] for p in demo.PHASES) == pytest.approx(result["seconds"]["total"], abs=0.3)
+  assert result["seconds"]["pretrain"] > 0 and result["seconds"]["finetune"] > 0
+  table = proc.stderr[proc.stderr.index("time by phase:") :].splitlines()
+  assert [line.split("|")[1].strip() for line in table[3:9]] == [*demo.PHASES, "total"], table
   assert result["budgets"] == [8, 16] and result["seeds"] == 3
   for key in ("accuracy", "std"):
     assert set(result[key]) == set(METHODS)
@@ -155,6 +161,7 @@ def test_small_demo_from_an_empty_directory_writes_demo_json_report_and_plots(in
   assert all(abs(v * 64 * 3 - round(v * 64 * 3)) < 1e-6 for m in METHODS for v in result["accuracy"][m].values())
   report = (workdir / "report.md").read_text()
   assert "| 16 |" in report and "accuracy_vs_labels.png" in report and "pretrain_loss.png" in report
+  assert "## Time by phase" in report and f"| total | {result['seconds']['total']:.1f} | 100% |" in report
   for claim, ok in targets(result).items():
     assert f"- {claim}: **{'yes' if ok else 'no'}**" in report
   for png in ("accuracy_vs_labels.png", "pretrain_loss.png"):

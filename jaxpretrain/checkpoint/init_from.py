@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.checkpoint.manager import require_run
 from jaxpretrain.errors import UserError, warn
 from jaxpretrain.models.config import ARCHITECTURE_KEYS
@@ -13,29 +11,30 @@ from jaxpretrain.models.config import ARCHITECTURE_KEYS
 def source_run(config) -> str:
   """The checked absolute path of a workdir `init_from`: it exists and has a complete checkpoint."""
   path = config.init_from
-  if not os.path.exists(path):
+  if not paths.exists(path):
     raise UserError(f"init_from={path}: no such directory")
-  if not os.path.isdir(path):
+  if not paths.isdir(path):
     raise UserError(f"init_from={path} is a file, not a run directory")
   require_run(path).close()
-  return os.path.abspath(path)
+  return paths.absolute(path)
 
 
 def tokenizer_dir(config) -> str:
   """The tokenizer directory of the run `init_from` names ("" without init_from).
 
   A fine-tune must read text exactly as the encoder was trained to, so the pretraining run's
-  tokenizer wins over `data.tokenizer`. For `hf:PATH` it is the HF model directory itself.
+  tokenizer wins over `data.tokenizer`. For `hf:PATH` it is the HF model directory itself. A
+  remote run's tokenizer is copied into a local cache first (the tokenizer library reads local files).
   """
   if not config.init_from:
     return ""
   if config.init_from.startswith("hf:"):
     return config.data.tokenizer or config.init_from[len("hf:") :]
   run = source_run(config)
-  path = os.path.join(run, "tokenizer")
-  if not os.path.isdir(path):
+  path = paths.join(run, "tokenizer")
+  if not paths.isdir(path):
     raise UserError(f"init_from={config.init_from} has no tokenizer/ directory")
-  return path
+  return paths.local_copy(path) if paths.is_remote(path) else path
 
 
 def apply_run_config(config) -> None:
@@ -48,9 +47,9 @@ def apply_run_config(config) -> None:
     UserError: the source is not a run with a config.json and a checkpoint, or an override contradicts it.
   """
   run = source_run(config)
-  saved = files.read_json(os.path.join(run, "config.json"), "run file")
+  saved = files.read_json(paths.join(run, "config.json"), "run file")
   if not isinstance(saved.get("model"), dict):
-    raise UserError(f"init_from={config.init_from}: {os.path.join(run, 'config.json')} has no model section")
+    raise UserError(f"init_from={config.init_from}: {paths.join(run, 'config.json')} has no model section")
   changed = adopt_architecture(config, saved["model"], f"init_from={config.init_from}")
   if changed:
     warn(f"the model follows init_from={config.init_from}: {', '.join(changed)}", kind="note")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+from jaxpretrain import paths
 from jaxpretrain.checkpoint.manager import ITEMS, checkpoint_dir
 from jaxpretrain.checkpoint.restore import step_problem
 from jaxpretrain.errors import UserError
@@ -29,13 +30,13 @@ def describe(workdir: str) -> list[dict]:
     UserError: when `workdir` has no checkpoints directory.
   """
   root = checkpoint_dir(workdir)
-  if not os.path.isdir(root):
+  if not paths.isdir(root):
     raise UserError(f"no checkpoints in {workdir} (expected {root})")
   rows = []
-  for name in os.listdir(root):
-    path = os.path.join(root, name)
+  for name in paths.listdir(root):
+    path = paths.join(root, name)
     step_text = name.split(".")[0]
-    if not step_text.isdigit() or not os.path.isdir(path):
+    if not step_text.isdigit() or not paths.isdir(path):
       continue
     if os.path.islink(path):  # not read through: a run refuses to use it (see `Checkpointer`)
       problem = f"a symbolic link to {os.readlink(path)}"
@@ -44,21 +45,20 @@ def describe(workdir: str) -> list[dict]:
         | {"state": "link", "problem": problem}
       )
       continue
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    size = paths.tree_size(path)
     complete = (
       name == step_text
-      and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA"))
-      and all(os.path.isdir(os.path.join(path, item)) for item in ITEMS)
+      and paths.exists(paths.join(path, "_CHECKPOINT_METADATA"))
+      and all(paths.isdir(paths.join(path, item)) for item in ITEMS)
     )
     problem = step_problem(path) if complete else None
     if problem:
       complete = False
     metrics, wall_time = {}, None
-    meta_file = os.path.join(path, "meta", "metadata")
-    if complete and os.path.exists(meta_file):
+    meta_file = paths.join(path, "meta", "metadata")
+    if complete and paths.exists(meta_file):
       try:
-        with open(meta_file) as f:
-          meta = json.load(f)
+        meta = json.loads(paths.read_bytes(meta_file).decode("utf-8"))
         metrics, wall_time = meta.get("metrics", {}), meta.get("time")
       except (OSError, ValueError) as e:
         complete, problem = False, f"meta/metadata does not parse ({e})"

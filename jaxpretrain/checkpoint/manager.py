@@ -21,7 +21,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.checkpoint.restore import check_shapes, does_not_fit, flat_leaves
 from jaxpretrain.errors import UserError, first_line, storage_failure, warn
 
@@ -61,13 +61,13 @@ def _quiet_late_write_callbacks() -> None:
 
 
 def checkpoint_dir(workdir: str) -> str:
-  """WORKDIR/checkpoints, absolute."""
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  """WORKDIR/checkpoints, absolute (a remote workdir's URL as it is: orbax writes there itself)."""
+  return paths.join(paths.absolute(workdir), "checkpoints")
 
 
 def item_path(workdir: str, step: int, item: str = "state") -> str:
   """WORKDIR/checkpoints/<step>/<item>: e.g. the `state` directory orbax reads a TrainState from."""
-  return os.path.join(checkpoint_dir(workdir), str(step), item)
+  return paths.join(checkpoint_dir(workdir), str(step), item)
 
 
 class IteratorState:
@@ -112,9 +112,9 @@ class Checkpointer:
   ):
     self.workdir = workdir
     self.directory = checkpoint_dir(workdir)
-    if os.path.isdir(self.directory):  # orbax would restore through a linked step, and delete it when old
+    if paths.isdir(self.directory):  # orbax would restore through a linked step, and delete it when old
       files.refuse_links(
-        [os.path.join(self.directory, n) for n in sorted(os.listdir(self.directory)) if _STEP_NAME.match(n)],
+        [paths.join(self.directory, n) for n in paths.listdir(self.directory) if _STEP_NAME.match(n)],
         "a run's checkpoint steps",
       )
     self.best_metric, self.best_mode = best_metric, best_mode
@@ -165,8 +165,8 @@ class Checkpointer:
     scored = []
     for step in self.all_steps():
       try:  # the metrics the loop saved with the step (orbax keeps none on disk without a best_fn)
-        with open(os.path.join(self.directory, str(step), "meta", "metadata"), encoding="utf-8") as f:
-          value = (json.load(f).get("metrics") or {}).get(self.best_metric)
+        raw = paths.read_bytes(paths.join(self.directory, str(step), "meta", "metadata"))
+        value = (json.loads(raw.decode("utf-8")).get("metrics") or {}).get(self.best_metric)
       except (OSError, ValueError):  # an unreadable step: not a candidate (readers fall back past it)
         continue
       if isinstance(value, (int, float)) and math.isfinite(value):
@@ -299,12 +299,15 @@ class Checkpointer:
     it is neither latest nor overwritten."""
     if self.read_only or jax.process_index() != 0:
       return
-    path = os.path.join(self.directory, str(step))
+    path = paths.join(self.directory, str(step))
     target, n = path + ".corrupt", 1
-    while os.path.lexists(target):
+    while os.path.lexists(target) if not paths.is_remote(target) else paths.exists(target):
       n += 1
       target = f"{path}.corrupt-{n}"
-    os.rename(path, target)
+    if paths.is_remote(path):
+      paths.epath(path).rename(target)  # an object store copies and deletes each object
+    else:
+      os.rename(path, target)
     self.manager.reload()
 
   def item_path(self, step: int, item: str = "state") -> str:
@@ -322,7 +325,7 @@ class Checkpointer:
   def _write_failed(self, step: int | None, error: Exception) -> UserError:
     """One line naming the step whose write failed, the OS cause, and the steps still intact."""
     cause = storage_failure(error) or first_line(error, with_type=True)
-    where = f"saving step {step} to {os.path.join(self.directory, str(step))}" if step is not None else "saving"
+    where = f"saving step {step} to {paths.join(self.directory, str(step))}" if step is not None else "saving"
     kept = [s for s in self.all_steps() if step is None or s < step]
     if not kept:
       intact = "; no earlier step was saved"
@@ -370,7 +373,7 @@ def latest_meta(workdir: str) -> tuple[int, dict] | None:
   Returns:
     (step, meta), or None when WORKDIR has no checkpoint.
   """
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not paths.isdir(checkpoint_dir(workdir)):
     return None
   ckpt = Checkpointer(workdir, read_only=True)
   try:
@@ -393,7 +396,7 @@ def require_run(workdir: str, *, best_metric: str = "", best_mode: str = "min") 
   Returns:
     The Checkpointer (the caller closes it).
   """
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not paths.isdir(checkpoint_dir(workdir)):
     raise UserError(f"no checkpoints in {workdir} (expected {checkpoint_dir(workdir)})")
   ckpt = Checkpointer(workdir, read_only=True, best_metric=best_metric, best_mode=best_mode)
   if ckpt.latest_step() is None:

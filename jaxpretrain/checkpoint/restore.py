@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxpretrain import paths
 from jaxpretrain.errors import UserError, first_line, warn
 
 Shape = tuple[int, ...]
@@ -43,9 +44,13 @@ def step_problem(step_dir: str) -> str | None:
     step_dir: `WORKDIR/checkpoints/<step>`.
 
   Returns:
-    The problem (e.g. "state/d/1a73... is truncated (4096 of 82901 bytes)"), or None.
+    The problem (e.g. "state/d/1a73... is truncated (4096 of 82901 bytes)"), or None (also for a
+    remote step, which is not inspected file by file: a failed read falls back past it instead).
   """
   from jaxpretrain.checkpoint.manager import ITEMS
+
+  if paths.is_remote(step_dir):
+    return None
 
   if not os.path.isfile(os.path.join(step_dir, "_CHECKPOINT_METADATA")):
     return "no _CHECKPOINT_METADATA: the save did not finish"

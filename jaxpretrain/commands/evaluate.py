@@ -13,12 +13,12 @@ also keeps its summed confusion matrix (`confusion`, rows = true labels, with `l
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import numpy as np
 
 from jaxpretrain import checkpoint as checkpoint_lib
+from jaxpretrain import paths
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
@@ -122,8 +122,5 @@ def evaluate(config, workdir: str, *, step: int = -1, save: bool = True) -> dict
     result["confusion"] = np.rint(jax.device_get(aux["confusion"])).astype(int).tolist()
     result["label_names"] = list(data.info.get("label_names", []))
   if save and jax.process_index() == 0:
-    path = os.path.join(workdir, "eval.json")
-    with open(path + ".tmp", "w") as f:
-      json.dump(result, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    paths.write_text(paths.join(workdir, "eval.json"), json.dumps(result, indent=2, sort_keys=True))
   return result

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
+from jaxpretrain import paths
 from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
@@ -38,7 +37,8 @@ def load_run(workdir: str, step: int | None = None):
     workdir, lambda s: checkpoint_lib.restore_params(checkpoint_lib.item_path(workdir, s)), step
   )
   params = jax.device_put(params)
-  tokenizer = Tokenizer.load(os.path.join(workdir, "tokenizer"))
+  own = paths.join(workdir, "tokenizer")
+  tokenizer = Tokenizer.load(paths.local_copy(own) if paths.is_remote(own) else own)  # tokenizers read local files
   return config, model_config, params, tokenizer, step
 
 

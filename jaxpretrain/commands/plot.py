@@ -9,9 +9,10 @@ needed.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 
+from jaxpretrain import paths
 from jaxpretrain.errors import UserError
 from jaxpretrain.train.metrics import read_metrics
 
@@ -37,7 +38,12 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def _save(fig, path: str) -> str:
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  if paths.is_remote(path):  # matplotlib writes local files or a buffer: the buffer, written as one object
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
+    paths.write_bytes(path, buffer.getvalue())
+  else:
+    fig.savefig(path, dpi=110)
   _pyplot().close(fig)
   return path
 
@@ -154,27 +160,25 @@ def plot_run(
   """
   rows = read_metrics(workdir)
   if not rows:
-    raise UserError(f"no metrics in {workdir} (expected {os.path.join(workdir, 'metrics.jsonl')})")
-  out_dir = out_dir or os.path.join(workdir, "plots")
-  os.makedirs(out_dir, exist_ok=True)
+    raise UserError(f"no metrics in {workdir} (expected {paths.join(workdir, 'metrics.jsonl')})")
+  out_dir = out_dir or paths.join(workdir, "plots")
+  paths.makedirs(out_dir)
   train = [r for r in rows if "split" not in r]
   evals = [r for r in rows if r.get("split") == "eval"]
   written = []
   if any(series(train, "loss")[0] + series(evals, "loss")[0]):
-    written.append(loss_plot(rows, os.path.join(out_dir, "loss.png")))
+    written.append(loss_plot(rows, paths.join(out_dir, "loss.png")))
   for key, name, label in (
     ("learning_rate", "learning_rate.png", "learning rate"),
     ("tokens_per_s", "throughput.png", "tokens / s"),
   ):
     curve = series(train, key)
     if curve[0]:
-      written.append(line_plot({label: curve}, os.path.join(out_dir, name), title=label, ylabel=label))
+      written.append(line_plot({label: curve}, paths.join(out_dir, name), title=label, ylabel=label))
   metrics = sorted({k for r in evals for k in r if k not in ("step", "split", "loss")})
   eval_curves = {k: series(evals, k) for k in metrics}
   if any(xs for xs, _ in eval_curves.values()):
-    written.append(
-      metric_panels(eval_curves, os.path.join(out_dir, "eval.png"), title="evaluation", baselines=baselines)
-    )
+    written.append(metric_panels(eval_curves, paths.join(out_dir, "eval.png"), title="evaluation", baselines=baselines))
   return written
 
 

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jaxpretrain import config as config_lib
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.errors import UserError, warn
 from jaxpretrain.tasks import suites
 
@@ -52,9 +52,9 @@ def run(suite: str, init_from: str, workdir: str, *, tasks: str = "", data_dir: 
   results = _saved_results(workdir, suite, source)
   for name in names:
     if name in results["tasks"]:
-      warn(f"{suite}/{name} is finished ({os.path.join(workdir, SUITE_JSON)}): skipped", kind="note")
+      warn(f"{suite}/{name} is finished ({paths.join(workdir, SUITE_JSON)}): skipped", kind="note")
       continue
-    outcome = run_task(suite, table[name], source, os.path.join(workdir, name), data_dir, overrides)
+    outcome = run_task(suite, table[name], source, paths.join(workdir, name), data_dir, overrides)
     if outcome is None:  # stopped by a preemption notice; its checkpoint resumes it
       break
     results["tasks"][name] = outcome
@@ -93,8 +93,8 @@ def run_task(suite: str, task: suites.SuiteTask, init_from: str, workdir: str, d
   metrics = {split: task.metrics(predictions, labels) for split, (predictions, labels) in outputs.items()}
   if jax.process_index() == 0:
     saved = {split: {"predictions": p.tolist(), "labels": y.tolist()} for split, (p, y) in outputs.items()}
-    _write_json(os.path.join(workdir, PREDICTIONS), saved)
-  info = files.read_json(os.path.join(workdir, "data_info.json"), "run file")
+    _write_json(paths.join(workdir, PREDICTIONS), saved)
+  info = files.read_json(paths.join(workdir, "data_info.json"), "run file")
   return {
     "metrics": metrics,
     "score": float(np.mean([suites.task_score(m) for m in metrics.values()])),
@@ -213,9 +213,9 @@ def _check_data_dir(data_dir: str, names: list[str]) -> str:
 
 def _saved_results(workdir: str, suite: str, init_from: str) -> dict:
   """WORKDIR/suite.json of an earlier run of this suite and model, else a fresh one."""
-  path = os.path.join(workdir, SUITE_JSON)
+  path = paths.join(workdir, SUITE_JSON)
   fresh = {"suite": suite, "model": model_name(init_from), "init_from": init_from, "tasks": {}, "average": None}
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     return fresh
   saved = files.read_json(path, "suite file")
   for key in ("suite", "init_from"):
@@ -230,16 +230,12 @@ def _write(workdir: str, results: dict, table: dict) -> None:
   """suite.json and suite.md (process 0)."""
   if jax.process_index() != 0:
     return
-  _write_json(os.path.join(workdir, SUITE_JSON), results)
-  with open(os.path.join(workdir, SUITE_MD + ".tmp"), "w") as f:
-    f.write(markdown(results, table))
-  os.replace(os.path.join(workdir, SUITE_MD + ".tmp"), os.path.join(workdir, SUITE_MD))
+  _write_json(paths.join(workdir, SUITE_JSON), results)
+  paths.write_text(paths.join(workdir, SUITE_MD), markdown(results, table))
 
 
 def _write_json(path: str, content) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(content, f, indent=2)
-  os.replace(path + ".tmp", path)
+  paths.write_text(path, json.dumps(content, indent=2))
 
 
 def markdown(results: dict, table: dict) -> str:

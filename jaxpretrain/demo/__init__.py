@@ -5,11 +5,13 @@
 3. fine-tune its encoder on N, 2N, 4N, 8N labeled reviews, `demo.seeds` seeds each;
 4. the same architecture from scratch on the same examples (same tokenizer, steps and recipe);
 5. the VSM baseline (LSA word vectors from the same corpus + logistic regression) on them too;
-6. DIR/demo.json (mean/std test accuracy per method and budget), DIR/report.md and PNG plots.
+6. DIR/demo.json (mean/std test accuracy per method and budget, seconds per phase), DIR/report.md
+   and PNG plots; the time of each phase is printed at the end.
 
-Fine-tuning runs go through the same jitted `train_step` as pretraining (`finetune_sweep.Sweep`),
-compiled once for all of them. A seed fixes a run's labeled sample, its initialization and its
-batch order; all runs are scored on one fixed test split.
+Fine-tuning runs go through the same jitted `train_step` as pretraining (`demo.sweep.Sweep`),
+compiled once for all of them; each labeled sample is encoded once for both methods, and the
+pretrained encoder is read from its checkpoint once. A seed fixes a run's labeled sample, its
+initialization and its batch order; all runs are scored on one fixed test split.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jaxpretrain import files
 from jaxpretrain.errors import UserError
 
 METHODS = ("pretrained", "scratch", "vsm")
+PHASES = ("prepare", "pretrain", "finetune", "vsm", "report")  # demo.json "seconds", in order, then "total"
 SMOKE_NOTE = " (a --small smoke run: the targets are not expected to hold at this size)"
 # `jaxpretrain demo --small`: the whole pipeline in well under a minute (tests, smoke checks).
 SMALL = {
@@ -49,13 +52,22 @@ SMALL = {
 
 
 class Progress:
-  """`[demo 01:23] message` lines on stderr, timed from the start of the demo."""
+  """`[demo 01:23] message` lines on stderr, timed from the start of the demo, and the time of each
+  phase (`lap`): the phases follow each other, so their seconds add up to the total."""
 
   def __init__(self):
     self.start = time.perf_counter()
+    self.phases: dict[str, float] = {}
+    self._last = 0.0
 
   def elapsed(self) -> float:
     return time.perf_counter() - self.start
+
+  def lap(self, phase: str) -> float:
+    """Ends `phase` now: its seconds are those since the previous phase ended (or the start)."""
+    now = self.elapsed()
+    self.phases[phase], self._last = now - self._last, now
+    return self.phases[phase]
 
   def __call__(self, message: str) -> None:
     minutes, seconds = divmod(int(self.elapsed()), 60)
@@ -74,6 +86,8 @@ def finetune_config(config, tokenizer_dir: str):
   ft.data.seq_len, ft.data.tokenizer = d.seq_len, tokenizer_dir
   ft.train.steps, ft.train.num_epochs, ft.train.batch_size = d.steps, 0.0, d.batch_size
   ft.train.learning_rate, ft.train.warmup_steps, ft.train.weight_decay = d.learning_rate, d.warmup_steps, d.weight_decay
+  # Test batches of demo.batch_size rows: as fast per row as 32 or 64 on 2 CPU cores, while 128 and 256
+  # took 1.7x as long (2026-12-01, issue #19; larger activations fall out of the caches).
   ft.eval.batch_size = d.batch_size
   return ft
 
@@ -128,6 +142,8 @@ def targets(result: dict) -> dict[str, bool]:
 def run(config, workdir: str, *, smoke: bool = False) -> dict:
   """Runs the demo (see the module doc) and writes DIR/demo.json, DIR/report.md and plots.
 
+  Ends with the seconds of each phase (`PHASES`) on stderr, also kept in demo.json and report.md.
+
   Args:
     config: the demo config (`configs/demo.py`): pretraining sections plus `demo.*`.
     workdir: the output directory (the pretraining run goes to WORKDIR/pretrain).
@@ -146,7 +162,7 @@ def run(config, workdir: str, *, smoke: bool = False) -> dict:
 
   validate(config)
   files.check_dir(workdir, "--workdir", writable=True)
-  say, timings = Progress(), {}
+  say = Progress()
   d, budgets = config.demo, list(config.demo.budgets)
   pretrain_dir = os.path.join(workdir, "pretrain")
   os.makedirs(workdir, exist_ok=True)
@@ -155,16 +171,15 @@ def run(config, workdir: str, *, smoke: bool = False) -> dict:
   prepared = pipeline.ensure_prepared(
     config, pretrain_dir, registry.spec(config.task.name).packing, registry.tokenizer_type(config)
   )
-  timings["prepare"] = say.elapsed()
+  say.lap("prepare")
   say(
     f"pretrain: {config.model.num_hidden_layers} layers x {config.model.hidden_size}, MLM, "
     f"{config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} tokens ({prepared})"
   )
   summary = loop.run(config, pretrain_dir)
-  timings["pretrain"] = say.elapsed() - timings["prepare"]
   say(
     f"pretrain: done, step {summary['step']}, train loss {_fmt(summary['train'], 'loss')}, "
-    f"eval loss {_fmt(summary['eval'], 'loss')}, {timings['pretrain']:.0f}s"
+    f"eval loss {_fmt(summary['eval'], 'loss')}, {say.lap('pretrain'):.0f}s"
   )
 
   tokenizer_dir = os.path.join(pretrain_dir, "tokenizer")
@@ -178,34 +193,87 @@ def run(config, workdir: str, *, smoke: bool = False) -> dict:
     names,
   )
   test = embedded.labeled_examples("test", d.test_examples, 0)
-  sweep = Sweep(ft, num_labels=len(names), steps=d.steps, eval_arrays=encode(test))
-  runs = {m: {b: [] for b in budgets} for m in METHODS}
   samples = {(b, s): embedded.labeled_examples("train", b, s) for b in budgets for s in range(d.seeds)}
-  start = say.elapsed()
+  encoded = {key: encode(examples) for key, examples in samples.items()}  # each sample serves both methods
+  test_arrays = encode(test)
+  longest = max(_longest_row(a) for a in [test_arrays, *encoded.values()])
+  say(
+    f"fine-tune: {2 * len(samples)} runs of {d.steps} steps; reviews of up to {longest} tokens "
+    f"in rows of demo.seq_len={d.seq_len}{' (full rows: longer reviews are cut)' if longest >= d.seq_len else ''}"
+  )
+  sweep = Sweep(ft, num_labels=len(names), steps=d.steps, eval_arrays=test_arrays)
+  runs = {m: {b: [] for b in budgets} for m in METHODS}
   for b in budgets:
     for s in range(d.seeds):
-      arrays = encode(samples[b, s])
-      runs["pretrained"][b].append(sweep.run(arrays, seed=s, init_from=pretrain_dir)["accuracy"])
-      runs["scratch"][b].append(sweep.run(arrays, seed=s)["accuracy"])
+      runs["pretrained"][b].append(sweep.run(encoded[b, s], seed=s, init_from=pretrain_dir)["accuracy"])
+      runs["scratch"][b].append(sweep.run(encoded[b, s], seed=s)["accuracy"])
     say(
       f"fine-tune {b:>4} labels: pretrained {np.mean(runs['pretrained'][b]):.3f}, "
       f"scratch {np.mean(runs['scratch'][b]):.3f} (mean of {d.seeds} seeds)"
     )
-  timings["finetune"] = say.elapsed() - start
+  compiled = sweep.compilations()
+  say(
+    f"fine-tune: done, {say.lap('finetune'):.0f}s; train step compiled {compiled['train_step']}x, "
+    f"eval step {compiled['eval_step']}x"
+  )
 
-  start = say.elapsed()
   runs["vsm"] = vsm_accuracies(config, tokenizer, samples, test, budgets, d.seeds, say)
-  timings["vsm"] = say.elapsed() - start
+  say.lap("vsm")
 
   result = summarize(budgets, runs)
+  plots = make_plots(workdir, result)
+  say.lap("report")
+  total = sum(say.phases.values())  # the phases follow each other from the start: their sum is the run's time
+  result["seconds"] = {**{k: round(v, 1) for k, v in say.phases.items()}, "total": round(total, 1)}
   with open(os.path.join(workdir, "demo.json"), "w") as f:
     json.dump(result, f, indent=2)
-  timings["total"] = say.elapsed()
-  write_report(workdir, result, runs, timings, summary, config, smoke=smoke)
+  write_report(workdir, result, runs, summary, config, plots, smoke=smoke)
   for claim, ok in targets(result).items():
     say(f"target: {claim}: {'yes' if ok else 'no'}{SMOKE_NOTE if smoke else ''}")
-  say(f"wrote {os.path.join(workdir, 'demo.json')} and {os.path.join(workdir, 'report.md')} in {timings['total']:.0f}s")
+  say(f"wrote {os.path.join(workdir, 'demo.json')} and {os.path.join(workdir, 'report.md')}; time by phase:")
+  for line in timing_table(result["seconds"], phase_notes(config, summary)):
+    print(f"  {line}", file=sys.stderr, flush=True)
   return result
+
+
+def _longest_row(arrays: dict) -> int:
+  """Tokens in the longest encoded row (its attention mask's last real position)."""
+  mask = np.asarray(arrays["attention_mask"]) != 0
+  return int((mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)).max(initial=0)) if mask.any() else 0
+
+
+def phase_notes(config, summary: dict) -> dict[str, str]:
+  """What each phase of `PHASES` did, for the timing table."""
+  d = config.demo
+  fits = len(d.budgets) * d.seeds
+  return {
+    "prepare": f"{config.data.embedded_documents} documents: tokenizer, packed shards",
+    "pretrain": f"{summary['step']} MLM steps of {config.train.batch_size} x {config.data.seq_len} tokens",
+    "finetune": f"{2 * fits} runs of {d.steps} steps (pretrained and scratch)",
+    "vsm": f"LSA word vectors, {fits} classifiers",
+    "report": "plots, demo.json, report.md",
+  }
+
+
+def timing_table(seconds: dict, notes: dict | None = None) -> list[str]:
+  """The phase-by-phase time of a demo as markdown table lines.
+
+  Args:
+    seconds: {phase: seconds} for `PHASES` plus "total" (demo.json's "seconds").
+    notes: {phase: what it did}, optional.
+
+  Returns:
+    The lines: one row per phase with its seconds and share of the total, then the total.
+  """
+  notes = notes or {}
+  total = seconds["total"]
+  lines = ["| phase | seconds | share | what |", "|---|---:|---:|---|"]
+  for phase in PHASES:
+    share = seconds[phase] / total if total > 0 else 0.0
+    lines.append(f"| {phase} | {seconds[phase]:.1f} | {share:.0%} | {notes.get(phase, '')} |")
+  minutes, rest = divmod(total, 60)
+  lines.append(f"| total | {total:.1f} | 100% | {int(minutes)} min {rest:.0f} s |")
+  return lines
 
 
 def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: list[int], seeds: int, say) -> dict:
@@ -228,10 +296,8 @@ def vsm_accuracies(config, tokenizer, samples: dict, test: list[dict], budgets: 
   return out
 
 
-def write_report(
-  workdir: str, result: dict, runs: dict, timings: dict, summary: dict, config, *, smoke: bool = False
-) -> None:
-  """DIR/report.md with the results table, the two targets, timings and the plots."""
+def make_plots(workdir: str, result: dict) -> tuple[str, str]:
+  """DIR/pretrain_loss.png and DIR/accuracy_vs_labels.png; returns their paths."""
   from jaxpretrain.commands import plot
   from jaxpretrain.train.metrics import read_metrics
 
@@ -240,7 +306,14 @@ def write_report(
     os.path.join(workdir, "pretrain_loss.png"),
     title="MLM pretraining loss",
   )
-  acc_png = plot.accuracy_vs_labels(result, os.path.join(workdir, "accuracy_vs_labels.png"))
+  return loss_png, plot.accuracy_vs_labels(result, os.path.join(workdir, "accuracy_vs_labels.png"))
+
+
+def write_report(
+  workdir: str, result: dict, runs: dict, summary: dict, config, plots: tuple[str, str], *, smoke: bool = False
+) -> None:
+  """DIR/report.md with the results table, the two targets, the setup, the time by phase and the plots."""
+  loss_png, acc_png = plots
   budgets, acc, std = result["budgets"], result["accuracy"], result["std"]
   lines = [
     "# jaxpretrain demo: does pretraining pay off?",
@@ -275,7 +348,10 @@ def write_report(
     f"{config.demo.batch_size}, lr {config.demo.learning_rate}, {config.demo.pooling} pooling, "
     f"seq_len {config.demo.seq_len}",
     f"- VSM: LSA ({config.demo.vsm_dims} dims) word vectors from the same corpus, logistic regression",
-    "- time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()),
+    "",
+    "## Time by phase",
+    "",
+    *timing_table(result["seconds"], phase_notes(config, summary)),
     "",
     f"![pretraining loss]({os.path.basename(loss_png)})",
     "",

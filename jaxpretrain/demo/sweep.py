@@ -8,6 +8,12 @@ optional warm start of the encoder from a pretraining run (`warm_start.apply`, a
 does) → `steps` updates on shuffled batches of its examples → accuracy on a fixed test set.
 The strategy and the state come from the pieces `loop.setup` uses (`loop.create_strategy`,
 `TrainState.create`), with the strategy's initializer compiled once for all seeds.
+
+What the runs share is done once (measured in `benchmarks/demo_profile.py`): the pretrained encoder is
+read from its checkpoint on the first warm start and kept on the host, and the test batches are
+placed on the devices once. Batches keep one shape (`data.seq_len`,
+no length buckets, no length grouping): one compilation of each step serves every run, and the
+batch order is the plain seeded shuffle every run of the recipe was measured with.
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.tasks.classification import SequenceClassification
 from jaxpretrain.train import loop, warm_start
 from jaxpretrain.train.state import TrainState
+
+# One shape for every batch: see the module doc.
+_FIXED_SHAPE = dict(buckets=0)
 
 
 class Sweep:
@@ -30,7 +40,8 @@ class Sweep:
 
   Args:
     config: a fine-tuning config: `model.*`, `task.pooling`, `task.classifier_dropout`,
-      `train.*` (batch size, learning rate, warmup, weight decay, ...), `data.seq_len`, `mesh.*`.
+      `train.*` (batch size, learning rate, warmup, weight decay, ...), `eval.batch_size` (the
+      test-set batches; 0 = `train.batch_size`), `data.seq_len`, `mesh.*`.
     num_labels: classes of the task.
     steps: optimizer steps of every run (one schedule length: one compilation).
     eval_arrays: encoded test examples (`input_ids`, ..., `label`) every run is scored on.
@@ -46,9 +57,9 @@ class Sweep:
     self.strategy = loop.create_strategy(config, model_config)
     self._make_state = TrainState.create(config, self.task, steps)
     self._init = None
-    self.eval_batches = [
-      self.strategy.put_batch(b) for b in padded_batches(eval_arrays, config.eval.batch_size or config.train.batch_size)
-    ]
+    self._encoders: dict[tuple[str, int], dict] = {}  # (init_from, init_step) -> the restored leaves, on the host
+    eval_batch = config.eval.batch_size or config.train.batch_size
+    self.eval_batches = [self.strategy.put_batch(b) for b in padded_batches(eval_arrays, eval_batch, **_FIXED_SHAPE)]
 
   def init_state(self, seed: int) -> TrainState:
     """A freshly initialized, sharded state; the initializer and the step functions are built on
@@ -59,6 +70,27 @@ class Sweep:
       self.train_step = self.strategy.compile_train_step()
       self.eval_step = self.strategy.compile_eval_step()
     return self._init(rng)
+
+  def compilations(self) -> dict[str, int]:
+    """How many programs each step function has compiled so far (1 each after any number of runs)."""
+    if self._init is None:
+      return {"train_step": 0, "eval_step": 0}
+    return {"train_step": self.train_step.jitted._cache_size(), "eval_step": self.eval_step.jitted._cache_size()}
+
+  def warm_start(self, state: TrainState, init_from: str, init_step: int = -1) -> TrainState:
+    """`state` with the encoder of the pretraining run `init_from`, as `warm_start.apply` gives it;
+    the checkpoint is read on the first call only and its leaves kept on the host.
+
+    The train step donates its state, so every run gets its own device copy of the kept leaves.
+    """
+    key = (init_from, init_step)
+    if key not in self._encoders:
+      config = copy.deepcopy(self.config)
+      config.init_from, config.init_step = init_from, init_step
+      self._encoders[key] = jax.device_get(warm_start.read_encoder(config, state))
+    flat_shardings = {p: leaf.sharding for p, leaf in checkpoint_lib.flat_leaves(state.params["encoder"]).items()}
+    restored = {p: jax.device_put(leaf, flat_shardings[p]) for p, leaf in self._encoders[key].items()}
+    return warm_start.merge(state, restored)
 
   def run(self, train_arrays: dict, *, seed: int, init_from: str = "", init_step: int = -1) -> dict:
     """One fine-tuning run.
@@ -74,12 +106,10 @@ class Sweep:
     """
     state = self.init_state(seed)
     if init_from:
-      config = copy.deepcopy(self.config)
-      config.init_from, config.init_step = init_from, init_step
-      state = warm_start.apply(config, state, self.strategy)
+      state = self.warm_start(state, init_from, init_step)
     arrays = {k: np.asarray(v) for k, v in train_arrays.items()}
     arrays.setdefault("weight", np.ones(len(arrays["label"]), np.float32))
-    batches = LabeledBatches(arrays, self.config.train.batch_size, seed)
+    batches = LabeledBatches(arrays, self.config.train.batch_size, seed, grouping=0, **_FIXED_SHAPE)
     base = jax.random.PRNGKey(seed + 1)
     metrics = {}
     for step in range(self.steps):

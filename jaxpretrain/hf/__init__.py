@@ -1,8 +1,9 @@
 """Hugging Face interop: `init_from = "hf:PATH_OR_ID"` imports, `jaxpretrain export` exports.
 
-Modules: `source` (finding and reading checkpoints), `families` (BERT / RoBERTa / GPT-2 configs
-and architectures), `mapping` (tensor name and layout correspondence), `layout` (scanned vs
-per-layer parameters), `importer`, `exporter`. See docs/hf.md.
+Modules: `source` (finding and reading checkpoints), `families` (BERT / RoBERTa / GPT-2 /
+ModernBERT / Llama and their architectures), `import_config` (config.json → `config.model`),
+`export_config` (`ModelConfig` → the transformers config), `mapping` (tensor name and layout
+correspondence), `layout` (scanned vs per-layer parameters), `importer`, `exporter`. See docs/hf.md.
 """
 
 from jaxpretrain.hf.exporter import export_run

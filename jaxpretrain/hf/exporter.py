@@ -1,8 +1,8 @@
 """`jaxpretrain export`: a run's checkpoint as an HF directory PyTorch `transformers` loads.
 
-Writes config.json (BertConfig / RobertaConfig / GPT2Config with the task architecture),
-model.safetensors (the same tensor names and layout `save_pretrained` writes, tied weights
-omitted), generation_config.json for a causal LM, and the run's tokenizer files with the model's
+Writes config.json (BertConfig / RobertaConfig / GPT2Config / ModernBertConfig / LlamaConfig with
+the task architecture), model.safetensors (the same tensor names and layout `save_pretrained`
+writes, tied weights omitted), generation_config.json for a causal LM, and the run's tokenizer files with the model's
 input length as `model_max_length` (a decoder's tokenizer encodes a prompt as `jaxpretrain
 generate` does). `transformers.pipeline` then runs each export for its task: fill-mask,
 text-classification, token-classification or text-generation. On inputs longer than the model,
@@ -32,7 +32,7 @@ from jaxpretrain import config as config_lib
 from jaxpretrain import files
 from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError, storage_errors
-from jaxpretrain.hf import families, layout, mapping
+from jaxpretrain.hf import export_config, families, layout, mapping
 from jaxpretrain.tasks import registry
 
 
@@ -48,8 +48,9 @@ def hf_tensors(params: dict, model, family: str, task_name: str) -> dict[str, np
   Returns:
     {HF tensor name: contiguous numpy array}.
   """
-  canonical = layout.to_canonical(layout.flatten(params))
-  with_pooler = registry.spec(task_name).hf_pooler
+  unused = layout.unused_paths(model)
+  canonical = {p: v for p, v in layout.to_canonical(layout.flatten(params)).items() if p not in unused}
+  with_pooler = registry.spec(task_name).hf_pooler and families.FAMILIES[family].pooler
   if with_pooler and "encoder/pooler/dense/kernel" not in canonical:
     raise UserError(
       f"{families.architecture_for(family, task_name)} classifies the pooled [CLS] token; "
@@ -74,6 +75,8 @@ def write_hf(
   *,
   label_names: list | None = None,
   problem_type: str = "",
+  pooling: str = "cls",
+  classifier_dropout: float = 0.0,
 ) -> str:
   """Writes config.json and model.safetensors of the task architecture into `out`.
 
@@ -86,6 +89,8 @@ def write_hf(
       config.json, and a causal LM's generation_config.json).
     label_names: label names in id order, when known.
     problem_type: the HF config's `problem_type` (the run's `TaskSpec.hf_problem_type`; "" = none).
+    pooling: the run's `task.pooling` (ModernBERT's `classifier_pooling`).
+    classifier_dropout: the run's `task.classifier_dropout` (written where the family has the field).
 
   Returns:
     The architecture written (e.g. "BertForSequenceClassification").
@@ -99,13 +104,21 @@ def write_hf(
   for name in ("classifier.weight", "classifier.out_proj.weight"):
     if name in tensors:
       num_labels = tensors[name].shape[0]
-  hf_config = families.hf_config(
-    model, family, arch, special_ids, num_labels=num_labels, label_names=label_names, problem_type=problem_type
+  hf_config = export_config.hf_config(
+    model,
+    family,
+    arch,
+    special_ids,
+    num_labels=num_labels,
+    label_names=label_names,
+    problem_type=problem_type,
+    pooling=pooling,
+    classifier_dropout=classifier_dropout,
   )
   os.makedirs(out, exist_ok=True)
   hf_config.save_pretrained(out)
   if registry.spec(task_name).decoder:
-    families.generation_config(model, special_ids).save_pretrained(out)
+    export_config.generation_config(model, special_ids).save_pretrained(out)
   # transformers refuses safetensors files without format metadata.
   save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
   return arch
@@ -132,8 +145,9 @@ def hf_tokenizer(tokenizer, model, task_name: str):
 
   hf = copy.deepcopy(tokenizer.hf)
   hf.model_max_length = families.max_input_length(model)
-  if families.family_of(model) == "gpt2":
-    # GPT-2 adds `wte(token_type_ids)` to every position when given token types; ours has none.
+  if model.type_vocab_size == 0:
+    # GPT-2 adds `wte(token_type_ids)` to every position when given token types, ModernBERT and
+    # Llama take none, and a BERT exported with one zero type row has no row for type 1.
     hf.model_input_names = [n for n in hf.model_input_names if n != "token_type_ids"]
   spec = registry.spec(task_name)
   if spec.decoder:
@@ -175,11 +189,12 @@ def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bo
   model = ModelConfig.from_config(config.model)
   # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
   task_name = registry.spec(config.task.name).export_task
-  arch = families.architecture_for(families.family_of(model), task_name)  # fail before reading weights
-  if registry.spec(task_name).hf_pooler and config.task.get("pooling", "cls") != "cls":
+  family = families.family_of(model)
+  arch = families.architecture_for(family, task_name)  # fail before reading weights
+  pooling = config.task.get("pooling", "cls")
+  if registry.spec(task_name).hf_pooler and pooling not in families.FAMILIES[family].poolings:
     raise UserError(
-      f"{arch} classifies the pooled [CLS] token; this run used task.pooling="
-      f"{config.task.pooling}, which has no HF equivalent"
+      f"{arch} classifies the pooled [CLS] token; this run used task.pooling={pooling}, which has no HF equivalent"
     )
   target = check_out(workdir, out, overwrite=overwrite)  # before any weights are read
   step, _, params = checkpoint_lib.read_step(
@@ -198,6 +213,8 @@ def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bo
       tokenizer.special_ids,
       label_names=_label_names(workdir),
       problem_type=registry.spec(config.task.name).hf_problem_type,  # regression: a one-output classifier
+      pooling=pooling,
+      classifier_dropout=config.task.get("classifier_dropout", 0.0),
     )
     hf_tokenizer(tokenizer, model, config.task.name).save_pretrained(directory)
 

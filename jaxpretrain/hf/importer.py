@@ -14,16 +14,17 @@ import numpy as np
 from jaxpretrain import config as config_lib
 from jaxpretrain.checkpoint.init_from import adopt_architecture
 from jaxpretrain.errors import UserError, warn
-from jaxpretrain.hf import families, layout, mapping, source
+from jaxpretrain.hf import families, import_config, layout, mapping, source
 from jaxpretrain.models.config import ARCHITECTURE_KEYS
 
 
 def apply_hf_config(config) -> None:
   """Sets `config.model.*` from the HF checkpoint `config.init_from` names, in place.
 
-  Dimensions, activation, LayerNorm eps, position and type embeddings come from config.json (an
-  override that contradicts them is an error: `adopt_architecture`); dropout rates too, unless
-  the config changed them from their defaults. `data.tokenizer` is set
+  Dimensions, activation, LayerNorm eps, position and type embeddings (every architecture key)
+  come from config.json (an override that contradicts them is an error: `adopt_architecture`);
+  dropout rates too, unless the config changed them from their defaults, and likewise the task
+  keys the checkpoint's head implies (ModernBERT's `classifier_pooling` → `task.pooling`). `data.tokenizer` is set
   to the checkpoint directory and `init_from` to `hf:LOCAL_DIR` (so a Hub id is fetched once).
 
   Args:
@@ -33,15 +34,20 @@ def apply_hf_config(config) -> None:
   directory = source.resolve(spec, allow_pickle=config.hf_allow_pickle)
   hf = source.read_config(directory)
   family, _, _ = families.identify(hf, f"hf:{spec}")
-  fields = families.model_fields(hf, family, config.task.name, f"hf:{spec}")
+  fields = import_config.model_fields(hf, family, config.task.name, f"hf:{spec}")
   adopt_architecture(config, {k: v for k, v in fields.items() if k in ARCHITECTURE_KEYS}, f"init_from=hf:{spec}")
   default_model = config_lib.defaults().model
   for key, value in fields.items():
     if key in ARCHITECTURE_KEYS:
       continue
-    if key in families.DROPOUT_KEYS and config.model[key] != default_model[key]:
+    if key in import_config.DROPOUT_KEYS and config.model[key] != default_model[key]:
       continue  # a training choice the user made explicitly
     config.model[key] = value
+  default_task = config_lib.defaults().task
+  for key, value in import_config.task_fields(hf, family).items():
+    chosen = f"task.{key}" in config.overridden_keys or config.task.get(key, default_task[key]) != default_task[key]
+    if not chosen:
+      config.task[key] = value
   config.model.preset = f"hf:{spec}"
   if config.init_weights:
     source.weight_files(directory, allow_pickle=config.hf_allow_pickle)  # fail now, not after data prep
@@ -80,10 +86,12 @@ def import_params(
   family, arch, hf_task = families.identify(hf, directory)
   tensors = mapping.normalize_keys(source.load_tensors(directory, allow_pickle=allow_pickle), family)
   notes = []
-  head_task = hf_task if hf_task == task_name else None
-  if hf_task and head_task is None:
-    notes.append(f"the {arch} head serves task {hf_task}, not {task_name}: the {task_name} head starts fresh")
-  rule_list = mapping.rules(family, model, head_task, pooler=True)
+  rule_list = mapping.rules(family, model, task_name if hf_task else None, pooler=True)
+  if hf_task and hf_task != task_name:  # only what every head of the family shares (ModernBERT's `head`)
+    rule_list = [rule for rule in rule_list if rule.part != "head"]
+    shared = [p for rule in rule_list if rule.part == "shared" for p in rule.ours]
+    kept = f" except {', '.join(layout.group(shared))} (both architectures have it)" if shared else ""
+    notes.append(f"the {arch} head serves task {hf_task}, not {task_name}: the {task_name} head starts fresh{kept}")
   shapes = layout.canonical_shapes(template)
   absent = [
     k
@@ -100,6 +108,9 @@ def import_params(
       f"{directory}: the {arch} checkpoint has no tensor {absent[0]} ({len(absent)} encoder tensors missing)"
     )
   canonical, skipped = mapping.to_ours(tensors, rule_list, shapes)
+  for path in layout.unused_paths(model):
+    if path in shapes:  # a scanned model's unused row: any value does
+      canonical[path] = layout.placeholder(path, shapes[path])
   for _, why in skipped:
     notes.append(f"not imported ({why}): starts fresh")
   values = layout.from_canonical(template, canonical)
@@ -117,6 +128,8 @@ def import_params(
     "predictions.decoder.bias",
     "lm_head.decoder.weight",
     "lm_head.decoder.bias",
+    "decoder.weight",
+    ".rotary_emb.inv_freq",
   )  # buffers and tied copies of imported tensors
   unused = [k for k in tensors if k not in used and not k.endswith(ignorable)]
   if unused:

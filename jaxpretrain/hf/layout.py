@@ -70,6 +70,30 @@ def from_canonical(template: dict, canonical: dict) -> dict[str, np.ndarray]:
   return out
 
 
+def unused_paths(model) -> tuple[str, ...]:
+  """Canonical paths a scanned model stacks but never reads.
+
+  With `pre_ln_embedding_norm` (ModernBERT) layer 0 normalizes nothing before attention (HF's
+  Identity, no tensor), yet scanned layers share one shape: row 0 of the stacked
+  `attention_norm` exists and is unused. An export leaves it out; an import fills it with the
+  norm's initial values (`placeholder`).
+
+  Args:
+    model: a `ModelConfig`.
+
+  Returns:
+    The canonical paths (possibly absent from a given tree).
+  """
+  if not model.pre_ln_embedding_norm:
+    return ()
+  return ("encoder/layer_0/attention_norm/scale", "encoder/layer_0/attention_norm/bias")
+
+
+def placeholder(path: str, shape: tuple) -> np.ndarray:
+  """A norm parameter at its initial value: ones for a scale, zeros for a bias."""
+  return (np.ones if path.endswith("/scale") else np.zeros)(shape, np.float32)
+
+
 def group(paths) -> list[str]:
   """Parameter paths (or HF tensor names) summarized by module, layers folded: both
   `encoder/layer_3/attention/query/kernel` and `..._0/...` → `encoder/layer_*/attention/query`

@@ -1,8 +1,9 @@
 """Tensor-by-tensor correspondence between HF state dicts and jaxpretrain parameters.
 
 A `Rule` ties some of our parameters (canonical paths, one layer per `layer_{i}`; see `layout`)
-to some HF tensors, with the exact numpy transform each way: transposes and reshapes only, so a
-round trip is bit-identical. GPT-2's fused `c_attn` is one HF tensor for three of ours.
+to some HF tensors, with the exact numpy transform each way: transposes, reshapes, splits and
+concatenations only, so a round trip is bit-identical. GPT-2's fused `c_attn` and ModernBERT's
+`Wqkv` are one HF tensor for three of ours; ModernBERT's `Wi` is our GLU's gate and intermediate.
 
 Conventions: HF `nn.Linear` weights are [out, in]; GPT-2 `Conv1D` weights are [in, out]; our
 Dense kernels are [in, out], attention projections [hidden, heads, head_dim] and the attention
@@ -27,19 +28,19 @@ class Rule:
   hf: tuple[str, ...]  # HF tensor names (task-architecture names, prefix included)
   to_ours: Callable  # list of HF arrays -> list of our arrays
   to_hf: Callable  # list of our arrays -> list of HF arrays
-  part: str = "encoder"  # "encoder" | "head": head rules apply only when the tasks match
+  # "encoder"; "head": imported only when the checkpoint's head serves the run's task; "shared":
+  # a head part every task architecture of the family has under the same name (ModernBERT's `head`).
+  part: str = "encoder"
 
 
 def _same(ours, hf, part="encoder"):
   return Rule((ours,), (hf,), lambda xs: xs, lambda xs: xs, part)
 
 
-def _linear(ours, hf, part="encoder"):
-  """nn.Linear [out, in] ↔ Dense kernel [in, out], plus the bias."""
-  return [
-    Rule((f"{ours}/kernel",), (f"{hf}.weight",), lambda xs: [xs[0].T], lambda xs: [xs[0].T], part),
-    _same(f"{ours}/bias", f"{hf}.bias", part),
-  ]
+def _linear(ours, hf, part="encoder", bias=True):
+  """nn.Linear [out, in] ↔ Dense kernel [in, out], plus the bias (when the layer has one)."""
+  kernel = Rule((f"{ours}/kernel",), (f"{hf}.weight",), lambda xs: [xs[0].T], lambda xs: [xs[0].T], part)
+  return [kernel, _same(f"{ours}/bias", f"{hf}.bias", part)] if bias else [kernel]
 
 
 def _conv1d(ours, hf, part="encoder"):
@@ -47,26 +48,30 @@ def _conv1d(ours, hf, part="encoder"):
   return [_same(f"{ours}/kernel", f"{hf}.weight", part), _same(f"{ours}/bias", f"{hf}.bias", part)]
 
 
-def _norm(ours, hf, part="encoder"):
-  return [_same(f"{ours}/scale", f"{hf}.weight", part), _same(f"{ours}/bias", f"{hf}.bias", part)]
+def _norm(ours, hf, part="encoder", bias=True):
+  scale = _same(f"{ours}/scale", f"{hf}.weight", part)
+  return [scale, _same(f"{ours}/bias", f"{hf}.bias", part)] if bias else [scale]
 
 
-def _heads_in(ours, hf, heads, head_dim):
+def _heads_in(ours, hf, heads, head_dim, bias=True):
   """nn.Linear [heads*head_dim, hidden] ↔ kernel [hidden, heads, head_dim]; bias [heads, head_dim]."""
+  kernel = Rule(
+    (f"{ours}/kernel",),
+    (f"{hf}.weight",),
+    lambda xs: [xs[0].T.reshape(xs[0].shape[1], heads, head_dim)],
+    lambda xs: [xs[0].reshape(xs[0].shape[0], -1).T],
+  )
+  if not bias:
+    return [kernel]
   return [
-    Rule(
-      (f"{ours}/kernel",),
-      (f"{hf}.weight",),
-      lambda xs: [xs[0].T.reshape(xs[0].shape[1], heads, head_dim)],
-      lambda xs: [xs[0].reshape(xs[0].shape[0], -1).T],
-    ),
+    kernel,
     Rule(
       (f"{ours}/bias",), (f"{hf}.bias",), lambda xs: [xs[0].reshape(heads, head_dim)], lambda xs: [xs[0].reshape(-1)]
     ),
   ]
 
 
-def _heads_out(ours, hf, heads, head_dim, conv1d=False):
+def _heads_out(ours, hf, heads, head_dim, conv1d=False, bias=True):
   """Attention output: nn.Linear [hidden, heads*head_dim] (Conv1D: its transpose) ↔ [heads, head_dim, hidden]."""
   if conv1d:
     to_ours = lambda xs: [xs[0].reshape(heads, head_dim, xs[0].shape[1])]
@@ -74,7 +79,8 @@ def _heads_out(ours, hf, heads, head_dim, conv1d=False):
   else:
     to_ours = lambda xs: [xs[0].T.reshape(heads, head_dim, xs[0].shape[0])]
     to_hf = lambda xs: [xs[0].reshape(-1, xs[0].shape[2]).T]
-  return [Rule((f"{ours}/kernel",), (f"{hf}.weight",), to_ours, to_hf), _same(f"{ours}/bias", f"{hf}.bias")]
+  kernel = Rule((f"{ours}/kernel",), (f"{hf}.weight",), to_ours, to_hf)
+  return [kernel, _same(f"{ours}/bias", f"{hf}.bias")] if bias else [kernel]
 
 
 def _fused_qkv(ours, hf, heads, head_dim):
@@ -94,6 +100,27 @@ def _fused_qkv(ours, hf, heads, head_dim):
       lambda xs: [np.concatenate([b.reshape(-1) for b in xs])],
     ),
   ]
+
+
+def _fused_linear_qkv(ours, hf, heads, head_dim):
+  """ModernBERT `Wqkv` nn.Linear [3*hidden, hidden] (rows q|k|v) ↔ three [hidden, heads, head_dim] kernels."""
+  return Rule(
+    tuple(f"{ours}/{n}/kernel" for n in ("query", "key", "value")),
+    (f"{hf}.weight",),
+    lambda xs: [w.T.reshape(w.shape[1], heads, head_dim) for w in np.split(xs[0], 3, axis=0)],
+    lambda xs: [np.concatenate([k.reshape(k.shape[0], -1).T for k in xs], axis=0)],
+  )
+
+
+def _fused_glu(ours, hf):
+  """ModernBERT `Wi` nn.Linear [2*F, hidden]: rows [:F] are activated (our `gate`), rows [F:] are
+  the linear branch they multiply (our `intermediate`); each ↔ a Dense kernel [hidden, F]."""
+  return Rule(
+    (f"{ours}/gate/kernel", f"{ours}/intermediate/kernel"),
+    (f"{hf}.weight",),
+    lambda xs: [w.T for w in np.split(xs[0], 2, axis=0)],
+    lambda xs: [np.concatenate([k.T for k in xs], axis=0)],
+  )
 
 
 def _bert_encoder(model, p: str) -> list[Rule]:
@@ -145,53 +172,132 @@ def _gpt2_encoder(model, p: str) -> list[Rule]:
   return rules
 
 
-def _head(family: str, task: str) -> list[Rule]:
-  """The task head's rules (RoBERTa's classifier includes our pooler: its dense+tanh layer)."""
-  head = registry.spec(task).hf_head  # the head's layout, from the task table
-  if head == "lm_transform" and family == "bert":
-    return [
-      *_linear("head/transform", "cls.predictions.transform.dense", "head"),
-      *_norm("head/transform_norm", "cls.predictions.transform.LayerNorm", "head"),
-      _same("head/bias", "cls.predictions.bias", "head"),
-    ]
-  if head == "lm_transform" and family == "roberta":
-    return [
-      *_linear("head/transform", "lm_head.dense", "head"),
-      *_norm("head/transform_norm", "lm_head.layer_norm", "head"),
-      _same("head/bias", "lm_head.bias", "head"),
-    ]
-  if head == "sequence_classifier" and family == "roberta":
-    return [
-      *_linear("encoder/pooler/dense", "classifier.dense", "head"),
-      *_linear("head/classifier", "classifier.out_proj", "head"),
-    ]
-  if head in ("sequence_classifier", "token_classifier"):
-    return _linear("head/classifier", "classifier", "head")
-  if head == "span":
-    return _linear("head/qa_outputs", "qa_outputs", "head")
-  return []  # a causal LM: the tied projection has no parameters of its own
+def _modernbert_encoder(model, p: str) -> list[Rule]:
+  """Pre-LN with a normed embedding; layer 0's attention norm is HF's Identity (no tensor, none of ours)."""
+  h, d = model.num_attention_heads, model.head_dim
+  rules = [
+    _same("encoder/embeddings/word_embeddings/embedding", f"{p}embeddings.tok_embeddings.weight"),
+    *_norm("encoder/embeddings/layer_norm", f"{p}embeddings.norm", bias=model.norm_bias),
+    *_norm("encoder/final_norm", f"{p}final_norm", bias=model.norm_bias),
+  ]
+  for i in range(model.num_hidden_layers):
+    ours, hf = f"encoder/layer_{i}", f"{p}layers.{i}"
+    if i > 0:
+      rules += _norm(f"{ours}/attention_norm", f"{hf}.attn_norm", bias=model.norm_bias)
+    rules.append(_fused_linear_qkv(f"{ours}/attention", f"{hf}.attn.Wqkv", h, d))
+    rules += _heads_out(f"{ours}/attention/output", f"{hf}.attn.Wo", h, d, bias=False)
+    rules += _norm(f"{ours}/mlp_norm", f"{hf}.mlp_norm", bias=model.norm_bias)
+    rules.append(_fused_glu(f"{ours}/mlp", f"{hf}.mlp.Wi"))
+    rules += _linear(f"{ours}/mlp/output", f"{hf}.mlp.Wo", bias=False)
+  return rules
+
+
+def _llama_encoder(model, p: str) -> list[Rule]:
+  h, kv, d = model.num_attention_heads, model.kv_heads, model.head_dim
+  rules = [
+    _same("encoder/embeddings/word_embeddings/embedding", f"{p}embed_tokens.weight"),
+    *_norm("encoder/final_norm", f"{p}norm", bias=False),
+  ]
+  for i in range(model.num_hidden_layers):
+    ours, hf = f"encoder/layer_{i}", f"{p}layers.{i}"
+    rules += _norm(f"{ours}/attention_norm", f"{hf}.input_layernorm", bias=False)
+    rules += _heads_in(f"{ours}/attention/query", f"{hf}.self_attn.q_proj", h, d, bias=False)
+    rules += _heads_in(f"{ours}/attention/key", f"{hf}.self_attn.k_proj", kv, d, bias=False)
+    rules += _heads_in(f"{ours}/attention/value", f"{hf}.self_attn.v_proj", kv, d, bias=False)
+    rules += _heads_out(f"{ours}/attention/output", f"{hf}.self_attn.o_proj", h, d, bias=False)
+    rules += _norm(f"{ours}/mlp_norm", f"{hf}.post_attention_layernorm", bias=False)
+    rules += _linear(f"{ours}/mlp/gate", f"{hf}.mlp.gate_proj", bias=False)
+    rules += _linear(f"{ours}/mlp/intermediate", f"{hf}.mlp.up_proj", bias=False)
+    rules += _linear(f"{ours}/mlp/output", f"{hf}.mlp.down_proj", bias=False)
+  return rules
+
+
+_ENCODERS = {
+  "bert": _bert_encoder,
+  "roberta": _bert_encoder,
+  "gpt2": _gpt2_encoder,
+  "modernbert": _modernbert_encoder,
+  "llama": _llama_encoder,
+}
+
+
+def _output_embedding(model, hf: str) -> list[Rule]:
+  """An untied output projection: HF [vocab, hidden] ↔ our `head/output_embedding` (same layout)."""
+  return [] if model.tie_word_embeddings else [_same("head/output_embedding", hf, "head")]
+
+
+def _modernbert_transform(model) -> list[Rule]:
+  """`ModernBertPredictionHead` (dense, activation, norm) ↔ our head's transform. Every ModernBERT
+  task model has it as `head`, so transformers loads an MLM checkpoint's into a classifier: so do we."""
+  return [
+    *_linear("head/transform", "head.dense", "shared", bias=model.use_bias),
+    *_norm("head/transform_norm", "head.norm", "shared", bias=model.norm_bias),
+  ]
+
+
+# (family, the task's `TaskSpec.hf_head`) -> fn(model) -> the head's rules. A causal LM's head
+# (None) is the tied projection; only an untied one has a tensor.
+_HEADS = {
+  ("bert", "lm_transform"): lambda m: [
+    *_linear("head/transform", "cls.predictions.transform.dense", "head"),
+    *_norm("head/transform_norm", "cls.predictions.transform.LayerNorm", "head"),
+    _same("head/bias", "cls.predictions.bias", "head"),
+  ],
+  ("roberta", "lm_transform"): lambda m: [
+    *_linear("head/transform", "lm_head.dense", "head"),
+    *_norm("head/transform_norm", "lm_head.layer_norm", "head"),
+    _same("head/bias", "lm_head.bias", "head"),
+  ],
+  # RoBERTa's classifier includes our pooler: its dense+tanh layer.
+  ("roberta", "sequence_classifier"): lambda m: [
+    *_linear("encoder/pooler/dense", "classifier.dense", "head"),
+    *_linear("head/classifier", "classifier.out_proj", "head"),
+  ],
+  ("modernbert", "lm_transform"): lambda m: [
+    *_modernbert_transform(m),
+    _same("head/bias", "decoder.bias", "head"),
+    *_output_embedding(m, "decoder.weight"),
+  ],
+  ("modernbert", "sequence_classifier"): lambda m: [
+    *_modernbert_transform(m),
+    *_linear("head/classifier", "classifier", "head"),
+  ],
+  ("modernbert", "token_classifier"): lambda m: [
+    *_modernbert_transform(m),
+    *_linear("head/classifier", "classifier", "head"),
+  ],
+  ("modernbert", "span"): lambda m: [*_modernbert_transform(m), *_linear("head/qa_outputs", "classifier", "head")],
+  ("llama", None): lambda m: _output_embedding(m, "lm_head.weight"),
+  # Every family's plain heads.
+  (None, "sequence_classifier"): lambda m: _linear("head/classifier", "classifier", "head"),
+  (None, "token_classifier"): lambda m: _linear("head/classifier", "classifier", "head"),
+  (None, "span"): lambda m: _linear("head/qa_outputs", "qa_outputs", "head"),
+  (None, None): lambda m: [],
+}
 
 
 def rules(family: str, model, task: str | None, *, pooler: bool) -> list[Rule]:
   """Every rule for a model of `family` with the head of `task`.
 
   Args:
-    family: "bert", "roberta" or "gpt2".
+    family: a key of `families.FAMILIES`.
     model: the `ModelConfig`.
     task: the task whose head to map (None: encoder only).
     pooler: include BERT's `bert.pooler` (BertModel / BertForSequenceClassification have one).
 
   Returns:
-    The rules, HF names in the task-architecture form (`bert.` / `roberta.` / `transformer.` prefix).
+    The rules, HF names in the task-architecture form (`bert.` / `roberta.` / `transformer.` /
+    `model.` prefix).
   """
-  prefix = FAMILIES[family].prefix
-  if family == "gpt2":
-    out = _gpt2_encoder(model, prefix)
-  else:
-    out = _bert_encoder(model, prefix)
-    if family == "bert" and pooler and model.use_pooler:
-      out += _linear("encoder/pooler/dense", f"{prefix}pooler.dense")
-  return out + (_head(family, task) if task else [])
+  out = _ENCODERS[family](model, FAMILIES[family].prefix)
+  if family == "bert" and pooler and model.use_pooler:
+    out += _linear("encoder/pooler/dense", f"{FAMILIES[family].prefix}pooler.dense")
+  if task is None:
+    return out
+  head = registry.spec(task).hf_head  # the head's layout, from the task table
+  # A head no architecture of the family has maps nothing (the import starts it fresh; an export
+  # never gets here: `families.architecture_for` refuses first).
+  return out + (_HEADS.get((family, head)) or _HEADS.get((None, head)) or _HEADS[None, None])(model)
 
 
 def normalize_keys(tensors: dict, family: str) -> dict:
@@ -244,7 +350,7 @@ def to_ours(tensors: dict[str, np.ndarray], rule_list: list[Rule], shapes: dict[
       continue
     values = rule.to_ours([tensors[k] for k in rule.hf])
     bad = [(p, v.shape) for p, v in zip(rule.ours, values) if tuple(v.shape) != tuple(shapes[p])]
-    if bad and rule.part == "head":
+    if bad and rule.part != "encoder":
       skipped.append(
         (
           rule,

@@ -122,6 +122,7 @@ def load_tensors(directory: str, *, allow_pickle: bool = False) -> dict[str, np.
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
   """The tensors of one safetensors file; a truncated or damaged file is a `UserError` naming it."""
+  import ml_dtypes  # noqa: F401 (gives numpy the bfloat16 of bf16 checkpoints, as most Llama ones are)
   from safetensors.numpy import load_file
 
   files.check_file(path, "HF weights file")

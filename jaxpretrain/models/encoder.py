@@ -1,9 +1,16 @@
 """Stage 2: the Transformer encoder (bidirectional for BERT, `causal=True` for GPT decoders).
 
-`Encoder` runs embeddings → N blocks → (final LayerNorm for pre-LN) → optional [CLS] pooler, and
+`Encoder` runs embeddings → N blocks → (final norm for pre-LN) → optional [CLS] pooler, and
 returns an `EncoderOutput` that the task heads consume. Attention masks come from `segment_ids`
 (packed documents attend only within their own document; 0 marks padding) or, for unpacked
 inputs, from `attention_mask`.
+
+The blocks follow the `model.*` switches (`families.py` names the combinations): post-LN (BERT) or
+pre-LN (GPT-2, ModernBERT, Llama); learned or rotary positions; LayerNorm or RMSNorm; biases or
+none; a plain or gated (GeGLU / SwiGLU) MLP; grouped-query attention (`num_key_value_heads`); and
+sliding-window local attention on every layer but each `global_attn_every_n_layers`-th. Under
+`nn.scan` one compiled layer serves them all, so what differs per layer (window, rotary base,
+ModernBERT's missing first attention norm) follows the layer index, a scanned input.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxpretrain.errors import UserError
 from jaxpretrain.models.config import ModelConfig
-from jaxpretrain.models.embeddings import Embeddings, normal_init
+from jaxpretrain.models.embeddings import Embeddings, apply_rotary, norm, normal_init, rotary
 from jaxpretrain.models.pooling import ClsPooler
 
 _ACTIVATIONS = {
@@ -81,18 +88,51 @@ def segment_positions(segment_ids):
   return index - jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
 
 
+def window_mask(q_len: int, kv_len: int, window: int, causal: bool):
+  """bool [1, 1, q_len, kv_len]: key j is within `window` of query i (causal: i - window <= j <= i)."""
+  distance = jnp.arange(q_len)[:, None] - jnp.arange(kv_len)[None, :]
+  inside = (distance <= window) & (distance >= (0 if causal else -window))
+  return inside[None, None]
+
+
+def _and(mask, other):
+  return other if mask is None else mask & other
+
+
 def dot_product_attention(
-  q, k, v, mask, *, causal: bool, implementation: str, dropout_rate: float, dropout_rng, deterministic: bool
+  q,
+  k,
+  v,
+  mask,
+  *,
+  causal: bool,
+  implementation: str,
+  dropout_rate: float,
+  dropout_rng,
+  deterministic: bool,
+  window: int = 0,
 ):
-  """Multi-head attention over [batch, length, heads, head_dim] inputs.
+  """Multi-head attention over [batch, length, heads, head_dim] inputs (k, v may have fewer heads
+  than q: grouped-query attention, query head h reading key/value head h // (heads / kv_heads)).
 
   Uses `jax.nn.dot_product_attention` (XLA or cuDNN flash) when there is no attention dropout;
   attention-probability dropout needs the probabilities, so that case runs the explicit
-  softmax path (same math, float32 softmax).
+  softmax path (same math, float32 softmax). A sliding `window` (> 0) goes to the kernel as
+  `local_window_size` where the backend takes it (XLA; cuDNN only for causal windows) and
+  into the mask otherwise.
   """
   if deterministic or dropout_rate == 0.0:
     impl = resolve_attention(implementation, q.dtype, q.shape[-1])
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation=impl)
+    local = None
+    if window and (impl == "xla" or causal):
+      local = (window, 0 if causal else window)
+    elif window:
+      mask = _and(mask, window_mask(q.shape[1], k.shape[1], window, causal))
+    return jax.nn.dot_product_attention(
+      q, k, v, mask=mask, is_causal=causal, implementation=impl, local_window_size=local
+    )
+  if window:
+    mask = _and(mask, window_mask(q.shape[1], k.shape[1], window, causal))
   return softmax_attention(q, k, v, mask, causal=causal, dropout_rate=dropout_rate, dropout_rng=dropout_rng)
 
 
@@ -133,7 +173,7 @@ def softmax_attention(q, k, v, mask, *, causal: bool, dropout_rate: float = 0.0,
   """Explicit attention: float32 softmax(q k^T / sqrt(d) + mask), dropout on the probabilities, @ v.
 
   Args:
-    q, k, v: [batch, length, heads, head_dim].
+    q, k, v: [batch, length, heads, head_dim] (k, v may have fewer heads: grouped-query attention).
     mask: bool [batch, 1, q_len, kv_len] or None.
     causal: also mask keys after the query.
     dropout_rate: attention-probability dropout (0 keeps every probability).
@@ -143,6 +183,9 @@ def softmax_attention(q, k, v, mask, *, causal: bool, dropout_rate: float = 0.0,
     [batch, q_len, heads, head_dim] in v's dtype.
   """
   depth = q.shape[-1]
+  groups = q.shape[2] // k.shape[2]
+  if groups > 1:  # query head h reads key/value head h // groups (HF's repeat_kv)
+    k, v = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) / jnp.sqrt(depth)
   if causal:
     t_q, t_k = logits.shape[-2:]
@@ -162,19 +205,28 @@ class HeadsProjection(nn.Module):
   """[..., hidden] -> [..., heads, head_dim] (q, k or v), kernel laid out [embed, heads, kv].
 
   Written out rather than `nn.DenseGeneral`, whose initializer builds the kernel flattened to
-  2-D and so cannot carry 3-D logical axis names through sharded initialization.
+  2-D and so cannot carry 3-D logical axis names through sharded initialization. Keys and values
+  of grouped-query attention have `kv_heads` heads, named "kv_heads" so the mesh rules shard them
+  on their own terms (they may not divide the tensor axis that splits the query heads).
   """
 
   config: ModelConfig
+  kv: bool = False  # a key or value projection
 
   @nn.compact
   def __call__(self, x):
     cfg = self.config
-    shape = (cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim)
-    kernel = self.param("kernel", normal_init(cfg, ("embed", "heads", "kv")), shape)
-    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("heads", "kv")), shape[1:])
+    grouped = self.kv and cfg.kv_heads != cfg.num_attention_heads
+    heads, axis = (cfg.kv_heads, "kv_heads") if grouped else (cfg.num_attention_heads, "heads")
+    shape = (cfg.hidden_size, heads, cfg.head_dim)
+    kernel = self.param("kernel", normal_init(cfg, ("embed", axis, "kv")), shape)
     dtype = cfg.compute_dtype
-    return jnp.einsum("...d,dhk->...hk", x.astype(dtype), kernel.astype(dtype)) + bias.astype(dtype)
+    out = jnp.einsum("...d,dhk->...hk", x.astype(dtype), kernel.astype(dtype))
+    if cfg.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, (axis, "kv")), shape[1:])
+      out = out + bias.astype(dtype)
+    act = "act_kv_heads" if grouped else "act_heads"
+    return nn.with_logical_constraint(out, ("act_batch", "act_length", act, "act_kv"))
 
 
 class HeadsOutput(nn.Module):
@@ -187,17 +239,38 @@ class HeadsOutput(nn.Module):
     cfg = self.config
     shape = (cfg.num_attention_heads, cfg.head_dim, cfg.hidden_size)
     kernel = self.param("kernel", normal_init(cfg, ("heads", "kv", "embed")), shape)
-    bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)), shape[-1:])
     dtype = cfg.compute_dtype
-    return jnp.einsum("...hk,hkd->...d", x.astype(dtype), kernel.astype(dtype)) + bias.astype(dtype)
+    out = jnp.einsum("...hk,hkd->...d", x.astype(dtype), kernel.astype(dtype))
+    if cfg.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)), shape[-1:])
+      out = out + bias.astype(dtype)
+    return out
+
+
+def _layer_kind(cfg: ModelConfig, layer):
+  """(is_global, first): whether `layer` attends globally and is layer 0, as Python bools for an
+  unrolled layer (a static index) or traced bools under `nn.scan` (a scanned index)."""
+  if isinstance(layer, int):
+    return cfg.is_global(layer), layer == 0
+  is_global = True if not cfg.sliding_window else layer % cfg.global_attn_every_n_layers == 0
+  return is_global, layer == 0
+
+
+def _pick_rotary(rope, is_global):
+  """The (cos, sin) tables a layer rotates with: global, local, or selected on device under scan."""
+  if "local" not in rope or is_global is True:
+    return rope["global"]
+  if is_global is False:
+    return rope["local"]
+  return jax.tree.map(lambda glob, loc: jnp.where(is_global, glob, loc), rope["global"], rope["local"])
 
 
 class SelfAttention(nn.Module):
   """Multi-head self-attention; `decode=True` attends through a KV cache (incremental decoding).
 
   The cache lives in the flax "cache" collection (`cached_key`, `cached_value` [batch, max_len,
-  heads, head_dim], `cached_valid` [batch, max_len], `cache_index`) and adds no parameters, so
-  training and decoding share one parameter tree.
+  kv_heads, head_dim] (rotated keys for rotary models), `cached_valid` [batch, max_len],
+  `cache_index`) and adds no parameters, so training and decoding share one parameter tree.
   """
 
   config: ModelConfig
@@ -205,14 +278,32 @@ class SelfAttention(nn.Module):
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, rope=None, layer=0):
+    """Attends.
+
+    Args:
+      x: [batch, length, hidden].
+      mask: bool [batch, 1, length, length] or None (decode: the chunk's token mask [batch, length]).
+      rope: the rotary tables (`embeddings.rotary`) or None.
+      layer: the layer index (an int, or traced under `nn.scan`): picks the window and rotary base.
+
+    Returns:
+      [batch, length, hidden].
+    """
     cfg = self.config
-    q, k, v = (
-      nn.with_logical_constraint(HeadsProjection(cfg, name=n)(x), ("act_batch", "act_length", "act_heads", "act_kv"))
-      for n in ("query", "key", "value")
-    )
+    q = HeadsProjection(cfg, name="query")(x)
+    k = HeadsProjection(cfg, kv=True, name="key")(x)
+    v = HeadsProjection(cfg, kv=True, name="value")(x)
+    is_global, _ = _layer_kind(cfg, layer)
+    if rope is not None:
+      cos, sin = _pick_rotary(rope, is_global)
+      q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    window = 0 if is_global is True else cfg.sliding_window
+    if window and is_global is not False and not self.decode:  # traced: the window goes into the mask
+      mask = _and(mask, window_mask(x.shape[1], x.shape[1], window, cfg.causal) | is_global)
+      window = 0
     if self.decode:
-      out = self._cached_attention(q, k, v, mask)
+      out = self._cached_attention(q, k, v, mask, window, is_global)
     else:
       dropout_rng = None
       if not self.deterministic and cfg.attention_probs_dropout_prob > 0:
@@ -227,20 +318,25 @@ class SelfAttention(nn.Module):
         dropout_rate=cfg.attention_probs_dropout_prob,
         dropout_rng=dropout_rng,
         deterministic=self.deterministic,
+        window=window,
       )
     out = HeadsOutput(cfg, name="output")(out)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
-  def _cached_attention(self, q, k, v, token_mask):
+  def _cached_attention(self, q, k, v, token_mask, window, is_global):
     """Writes the chunk's keys and values at `cache_index`, then attends from its queries to every
-    cached real token at or before their own position.
+    cached real token at or before their own position (within `window` of it on a local layer).
 
     A chunk may be a whole (left-padded) prompt or one new token. The first call, which creates
     the cache, sizes it from its input: call once with a [batch, max_len] input to allocate.
+    Left padding keeps a row's real tokens in consecutive slots, so slot distance is position
+    distance and the window applies to slots.
 
     Args:
-      q, k, v: [batch, chunk, heads, head_dim].
+      q: [batch, chunk, heads, head_dim]; k, v: [batch, chunk, kv_heads, head_dim].
       token_mask: bool [batch, chunk], false on padding (padded keys are never attended to).
+      window: the sliding window (0 = none).
+      is_global: under scan, a traced bool that lifts the window on global layers.
 
     Returns:
       [batch, chunk, heads, head_dim].
@@ -256,89 +352,106 @@ class SelfAttention(nn.Module):
     cached_key.value, cached_value.value, cached_valid.value = keys, values, valid
     cache_index.value = start + k.shape[1]
     query_at = start + jnp.arange(q.shape[1])
-    causal = jnp.arange(keys.shape[1])[None, :] <= query_at[:, None]  # [chunk, max_len]
-    mask = valid[:, None, None, :] & causal[None, None]
+    distance = query_at[:, None] - jnp.arange(keys.shape[1])[None, :]  # [chunk, max_len]
+    allowed = distance >= 0
+    if window:
+      allowed = allowed & ((distance <= window) | is_global)
+    mask = valid[:, None, None, :] & allowed[None, None]
     return softmax_attention(q, keys, values, mask, causal=False)
 
 
 class MLP(nn.Module):
+  """output(act(intermediate(x))), or gated: output(act(gate(x)) * intermediate(x)) (GeGLU, SwiGLU)."""
+
   config: ModelConfig
 
   @nn.compact
   def __call__(self, x):
     cfg = self.config
-    h = nn.Dense(
-      cfg.intermediate_size,
-      dtype=cfg.compute_dtype,
-      name="intermediate",
-      kernel_init=normal_init(cfg, ("embed", "mlp")),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
-    )(x)
-    h = nn.with_logical_constraint(activation(cfg.hidden_act)(h), ("act_batch", "act_length", "act_mlp"))
-    out = nn.Dense(
-      cfg.hidden_size,
-      dtype=cfg.compute_dtype,
-      name="output",
-      kernel_init=normal_init(cfg, ("mlp", "embed")),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
-    )(h)
+
+    def dense(features, name, axes):
+      return nn.Dense(
+        features,
+        use_bias=cfg.use_bias,
+        dtype=cfg.compute_dtype,
+        name=name,
+        kernel_init=normal_init(cfg, axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",) if axes[1] == "embed" else axes[1:]),
+      )
+
+    h = dense(cfg.intermediate_size, "intermediate", ("embed", "mlp"))(x)
+    if cfg.gated_mlp:
+      h = activation(cfg.hidden_act)(dense(cfg.intermediate_size, "gate", ("embed", "mlp"))(x)) * h
+    else:
+      h = activation(cfg.hidden_act)(h)
+    h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_mlp"))
+    out = dense(cfg.hidden_size, "output", ("mlp", "embed"))(h)
     return nn.with_logical_constraint(out, ("act_batch", "act_length", "act_embed"))
 
 
-def layer_norm(cfg: ModelConfig, name: str) -> nn.LayerNorm:
-  """LayerNorm with statistics in float32 and output in the compute dtype."""
-  return nn.LayerNorm(
-    epsilon=cfg.layer_norm_eps,
-    dtype=cfg.compute_dtype,
-    name=name,
-    scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
-    bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
-  )
+def layer_norm(cfg: ModelConfig, name: str) -> nn.Module:
+  """The model's norm (`embeddings.norm`) with statistics in float32 and output in the compute dtype."""
+  return norm(cfg, name, cfg.compute_dtype)
 
 
 class Block(nn.Module):
-  """One Transformer block: post-LN (BERT) or pre-LN (GPT-2) residual arrangement."""
+  """One Transformer block: post-LN (BERT) or pre-LN (GPT-2, ModernBERT, Llama) residual arrangement.
+
+  With `pre_ln_embedding_norm` (ModernBERT) layer 0 has no attention norm: its input is the
+  already-normalized embedding.
+  """
 
   config: ModelConfig
   deterministic: bool = True
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, rope=None, layer=0):
     cfg = self.config
     dropout = nn.Dropout(cfg.hidden_dropout_prob)
     attention = SelfAttention(cfg, self.deterministic, self.decode, name="attention")
     mlp = MLP(cfg, name="mlp")
     if cfg.pre_layer_norm:
-      x = x + dropout(attention(layer_norm(cfg, "attention_norm")(x), mask), self.deterministic)
+      _, first = _layer_kind(cfg, layer)
+      if not cfg.pre_ln_embedding_norm:
+        h = layer_norm(cfg, "attention_norm")(x)
+      elif first is True:
+        h = x
+      elif first is False:
+        h = layer_norm(cfg, "attention_norm")(x)
+      else:  # scanned: every layer has the norm; layer 0 skips it
+        h = jnp.where(first, x, layer_norm(cfg, "attention_norm")(x))
+      x = x + dropout(attention(h, mask, rope, layer), self.deterministic)
       x = x + dropout(mlp(layer_norm(cfg, "mlp_norm")(x)), self.deterministic)
     else:
-      x = layer_norm(cfg, "attention_norm")(x + dropout(attention(x, mask), self.deterministic))
+      x = layer_norm(cfg, "attention_norm")(x + dropout(attention(x, mask, rope, layer), self.deterministic))
       x = layer_norm(cfg, "mlp_norm")(x + dropout(mlp(x), self.deterministic))
     return x
 
 
 class _ScannedBlock(nn.Module):
-  """`Block` in the (carry, x) -> (carry, y) form `nn.scan` expects."""
+  """`Block` in the (carry, x) -> (carry, y) form `nn.scan` expects; the layer index is scanned."""
 
   config: ModelConfig
   deterministic: bool = True
   decode: bool = False
 
   @nn.compact
-  def __call__(self, x, mask):
-    return _block_class(self.config)(self.config, self.deterministic, self.decode, name="block")(x, mask), None
+  def __call__(self, x, mask, rope, layer):
+    block = _block_class(self.config, scanned=True)(self.config, self.deterministic, self.decode, name="block")
+    return block(x, mask, rope, layer), None
 
 
-def _block_class(cfg: ModelConfig):
+def _block_class(cfg: ModelConfig, scanned: bool = False):
   if cfg.remat == "none":
     return Block
   policy = jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims if cfg.remat == "dots" else None
-  return nn.remat(Block, policy=policy, prevent_cse=not cfg.scan_layers)
+  # An unrolled layer's index is a Python int that picks its window and norms: static for remat.
+  return nn.remat(Block, policy=policy, prevent_cse=not cfg.scan_layers, static_argnums=() if scanned else (4,))
 
 
 class Encoder(nn.Module):
-  """Embeddings → `num_hidden_layers` blocks → (pre-LN: final LayerNorm) → (pooler)."""
+  """Embeddings → `num_hidden_layers` blocks → (pre-LN: final norm) → (pooler)."""
 
   config: ModelConfig
 
@@ -387,20 +500,22 @@ class Encoder(nn.Module):
       positions = positions + cfg.position_offset
     embeddings = Embeddings(cfg, name="embeddings")
     x = embeddings(input_ids, positions, token_type_ids, deterministic)
+    rope = rotary(cfg, positions)
     if cfg.scan_layers:
       scanned = nn.scan(
         _ScannedBlock,
         variable_axes={"params": 0, "cache": 0},
         split_rngs={"params": True, "dropout": True},
-        in_axes=nn.broadcast,
+        in_axes=(nn.broadcast, nn.broadcast, 0),
         length=cfg.num_hidden_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
       )
-      x, _ = scanned(cfg, deterministic, decode, name="layers")(x, mask)
+      layers = jnp.arange(cfg.num_hidden_layers, dtype=jnp.int32)
+      x, _ = scanned(cfg, deterministic, decode, name="layers")(x, mask, rope, layers)
     else:
       block = _block_class(cfg)
       for i in range(cfg.num_hidden_layers):
-        x = block(cfg, deterministic, decode, name=f"layer_{i}")(x, mask)
+        x = block(cfg, deterministic, decode, name=f"layer_{i}")(x, mask, rope, i)
     if cfg.pre_layer_norm:
       x = layer_norm(cfg, "final_norm")(x)
     pooled = ClsPooler(cfg, name="pooler")(x) if cfg.use_pooler else None

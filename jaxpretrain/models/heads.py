@@ -61,11 +61,38 @@ def _low_precision_bwd(residuals, g):
 _matmul_f32_low_precision_grads.defvjp(_low_precision_fwd, _low_precision_bwd)
 
 
+def transform(cfg: ModelConfig, hidden):
+  """dense (hidden -> hidden) → activation → norm: BERT's MLM transform, ModernBERT's prediction head.
+
+  Called inside a head's compact `__call__`: its parameters (`transform`, `transform_norm`) belong
+  to that head.
+  """
+  h = nn.Dense(
+    cfg.hidden_size,
+    use_bias=cfg.use_bias,
+    dtype=cfg.compute_dtype,
+    name="transform",
+    kernel_init=normal_init(cfg, ("embed", "embed_out")),
+    bias_init=_zeros(("embed_out",)),
+  )(hidden)
+  return layer_norm(cfg, "transform_norm")(activation(cfg.hidden_act)(h))
+
+
+def output_embedding(module: nn.Module, out: EncoderOutput):
+  """The vocabulary projection [vocab, hidden]: the token embeddings, or with
+  `tie_word_embeddings=False` the head's own `output_embedding` (HF `lm_head.weight` layout)."""
+  cfg = module.config
+  if cfg.tie_word_embeddings:
+    return out.word_embeddings
+  return module.param("output_embedding", normal_init(cfg, ("vocab", "embed")), (cfg.vocab_size, cfg.hidden_size))
+
+
 class MLMHead(nn.Module):
-  """BERT's MLM head: dense + activation + LayerNorm, then the tied vocabulary projection + bias.
+  """BERT's MLM head: dense + activation + norm, then the (tied) vocabulary projection + bias.
 
   With `positions` [batch, k] the head runs only on those positions (gathered before the
   vocabulary projection, which dominates the head's cost); the result is [batch, k, vocab].
+  The transform sits in this module (parameters `transform`, `transform_norm`).
   """
 
   config: ModelConfig
@@ -76,30 +103,25 @@ class MLMHead(nn.Module):
     hidden = out.hidden
     if positions is not None:
       hidden = jnp.take_along_axis(hidden, positions[..., None], axis=1)
-    h = nn.Dense(
-      cfg.hidden_size,
-      dtype=cfg.compute_dtype,
-      name="transform",
-      kernel_init=normal_init(cfg, ("embed", "embed_out")),
-      bias_init=_zeros(("embed_out",)),
-    )(hidden)
-    h = layer_norm(cfg, "transform_norm")(activation(cfg.hidden_act)(h))
+    h = transform(cfg, hidden)
     bias = self.param("bias", _zeros(("vocab",)), (cfg.vocab_size,))
-    return tied_logits(h, out.word_embeddings, cfg.compute_dtype) + bias
+    return tied_logits(h, output_embedding(self, out), cfg.compute_dtype) + bias
 
 
 class CausalLMHead(nn.Module):
-  """GPT-2's LM head: the tied vocabulary projection of the (already final-normed) hidden states."""
+  """GPT-2's / Llama's LM head: the vocabulary projection (tied, or untied `output_embedding`) of the
+  (already final-normed) hidden states."""
 
   config: ModelConfig
 
   @nn.compact
   def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
-    return tied_logits(out.hidden, out.word_embeddings, self.config.compute_dtype)
+    return tied_logits(out.hidden, output_embedding(self, out), self.config.compute_dtype)
 
 
 class SequenceClassificationHead(nn.Module):
-  """Pooling ([CLS] pooler or masked mean) → dropout → dense to `num_labels` logits."""
+  """Pooling ([CLS] pooler, the first token, or masked mean) → (with `classifier_transform`:
+  dense + activation + norm, ModernBERT's prediction head) → dropout → dense to `num_labels` logits."""
 
   config: ModelConfig
   num_labels: int
@@ -114,6 +136,8 @@ class SequenceClassificationHead(nn.Module):
       pooled = out.hidden[:, 0]
     else:
       pooled = mean_pool(out.hidden, out.token_mask)
+    if self.config.classifier_transform:
+      pooled = transform(self.config, pooled)
     pooled = nn.Dropout(self.dropout)(pooled, deterministic=deterministic)
     logits = nn.Dense(
       self.num_labels,
@@ -126,7 +150,8 @@ class SequenceClassificationHead(nn.Module):
 
 
 class TokenClassificationHead(nn.Module):
-  """Dropout → dense on every token: [batch, length, num_labels] logits."""
+  """(`classifier_transform`: dense + activation + norm) → dropout → dense on every token:
+  [batch, length, num_labels] logits."""
 
   config: ModelConfig
   num_labels: int
@@ -134,7 +159,8 @@ class TokenClassificationHead(nn.Module):
 
   @nn.compact
   def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
-    h = nn.Dropout(self.dropout)(out.hidden, deterministic=deterministic)
+    h = transform(self.config, out.hidden) if self.config.classifier_transform else out.hidden
+    h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
     logits = nn.Dense(
       self.num_labels,
       dtype=self.config.compute_dtype,
@@ -146,18 +172,23 @@ class TokenClassificationHead(nn.Module):
 
 
 class QuestionAnsweringHead(nn.Module):
-  """Extractive QA: a dense layer to (start, end) logits per token, padding masked out."""
+  """Extractive QA: a dense layer to (start, end) logits per token, padding masked out (with
+  `classifier_transform`, ModernBERT's: dense + activation + norm → dropout first)."""
 
   config: ModelConfig
+  dropout: float = 0.0
 
   @nn.compact
   def __call__(self, out: EncoderOutput, *, deterministic: bool = True):
+    h = out.hidden
+    if self.config.classifier_transform:
+      h = nn.Dropout(self.dropout)(transform(self.config, h), deterministic=deterministic)
     logits = nn.Dense(
       2,
       dtype=self.config.compute_dtype,
       name="qa_outputs",
       kernel_init=normal_init(self.config, ("embed", "labels")),
       bias_init=_zeros(("labels",)),
-    )(out.hidden)
+    )(h)
     logits = jnp.where(out.token_mask[..., None], logits.astype(jnp.float32), -1e9)
     return logits[..., 0], logits[..., 1]

@@ -19,6 +19,7 @@ SIZE_KEYS = {
   "embed": "model.hidden_size",
   "embed_out": "model.hidden_size",
   "heads": "model.num_attention_heads",
+  "kv_heads": "model.num_key_value_heads",
   "kv": "the head size (model.hidden_size / model.num_attention_heads)",
   "mlp": "model.intermediate_size",
   "position": "model.max_position_embeddings",
@@ -81,11 +82,48 @@ def model_dims(model_config) -> dict[str, int]:
     "embed": model_config.hidden_size,
     "embed_out": model_config.hidden_size,
     "heads": model_config.num_attention_heads,
+    "kv_heads": model_config.kv_heads,
     "kv": model_config.head_dim,
     "mlp": model_config.intermediate_size,
     "position": model_config.max_position_embeddings,
     "type": model_config.type_vocab_size,
     "layers": model_config.num_hidden_layers,
+  }
+
+
+def _shards(logical: str, mesh, rules) -> int:
+  axes = nn.logical_to_mesh_axes((logical,), rules)[0]
+  axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+  return math.prod(mesh.shape[a] for a in axes)
+
+
+def fit_rules(rules: tuple, mesh, sizes: dict) -> tuple:
+  """The rules with grouped-query key/value heads replicated where the mesh does not divide them.
+
+  Few KV heads (multi-query: one) often do not divide the tensor axis that splits the query heads;
+  they are small, so they stay whole on every device rather than failing the run.
+
+  Args:
+    rules: (logical name, mesh axes) pairs.
+    mesh: the device mesh.
+    sizes: logical dimension -> size (`model_dims`, or `param_dims` of the parameters).
+
+  Returns:
+    The rules, `kv_heads` and `act_kv_heads` mapped to None when their axes do not divide.
+  """
+  if sizes.get("kv_heads", 0) % _shards("kv_heads", mesh, rules) == 0:
+    return rules
+  return tuple((name, None if name in ("kv_heads", "act_kv_heads") else axes) for name, axes in rules)
+
+
+def param_dims(logical_specs, abstract_params) -> dict:
+  """Logical dimension -> size, read from the parameters' specs and shapes."""
+  specs = jax.tree.leaves(logical_specs, is_leaf=lambda x: isinstance(x, P))
+  return {
+    name: size
+    for spec, leaf in zip(specs, jax.tree.leaves(abstract_params))
+    for name, size in zip(spec, leaf.shape)
+    if isinstance(name, str)
   }
 
 

@@ -59,6 +59,7 @@ class JitStrategy:
   def check_model(self, model_config) -> None:
     """Raises a one-line `UserError` when a mesh axis does not divide the model dimension the rules
     shard over it (e.g. mesh.tensor vs. attention heads or MLP width), before any data is read."""
+    self.rules = rules_lib.fit_rules(self.rules, self.mesh, rules_lib.model_dims(model_config))
     for logical, size in rules_lib.model_dims(model_config).items():
       rules_lib.check_dim(logical, size, self.mesh, self.rules)
 
@@ -85,6 +86,7 @@ class JitStrategy:
     """
     abstract_boxed = jax.eval_shape(boxed_init, rng)
     specs = rules_lib.param_specs(abstract_boxed)
+    self.rules = rules_lib.fit_rules(self.rules, self.mesh, rules_lib.param_dims(specs, nn.meta.unbox(abstract_boxed)))
     rules_lib.check_params_divisible(specs, nn.meta.unbox(abstract_boxed), self.mesh, self.rules)
 
     def init(rng):

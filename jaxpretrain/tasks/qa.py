@@ -93,7 +93,7 @@ def qa_scores(config, task: QuestionAnswering, params, strategy, tokenizer, kind
   batch_size = config.eval.batch_size or config.train.batch_size
   predict = jax.jit(task.predict)
   starts, ends = [], []
-  for batch in padded_batches(arrays, batch_size):
+  for batch in padded_batches(arrays, batch_size, buckets=0):  # logits of every feature at full length, stacked
     start, end = predict(params, strategy.put_batch(batch))
     starts.append(np.asarray(start))
     ends.append(np.asarray(end))

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.data.finetune import kinds
 from jaxpretrain.errors import UserError
 
@@ -27,7 +27,8 @@ class BenchSpec:
     build_task: (config, model_config) -> the Task, without a tokenizer (ids 0-4 are the specials).
     head_transform: the head passes each position through a hidden×hidden transform before the
       tied vocabulary projection (BERT's MLM head), counted by `train/flops.py`.
-    hf_family: the HF family whose architecture for this task `--compare=hf-torch` runs.
+    hf_family: the HF family `--compare=hf-torch` runs for a model whose switches match no family
+      (`model.family=auto`); a model of a family runs as that family's architecture for the task.
     hf_scores_mask_prob: the PyTorch reference scores only `task.mask_prob` of the positions (as
       HF's MLM does) rather than all of them.
   """
@@ -251,7 +252,11 @@ TASKS: dict[str, TaskSpec] = {
       _mlm,
       _pretraining_data,
       packing="bert",
-      hf_architectures={"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"},
+      hf_architectures={
+        "bert": "BertForMaskedLM",
+        "roberta": "RobertaForMaskedLM",
+        "modernbert": "ModernBertForMaskedLM",
+      },
       hf_import_only={"BertForPreTraining": "bert"},
       hf_head="lm_transform",
       bench=BenchSpec(_bench_mlm, hf_family="bert", head_transform=True, hf_scores_mask_prob=True),
@@ -266,7 +271,7 @@ TASKS: dict[str, TaskSpec] = {
       decoder=True,
       packing="gpt",
       tokenizer="bpe",
-      hf_architectures={"gpt2": "GPT2LMHeadModel"},
+      hf_architectures={"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"},
       bench=BenchSpec(_causal_lm, hf_family="gpt2"),
       metrics=("loss", "accuracy", "perplexity"),
     ),
@@ -275,7 +280,11 @@ TASKS: dict[str, TaskSpec] = {
       _classification,
       _labeled_data,
       labeled=kinds.CLASSIFICATION,
-      hf_architectures={"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification"},
+      hf_architectures={
+        "bert": "BertForSequenceClassification",
+        "roberta": "RobertaForSequenceClassification",
+        "modernbert": "ModernBertForSequenceClassification",
+      },
       hf_head="sequence_classifier",
       hf_pooler=True,
       metrics=("loss", "accuracy", "macro_f1", "mcc", "f1"),  # f1: of class 1, with two classes
@@ -299,6 +308,7 @@ TASKS: dict[str, TaskSpec] = {
         "bert": "BertForTokenClassification",
         "roberta": "RobertaForTokenClassification",
         "gpt2": "GPT2ForTokenClassification",
+        "modernbert": "ModernBertForTokenClassification",
       },
       hf_head="token_classifier",
       metrics=("loss", "accuracy", "precision", "recall", "f1"),
@@ -313,6 +323,7 @@ TASKS: dict[str, TaskSpec] = {
         "bert": "BertForQuestionAnswering",
         "roberta": "RobertaForQuestionAnswering",
         "gpt2": "GPT2ForQuestionAnswering",
+        "modernbert": "ModernBertForQuestionAnswering",
       },
       hf_head="span",
       metrics=("loss", "span_accuracy"),
@@ -370,9 +381,9 @@ def check_run(config, workdir: str) -> None:
   files.refuse_links([os.path.join(workdir, name) for name in rewritten], "a run's own files")
   for key in ("data.train", "data.eval"):
     path = config.data.train if key == "data.train" else config.data.eval
-    if not path or path == "embedded" or path.startswith("tfds:") or not os.path.exists(path):
+    if not path or path == "embedded" or path.startswith("tfds:") or not paths.exists(path):
       continue  # the readers name a missing file; globs and the embedded data are no paths
-    if s.build_data is not _pretraining_data or not os.path.isdir(path):  # a corpus may be a directory
+    if s.build_data is not _pretraining_data or not paths.isdir(path):  # a corpus may be a directory
       files.check_file(path, key)
   from jaxpretrain.data.tokenizer import WITHOUT_MASK_TOKEN
 
@@ -384,9 +395,9 @@ def check_run(config, workdir: str) -> None:
     )
   if config.data.prepared_dir:
     prepared = config.data.prepared_dir
-    files.check_dir(prepared, "data.prepared_dir", writable=not os.path.exists(prepared))
+    files.check_dir(prepared, "data.prepared_dir", writable=not paths.exists(prepared))
   init_from = config.init_from
-  if init_from and os.path.exists(init_from.removeprefix("hf:")):
+  if init_from and paths.exists(init_from.removeprefix("hf:")):
     files.check_dir(init_from.removeprefix("hf:"), "init_from", must_exist=True)
 
 

@@ -1,17 +1,24 @@
-"""Training FLOPs per token and the device's measured matmul ceiling, for throughput and MFU.
+"""Training FLOPs per token and the device's measured matmul ceiling, for TFLOP/s and MFU.
 
 The count follows Kaplan et al. / PaLM (appendix B): a matmul weight used by one position costs
 2 FLOPs per parameter forward and 4 backward, so training costs
 
   6 × (matmul parameters of the layers + head matmul parameters × share of positions through the head)
-  + 12 · layers · hidden · seq_len             (attention scores and values, forward + backward)
+  + 12 · hidden · Σ_layers keys(layer)         (attention scores and values, forward + backward)
 
-per token, with the attention term halved for causal models (half the score matrix is masked
-away, as flash kernels skip it). Embedding lookups, LayerNorms, softmaxes, biases and the
+per token. A layer's matmul parameters are Q and O (hidden²), K and V (hidden × the key/value heads'
+width: less under grouped-query attention) and the MLP (two hidden × intermediate matrices, three
+when gated). `keys(layer)` is the keys a query attends to: seq_len for a global layer, halved for
+causal models (half the score matrix is masked away, as flash kernels skip it); a sliding-window
+layer attends to at most 2·window + 1 keys (window + 1 causal). Embedding lookups, LayerNorms, softmaxes, biases and the
 optimizer are left out. The MLM head that runs on the gathered positions only counts those
-positions (`head_rows` per sequence); one that scores every position counts them all. MFU is
-achieved FLOP/s divided by `matmul_peak_flops`, a square matmul timed on the current device in
-the model's compute dtype (not the vendor's datasheet number, which no real kernel reaches).
+positions (`head_rows` per sequence); one that scores every position counts them all.
+
+MFU (training rows and `bench` alike) is achieved FLOP/s divided by `peak.peak_flops`:
+`train.peak_tflops`, else the datasheet peak of a known accelerator, else `matmul_peak_flops`, a
+square matmul timed on the device in the model's compute dtype. `bench` also reports MFU against
+that measured ceiling (`mfu_vs_measured`): a datasheet peak is above what any real matmul reaches
+(~1.3x the measured ceiling on an H200), so `mfu_vs_measured` reads higher than `mfu`.
 """
 
 from __future__ import annotations
@@ -28,7 +35,17 @@ from jaxpretrain.tasks import registry
 
 def layer_matmul_params(cfg: ModelConfig) -> int:
   """Weights one position multiplies through in the Transformer blocks: Q, K, V, O and the MLP."""
-  return cfg.num_hidden_layers * (4 * cfg.hidden_size * cfg.hidden_size + 2 * cfg.hidden_size * cfg.intermediate_size)
+  d = cfg.hidden_size
+  attention = 2 * d * d + 2 * d * cfg.kv_heads * cfg.head_dim
+  mlp = (3 if cfg.gated_mlp else 2) * d * cfg.intermediate_size
+  return cfg.num_hidden_layers * (attention + mlp)
+
+
+def attended_keys(cfg: ModelConfig, seq_len: int) -> float:
+  """Keys per query summed over the layers (see the module docstring)."""
+  full = seq_len / 2 if cfg.causal else seq_len
+  span = cfg.sliding_window + 1 if cfg.causal else 2 * cfg.sliding_window + 1
+  return sum(full if cfg.is_global(i) else min(full, span) for i in range(cfg.num_hidden_layers))
 
 
 def head_matmul_params(cfg: ModelConfig, task_name: str) -> int:
@@ -55,9 +72,7 @@ def training_flops_per_token(cfg: ModelConfig, seq_len: int, *, task_name: str, 
     FLOPs per token of one training step (forward + backward).
   """
   matmul = layer_matmul_params(cfg) + head_matmul_params(cfg, task_name) * head_rows / seq_len
-  attention = 12 * cfg.num_hidden_layers * cfg.hidden_size * seq_len
-  if cfg.causal:
-    attention /= 2
+  attention = 12 * cfg.hidden_size * attended_keys(cfg, seq_len)
   return 6 * matmul + attention
 
 
@@ -86,3 +101,32 @@ def matmul_peak_flops(dtype, size: int | None = None, repeats: int = 10) -> floa
     out.block_until_ready()
     best = min(best, (time.perf_counter() - start) / repeats)
   return 2 * size**3 / best
+
+
+def head_rows(task, seq_len: int) -> int:
+  """Positions per sequence the pretraining head runs on (MLM's gathered head runs on fewer)."""
+  if getattr(task, "head_positions", "all") == "masked":
+    return task.max_predictions(seq_len)
+  return seq_len
+
+
+def task_flops_per_token(task, seq_len: int) -> float:
+  """`training_flops_per_token` of any task, for the MFU of training rows.
+
+  A task whose head `bench` counts (MLM, causal LM, and translation, which trains the causal LM's
+  head) counts it as `bench` does; the fine-tuning heads (classification, regression, token
+  classification, QA: a few hidden × labels weights) are left out, so their count is the encoder's.
+
+  Args:
+    task: the run's Task (its `model_config`, `name` and head).
+    seq_len: tokens per sequence of the batch.
+
+  Returns:
+    FLOPs per token of one training step (forward + backward).
+  """
+  spec = registry.spec(task.name)
+  counted = spec.name if spec.bench is not None else spec.export_task
+  if registry.spec(counted).bench is not None:
+    return training_flops_per_token(task.model_config, seq_len, task_name=counted, head_rows=head_rows(task, seq_len))
+  # No pretraining head: any counted task with zero head rows is the encoder's count.
+  return training_flops_per_token(task.model_config, seq_len, task_name=registry.bench_names()[0], head_rows=0)

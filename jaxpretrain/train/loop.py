@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpretrain import __version__
+from jaxpretrain import __version__, paths
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
 from jaxpretrain.checkpoint import manager as checkpoint_manager
@@ -29,11 +29,12 @@ from jaxpretrain.errors import UserError, storage_errors, warn
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.tasks import registry
-from jaxpretrain.train import optim, run_lock
+from jaxpretrain.train import cache, flops, optim, peak, profiling, run_lock, tracking
 from jaxpretrain.train.metrics import MetricsWriter, read_metrics
 from jaxpretrain.train.preemption import PreemptionWatcher, stop_before_training
 from jaxpretrain.train.prefetch import Prefetcher
 from jaxpretrain.train.state import TrainState
+from jaxpretrain.train.throughput import Throughput
 
 
 def total_steps(config, steps_per_epoch: int) -> int:
@@ -131,35 +132,6 @@ class Run:
     return self.restored_step is not None and self.restored_step >= self.total_steps
 
 
-class Throughput:
-  """Training tokens/s and the share of time spent waiting for data, since the last `restart`.
-
-  The loop restarts it after compilation, after every logged row and after evaluating or saving,
-  so that only training steps count.
-  """
-
-  def __init__(self, tokens_per_step: int, prefetcher: Prefetcher):
-    self.tokens_per_step, self.prefetcher = tokens_per_step, prefetcher
-    self.restart()
-
-  def restart(self) -> None:
-    self.start, self.steps, self.wait_at_start = time.perf_counter(), 0, self.prefetcher.wait_seconds
-
-  def count(self) -> None:
-    """One more training step."""
-    self.steps += 1
-
-  def rates(self) -> dict:
-    """`tokens_per_s` and `data_wait_share` since the restart ({} before any step)."""
-    if not self.steps:
-      return {}
-    elapsed = max(time.perf_counter() - self.start, 1e-9)
-    return {
-      "tokens_per_s": self.tokens_per_step * self.steps / elapsed,
-      "data_wait_share": (self.prefetcher.wait_seconds - self.wait_at_start) / elapsed,
-    }
-
-
 def check_config(config) -> ModelConfig:
   """Phase 0: validates everything that needs no data, before anything is written.
 
@@ -178,6 +150,7 @@ def check_config(config) -> ModelConfig:
 
     apply_run_config(config)
   validate(config)
+  tracking.check(config)
   return ModelConfig.from_config(config.model)
 
 
@@ -325,12 +298,13 @@ def _write_run_files(config, workdir: str, data) -> dict:
   if jax.process_index() != 0:
     return {}
   with storage_errors(f"writing the run files (config.json, tokenizer/, data_info.json) in {workdir}"):
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save(config, os.path.join(workdir, "config.json"))
-    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
-    with open(os.path.join(workdir, "data_info.json"), "w") as f:
-      json.dump(data.info, f, indent=2)
-  return checkpoint_lib.tokenizer_files(os.path.join(workdir, "tokenizer"))
+    paths.makedirs(workdir)
+    config_lib.save(config, paths.join(workdir, "config.json"))
+    with paths.staged(paths.join(workdir, "tokenizer")) as tokenizer_dir:  # a remote workdir: saved, then copied up
+      data.tokenizer.save(tokenizer_dir)
+      saved = checkpoint_lib.tokenizer_files(tokenizer_dir)
+    paths.write_text(paths.join(workdir, "data_info.json"), json.dumps(data.info, indent=2))
+  return saved
 
 
 def setup(config, workdir: str) -> Run:
@@ -350,6 +324,7 @@ def setup(config, workdir: str) -> Run:
     The `Run`; its checkpointer is open and its lock held (`train` closes and releases them).
   """
   model_config = check_config(config)
+  cache.enable_compilation_cache(config.train.compilation_cache_dir)  # before the first compilation
   registry.check_run(config, workdir)  # eval.metric against the task's metrics; the paths given
   strategy = create_strategy(config, model_config)
   lock = run_lock.acquire(workdir, jax.process_index())
@@ -437,11 +412,32 @@ def train(run: Run) -> dict:
   state = run.state
   base_rng = np.asarray(jax.device_get(state.rng))
   first_step = int(jax.device_get(state.step))
+  # MFU's denominator, where rows are written (process 0); on CPU a measured ceiling, cached after the first run
+  dtype = state.task.model_config.compute_dtype
+  peak_flops = peak.peak_flops(dtype, config.train.peak_tflops)[0] if jax.process_index() == 0 else 0.0
+  try:
+    sinks = tracking.open_sinks(config, run.workdir)
+  except BaseException:  # e.g. W&B cannot start: free the checkpointer and the workdir for the next attempt
+    try:
+      ckpt.close(raise_errors=False)
+    finally:
+      if run.lock is not None:
+        run.lock.release()
+    raise
   writer = MetricsWriter(
-    run.workdir, total_steps=steps, initial_step=first_step, progress=config.train.progress, keep_until=first_step
+    run.workdir,
+    total_steps=steps,
+    initial_step=first_step,
+    progress=config.train.progress,
+    keep_until=first_step,
+    sinks=sinks,
   )
   prefetcher = Prefetcher(data.train, strategy.put_batch, depth=config.data.prefetch)
-  throughput = Throughput(config.train.batch_size * data.seq_len, prefetcher)
+  task = state.task
+  throughput = Throughput(
+    lambda: prefetcher.wait_seconds, lambda length: flops.task_flops_per_token(task, length), peak_flops
+  )
+  window = profiling.ProfileWindow(config.profile, run.workdir, first_step=first_step, total_steps=steps)
   pending_finite: list[tuple[int, jax.Array]] = []
   last_train, last_eval, data_state = {}, {}, None
   compile_start = time.perf_counter()
@@ -502,11 +498,13 @@ def train(run: Run) -> dict:
     with PreemptionWatcher() as watcher:
       for step in range(first_step, steps):
         batch, data_state = prefetcher.next()
-        state, metrics = run.train_step(state, batch, jax.random.fold_in(base_rng, step))
+        with window.step(step + 1):
+          state, metrics = run.train_step(state, batch, jax.random.fold_in(base_rng, step))
+        window.finished(step + 1, metrics)
         pending_finite.append((step + 1, metrics["finite"]))
         if config.train.on_nonfinite == "skip" and len(pending_finite) > 1:
           check_finite(upto=len(pending_finite) - 1)  # the previous step's flag: counts skips without a stall
-        throughput.count()
+        throughput.count(batch["input_ids"])  # this step's positions: a length bucket's, if bucketed
         done = step + 1
         if compile_seconds is None:
           jax.block_until_ready(metrics["loss"])
@@ -516,6 +514,8 @@ def train(run: Run) -> dict:
           check_finite()
           host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
           host.update(throughput.rates())
+          if not last_train:  # this attempt's first row: the first step's compile (or cache load) and run
+            host["compile_s"] = compile_seconds
           if data.step_tokens is not None:  # a mixture: non-padding tokens of each source in this step's batch
             host.update(data.step_tokens(done - 1))
           last_train = host
@@ -525,6 +525,8 @@ def train(run: Run) -> dict:
             {
               "loss": host["loss"],
               "tok/s": round(host.get("tokens_per_s", 0.0)),
+              "TFLOP/s": f"{host.get('tflops', 0.0):.3g}",
+              **({"MFU": f"{host['mfu']:.1%}"} if "mfu" in host else {}),
               "data_wait": f"{host.get('data_wait_share', 0.0):.0%}",
             },
           )
@@ -567,6 +569,7 @@ def train(run: Run) -> dict:
           kind="note",
         )
   finally:
+    window.close()
     prefetcher.close()
     writer.close()
     try:

@@ -1,6 +1,9 @@
 """Run outputs: `metrics.jsonl` (one JSON object per logged step), TensorBoard events, progress bar.
 
 Only process 0 writes; other processes get a writer that does nothing, so callers never branch.
+On a remote workdir (`gs://...`, which has no append) the writer appends to a local mirror of
+metrics.jsonl and tb/ and copies them up whole at most every `REMOTE_SYNC_SECS` and at `close`: a
+crash loses at most that much of the log, and a resume logs the steps after its checkpoint again.
 """
 
 from __future__ import annotations
@@ -8,13 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import jax
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.errors import storage_errors
+
+REMOTE_SYNC_SECS = 30.0  # a remote metrics.jsonl is rewritten whole: not at every row of a fast run
 
 
 class MetricsWriter:
@@ -29,6 +36,7 @@ class MetricsWriter:
     progress: bool = True,
     description: str = "train",
     keep_until: int | None = None,
+    sinks: tuple = (),
   ):
     """Opens the outputs (process 0).
 
@@ -40,21 +48,31 @@ class MetricsWriter:
       description: the progress bar's label.
       keep_until: drop the rows of metrics.jsonl after this step first (see `truncate_metrics`):
         a resumed run logs those steps again. None keeps every row.
+      sinks: trackers that receive every row too (`tracking.open_sinks`), closed with the writer.
     """
     self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._sinks = list(sinks)
+    self.workdir = workdir
+    self.path = paths.join(workdir, "metrics.jsonl")
     self._tb = None
     self._bar = None
     if not self.enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
+    paths.makedirs(workdir)
     if keep_until is not None:
       truncate_metrics(workdir, keep_until)
-    self._file = open(self.path, "a")
+    # An object store cannot append: rows go to a local mirror that `_sync` copies up.
+    self._remote = paths.is_remote(workdir)
+    self._local = tempfile.mkdtemp(prefix="jaxpretrain-metrics-") if self._remote else workdir
+    if self._remote and paths.isfile(self.path):
+      with open(os.path.join(self._local, "metrics.jsonl"), "wb") as f:
+        f.write(paths.read_bytes(self.path))
+    self._synced = time.monotonic()
+    self._file = open(os.path.join(self._local, "metrics.jsonl"), "a")
     try:
       from tensorboardX import SummaryWriter  # TensorBoard events without TensorFlow
 
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10)
+      self._tb = SummaryWriter(os.path.join(self._local, "tb"), flush_secs=10)
     except ImportError:  # pragma: no cover - tensorboardX is a core dependency
       self._tb = None
     if progress:
@@ -89,6 +107,18 @@ class MetricsWriter:
         for key, value in metrics.items():
           if isinstance(value, (int, float)) and not isinstance(value, bool):
             self._tb.add_scalar(prefix + key, value, int(step))
+      self._sync()
+    for sink in self._sinks:
+      sink.log(step, metrics, split)
+
+  def _sync(self, force: bool = False) -> None:
+    """Copies the local mirror up to a remote workdir (whole files), when due or `force`d."""
+    if not self._remote or (not force and time.monotonic() - self._synced < REMOTE_SYNC_SECS):
+      return
+    if self._tb is not None:
+      self._tb.flush()
+    paths.upload_dir(self._local, self.workdir)
+    self._synced = time.monotonic()
 
   def progress(self, step: int, postfix: dict | None = None) -> None:
     """Moves the progress bar to `step`, showing `postfix` (loss, tokens/s, data wait)."""
@@ -99,6 +129,8 @@ class MetricsWriter:
       self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False)
 
   def close(self) -> None:
+    for sink in self._sinks:
+      sink.close()
     if not self.enabled:
       return
     if self._bar is not None:
@@ -107,6 +139,9 @@ class MetricsWriter:
       if self._tb is not None:
         self._tb.close()
       self._file.close()
+      self._sync(force=True)
+    if self._remote:
+      shutil.rmtree(self._local, ignore_errors=True)
 
 
 def truncate_metrics(workdir: str, step: int) -> int:
@@ -121,11 +156,11 @@ def truncate_metrics(workdir: str, step: int) -> int:
   Returns:
     How many lines were dropped.
   """
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "metrics.jsonl")
+  if not paths.exists(path):
     return 0
-  with open(path) as f:
-    lines = [line for line in f if line.strip()]
+  text = paths.read_bytes(path).decode("utf-8", "replace")  # a line torn mid-character is dropped below
+  lines = [line for line in text.splitlines(keepends=True) if line.strip()]
   kept = []
   for line in lines:
     try:
@@ -136,17 +171,14 @@ def truncate_metrics(workdir: str, step: int) -> int:
       kept.append(line if line.endswith("\n") else line + "\n")
   dropped = len(lines) - len(kept)
   if dropped:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(kept)
-    os.replace(tmp, path)
+    paths.write_text(path, "".join(kept))
   return dropped
 
 
 def read_metrics(workdir: str) -> list[dict]:
   """All rows of WORKDIR/metrics.jsonl; a last line cut short by a crash is left out (a resume cuts
   it off the file); any other bad line is a one-line `UserError` naming the file and line."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "metrics.jsonl")
+  if not paths.exists(path):
     return []
   return files.read_jsonl(path, "run file", allow_cut_last_line=True)

@@ -3,7 +3,8 @@
 Two runs on one workdir would both train and interleave their metrics rows and checkpoints. The
 first takes the lock; a second one fails with a one-line error naming the holder's pid. The lock
 dies with its process, so a lock file left by a crashed run is simply taken again (with a warning
-naming the pid that is gone). Only process 0 of a multi-process run takes it.
+naming the pid that is gone). Only process 0 of a multi-process run takes it. An object store
+(`gs://...`) has no locks: a remote workdir is not locked, and a note says so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import fcntl
 import os
 import socket
 
+from jaxpretrain import paths
 from jaxpretrain.errors import UserError, warn
 
 LOCK_NAME = ".lock"
@@ -73,9 +75,14 @@ def acquire(workdir: str, process_index: int) -> WorkdirLock | None:
     process_index: `jax.process_index()`.
 
   Returns:
-    The held `WorkdirLock`, or None.
+    The held `WorkdirLock`, or None (also for a remote workdir, which cannot be locked).
 
   Raises:
     UserError: another live process holds the lock (names its pid).
   """
-  return WorkdirLock(workdir) if process_index == 0 else None
+  if process_index != 0:
+    return None
+  if paths.is_remote(workdir):
+    warn(f"{workdir} is remote and cannot be locked: make sure no other run trains in it", kind="note")
+    return None
+  return WorkdirLock(workdir)

@@ -2,7 +2,10 @@
 
 `init_from=PRETRAIN_WORKDIR` restores only `params['encoder']` (embeddings, layers, and the pooler
 where the checkpoint has one) through orbax's partial restore, straight onto this run's shardings;
-the head, the optimizer state and the step stay freshly initialized. Shapes are compared before
+the head, the optimizer state and the step stay freshly initialized, except an untied output
+embedding (`head/output_embedding`, Llama's `lm_head`): it is the language model's own vocabulary
+projection, which a causal-LM fine-tune (translation) reuses as a tied one does through the
+encoder's token embeddings; it is read when both runs have one of the same shape. Shapes are compared before
 anything is read, so a checkpoint of another size or vocabulary fails with the first mismatching
 leaf named. `init_from=hf:PATH` is delegated to `jaxpretrain.hf.warm_start`.
 """
@@ -34,10 +37,48 @@ def apply(config, state, strategy):
     from jaxpretrain import hf
 
     return hf.warm_start(config, state, strategy)
+  state = merge(state, read_encoder(config, state))
+  if "output_embedding" not in state.params.get("head", {}):
+    return state
+  embedding = read_output_embedding(config, state)
+  if embedding is None:
+    return state
+  return state.replace(params={**state.params, "head": {**state.params["head"], "output_embedding": embedding}})
+
+
+def read_output_embedding(config, state):
+  """The untied `head/output_embedding` of `config.init_from` onto `state`'s sharding, or None
+  when that run has none of this shape (a tied or MLM source: the fine-tune's stays fresh)."""
+  run = source_run(config)
+  wanted = state.params["head"]["output_embedding"]
+
+  def read(step: int):
+    state_dir = checkpoint_lib.item_path(run, step)
+    saved = checkpoint_lib.saved_tree(state_dir).get("params", {}).get("head", {})
+    if "output_embedding" not in saved or tuple(saved["output_embedding"].shape) != tuple(wanted.shape):
+      return None
+    target = {"params": {"head": {"output_embedding": wanted}}}
+    return checkpoint_lib.restore_subtree(state_dir, target)["params"]["head"]["output_embedding"]
+
+  _, _, restored = checkpoint_lib.read_step(run, read, config.init_step, what=f"init_from={config.init_from}")
+  return restored
+
+
+def read_encoder(config, state) -> dict:
+  """The encoder leaves of the pretraining run `config.init_from` that `state` takes (a run's
+  workdir, not `hf:`), read onto the shardings of `state`'s own leaves.
+
+  Args:
+    config: as for `apply`.
+    state: a TrainState of this config (its encoder gives the shapes and shardings wanted).
+
+  Returns:
+    {"path/to/leaf": array} of the leaves the checkpoint holds (an `OPTIONAL` one it lacks is absent).
+  """
   run = source_run(config)
   flat_wanted = checkpoint_lib.flat_leaves(state.params["encoder"])
 
-  def read_encoder(step: int) -> dict:
+  def read(step: int) -> dict:
     state_dir = checkpoint_lib.item_path(run, step)
     what = f"init_from={config.init_from} (step {step})"
     saved = checkpoint_lib.saved_tree(state_dir)
@@ -53,8 +94,13 @@ def apply(config, state, strategy):
     return checkpoint_lib.restore_subtree(state_dir, {"params": {"encoder": target}})["params"]["encoder"]
 
   # init_step, else the newest step that loads (past a corrupt latest step, with a warning).
-  _, _, restored = checkpoint_lib.read_step(run, read_encoder, config.init_step, what=f"init_from={config.init_from}")
-  merged = nested({**flat_wanted, **checkpoint_lib.flat_leaves(restored)})
+  _, _, restored = checkpoint_lib.read_step(run, read, config.init_step, what=f"init_from={config.init_from}")
+  return checkpoint_lib.flat_leaves(restored)
+
+
+def merge(state, restored: dict):
+  """`state` with the encoder leaves in `restored` ({"path": array}, from `read_encoder`) put in."""
+  merged = nested({**checkpoint_lib.flat_leaves(state.params["encoder"]), **restored})
   return state.replace(params={**state.params, "encoder": merged})
 
 

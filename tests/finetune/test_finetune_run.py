@@ -21,7 +21,8 @@ def test_pretraining_and_finetuning_share_one_train_step(tmp_path, monkeypatch, 
   monkeypatch.setattr(step_lib, "train_step", spy)
   loop.run(tiny_config(train__steps=2, data__prepared_dir=tiny_prepared), str(tmp_path / "pre"))
   summary = loop.run(finetune_config(init_from=str(tmp_path / "pre"), train__steps=2), str(tmp_path / "ft"))
-  assert traced == ["MaskedLM", "SequenceClassification"]
+  # Traced once per batch shape: pretraining's one, then each length bucket of the fine-tune (data.length_buckets).
+  assert traced[0] == "MaskedLM" and set(traced[1:]) == {"SequenceClassification"}
   assert summary["step"] == 2 and set(summary["eval"]) >= {"loss", "accuracy", "macro_f1"}
 
 

@@ -7,7 +7,7 @@ import torch
 
 from jaxpretrain import cli
 from jaxpretrain.errors import UserError
-from jaxpretrain.hf import families
+from jaxpretrain.hf import families, import_config
 from tests.hf import helpers
 
 
@@ -107,8 +107,72 @@ def test_checkpoint_without_encoder_tensors(tmp_path):
     {f"0.auto_model.{k}": v for k, v in tensors.items()}, directory / "model.safetensors", metadata={"format": "pt"}
   )  # a layout we do not know: nothing maps
   cfg = ModelConfig(
-    **families.model_fields(json.loads((directory / "config.json").read_text()), "bert", "classification", "test")
+    **import_config.model_fields(json.loads((directory / "config.json").read_text()), "bert", "classification", "test")
   )
   _, template = helpers.our_model(cfg, "classification")
   with pytest.raises(UserError, match="checkpoint has no tensor bert.embeddings.word_embeddings.weight"):
     import_params(str(directory), cfg, "classification", template)
+
+
+# config.json fields of ModernBERT and Llama checkpoints that jaxpretrain cannot compute: each one
+# line naming the field. (family, architecture, changes to config.json, what the line says)
+UNSUPPORTED = [
+  (
+    "modernbert",
+    "ModernBertForMaskedLM",
+    {
+      "rope_parameters": {
+        "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000.0},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+      }
+    },
+    "rope_parameters.full_attention.rope_type='linear' is not supported",
+  ),
+  ("modernbert", "ModernBertForMaskedLM", {"attention_bias": True}, "config attention_bias=True is not supported"),
+  ("modernbert", "ModernBertForMaskedLM", {"mlp_bias": True}, "config mlp_bias=True is not supported"),
+  ("modernbert", "ModernBertForMaskedLM", {"norm_bias": True}, "config norm_bias=True is not supported"),
+  ("modernbert", "ModernBertForMaskedLM", {"decoder_bias": False}, "config decoder_bias=False is not supported"),
+  ("modernbert", "ModernBertForMaskedLM", {"classifier_pooling": "max"}, "classifier_pooling='max' is not supported"),
+  (
+    "modernbert",
+    "ModernBertForMaskedLM",
+    {"classifier_activation": "relu"},
+    "classifier_activation='relu' is not supported (jaxpretrain maps 'gelu')",
+  ),
+  (
+    "modernbert",
+    "ModernBertForMaskedLM",
+    {"layer_types": ["sliding_attention", "full_attention", "full_attention"]},
+    "layer_types=['sliding_attention', 'full_attention', 'full_attention'] is not supported",
+  ),
+  (
+    "llama",
+    "LlamaForCausalLM",
+    {"rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 500.0}},
+    "rope_parameters.rope_type='llama3' is not supported",
+  ),
+  (
+    "llama",
+    "LlamaForCausalLM",
+    {"rope_parameters": None, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+    "rope_scaling.rope_type='dynamic' is not supported",
+  ),
+  ("llama", "LlamaForCausalLM", {"head_dim": 16}, "head_dim=16 is not supported"),
+  ("llama", "LlamaForCausalLM", {"attention_bias": True}, "llama config attention_bias=True is not supported"),
+  ("llama", "LlamaForCausalLM", {"mlp_bias": True}, "llama config mlp_bias=True is not supported"),
+  ("llama", "LlamaForCausalLM", {"hidden_act": "gelu_fast"}, "hidden_act 'gelu_fast' is not supported"),
+  (
+    "llama",
+    "LlamaForSequenceClassification",
+    {},
+    "unsupported architecture 'LlamaForSequenceClassification' for model_type 'llama'",
+  ),
+]
+
+
+@pytest.mark.parametrize("family,arch,changes,message", UNSUPPORTED, ids=[c[3][:40] for c in UNSUPPORTED])
+def test_unsupported_modernbert_and_llama_variants(capsys, tmp_path, family, arch, changes, message):
+  directory = tmp_path / "hf"
+  helpers.write_checkpoint(directory, "ModernBertForMaskedLM" if family == "modernbert" else "LlamaForCausalLM", family)
+  edit_config(directory, architectures=[arch], **changes)
+  assert message in finetune(capsys, tmp_path, directory)

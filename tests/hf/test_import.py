@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from jaxpretrain import config as config_lib
-from jaxpretrain.hf import exporter, families, import_params, layout, warm_start
+from jaxpretrain.hf import exporter, import_config, import_params, layout, warm_start
 from jaxpretrain.hf.importer import apply_hf_config
 from jaxpretrain.models.config import ModelConfig
 from tests.hf import helpers
@@ -74,7 +74,7 @@ def test_apply_hf_config_families(tmp_path, family, arch, task, expected):
 
 def test_scanned_layers_import_and_export_like_unscanned(tmp_path):
   hf_model = helpers.write_checkpoint(tmp_path, "BertForMaskedLM", "bert")
-  fields = families.model_fields(hf_model.config.to_dict(), "bert", "mlm", "test")
+  fields = import_config.model_fields(hf_model.config.to_dict(), "bert", "mlm", "test")
   flat, scanned = ModelConfig(**fields), ModelConfig(**fields, scan_layers=True)
   model, template = helpers.our_model(scanned, "mlm")
   values, _ = import_params(str(tmp_path), scanned, "mlm", template)
@@ -104,7 +104,7 @@ def test_pickled_weights_load_only_when_allowed(tmp_path):
   (tmp_path / "bin").mkdir()
   hf_model.config.save_pretrained(tmp_path / "bin")
   torch.save(hf_model.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
-  cfg = ModelConfig(**families.model_fields(hf_model.config.to_dict(), "bert", "classification", "test"))
+  cfg = ModelConfig(**import_config.model_fields(hf_model.config.to_dict(), "bert", "classification", "test"))
   _, template = helpers.our_model(cfg, "classification")
   from_safetensors, _ = import_params(str(tmp_path / "st"), cfg, "classification", template)
   from_pickle, notes = import_params(str(tmp_path / "bin"), cfg, "classification", template, allow_pickle=True)

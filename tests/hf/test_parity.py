@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from jaxpretrain.hf import families, import_params, layout, source
+from jaxpretrain.hf import import_config, import_params, layout, source
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.encoder import Encoder
 from tests.hf import helpers
@@ -26,7 +26,7 @@ def minilm_dir():
 
 
 def test_minilm_hidden_states_match_pytorch(minilm_dir):
-  cfg = ModelConfig(**families.model_fields(source.read_config(minilm_dir), "bert", "mlm", minilm_dir))
+  cfg = ModelConfig(**import_config.model_fields(source.read_config(minilm_dir), "bert", "mlm", minilm_dir))
   assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_act) == (384, 6, 12, "gelu")
   model, template = helpers.our_model(cfg, "mlm")
   values, notes = import_params(minilm_dir, cfg, "mlm", template)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import transformers
 
-from jaxpretrain.hf import exporter, families, import_params, layout
+from jaxpretrain.hf import exporter, import_config, import_params, layout
 from jaxpretrain.models.config import ModelConfig
 from tests.hf import helpers
 
@@ -50,7 +50,7 @@ def test_round_trip(tmp_path, family, arch, task, auto):
   hf_model = helpers.hf_model(arch, family)
   hf_model.save_pretrained(tmp_path / "hf")
   original = helpers.saved_tensors(tmp_path / "hf")
-  cfg = ModelConfig(**families.model_fields(hf_model.config.to_dict(), family, task, arch))
+  cfg = ModelConfig(**import_config.model_fields(hf_model.config.to_dict(), family, task, arch))
   model, template = helpers.our_model(cfg, task)
 
   values, notes = import_params(str(tmp_path / "hf"), cfg, task, template)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -143,3 +144,90 @@ def test_documented_xla_gpu_flags_are_known_to_this_jaxlib():
   assert proc.returncode == 0 and proc.stdout.strip() == "2.0", proc.stderr[-500:]
   with open(os.path.join(ROOT, "docs", "performance.md")) as f:
     assert gpu_table.PERF_FLAGS in f.read()
+
+
+TINY_DIMS = [
+  "--config.data.seq_len=16",
+  "--config.train.batch_size=8",
+  "--config.model.num_hidden_layers=2",
+  "--config.model.hidden_size=32",
+  "--config.model.intermediate_size=48",
+  "--config.model.vocab_size=256",
+  "--config.model.max_position_embeddings=32",
+]
+
+
+@pytest.mark.parametrize(
+  "name,overrides,architecture,expected",
+  [
+    (
+      "modernbert_tiny",
+      ["--config.model.sliding_window=4", "--config.model.global_attn_every_n_layers=2"],
+      "ModernBertForMaskedLM",
+      dict(
+        local_attention=8,
+        layer_types=["full_attention", "sliding_attention"],
+        num_attention_heads=2,
+        intermediate_size=48,
+        attention_bias=False,
+        mlp_bias=False,
+        norm_bias=False,
+        hidden_activation="gelu",
+      ),
+    ),
+    (
+      "llama_tiny",
+      [],
+      "LlamaForCausalLM",
+      dict(
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=48,
+        attention_bias=False,
+        mlp_bias=False,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+      ),
+    ),
+  ],
+)
+def test_compare_runs_the_families_own_hf_model(capsys, name, overrides, architecture, expected):
+  pytest.importorskip("torch")
+  from jaxpretrain import config as config_lib
+  from jaxpretrain.commands.bench import hf_torch
+
+  args = [f"--config=configs/{name}.py", *TINY_DIMS, *overrides]
+  code = cli.main(["bench", *args, "--steps=1", "--rounds=1", "--warmup=0", "--compare=hf-torch"])
+  out, err = capsys.readouterr()
+  assert code == 0, err
+  row = json.loads(out)
+  # Same parameter count as ours: the gated MLP, GQA, bias-free linears and (un)tied head all match.
+  assert row["hf_torch_model"] == architecture and row["hf_torch_params"] == row["params"] > 0
+  config = config_lib.load(name)
+  config_lib.apply_overrides(config, [a.removeprefix("--") for a in args[1:]])
+  cfg = ModelConfig.from_config(config.model)
+  reference = hf_torch.hf_model(cfg, config.task.name)
+  assert reference.config.model_type == hf_torch.reference_family(cfg, config.task.name) == name.split("_")[0]
+  assert reference.config._attn_implementation == "sdpa"
+  assert {key: getattr(reference.config, key) for key in expected} == expected
+
+
+def test_compare_without_a_torch_counterpart_is_one_line(monkeypatch):
+  from jaxpretrain import config as config_lib
+  from jaxpretrain.commands.bench import hf_torch
+  from jaxpretrain.errors import UserError
+
+  config = config_lib.load("modernbert_tiny")
+  cfg = ModelConfig.from_config(config.model)
+  old = types.SimpleNamespace(__version__="4.40.0")  # a transformers from before ModernBERT
+  monkeypatch.setattr(hf_torch, "import_torch", lambda: (None, old))
+  with pytest.raises(UserError) as e:
+    hf_torch.hf_model(cfg, "mlm")
+  assert str(e.value) == (
+    "--compare=hf-torch: transformers 4.40.0 has no ModernBertForMaskedLM (model.family=modernbert); "
+    "upgrade transformers"
+  )
+  with pytest.raises(UserError) as e:  # Llama has no masked-LM architecture
+    hf_torch.hf_model(ModelConfig.from_config(config_lib.load("llama_tiny").model), "mlm")
+  assert str(e.value) == "--compare=hf-torch: a llama model has no HF architecture for task.name=mlm"

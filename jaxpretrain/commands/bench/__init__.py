@@ -6,14 +6,18 @@ It builds the strategy, state and `train_step` with training's own setup pieces
 median round. Batches are random token ids in
 full rows (one segment per row, no padding) placed on the devices beforehand, so the data
 pipeline is not measured (`benchmarks/data_throughput.py` measures it). With
-`compare="hf-torch"` the same dimensions run through HF transformers' PyTorch model, the rounds
-alternating between the two so that a busy machine slows both alike.
+`compare="hf-torch"` the same model runs as its family's HF transformers PyTorch model
+(`hf_torch.py`), the rounds alternating between the two so that a busy machine slows both alike.
 
 Keys: layers, hidden, heads, mlp, vocab, seq, batch, step_ms, tokens_per_s, tflops, mfu,
 compile_s, peak_memory_bytes (+ context: task, dtype, attention, remat, scan_layers, dropout,
-device, flops_per_token, peak_tflops, loss, ...); on NVIDIA GPUs with nvidia-ml-py also
-avg_power_w and joules_per_token; with the comparison hf_torch_tokens_per_s, hf_torch_step_ms
-and speedup_vs_hf_torch. FLOPs and MFU are defined in `jaxpretrain.train.flops`.
+device, flops_per_token, peak_tflops, peak_source, measured_peak_tflops, mfu_vs_measured, params,
+loss, ...); on NVIDIA GPUs with nvidia-ml-py also avg_power_w and joules_per_token; with the
+comparison hf_torch_tokens_per_s, hf_torch_step_ms, speedup_vs_hf_torch, hf_torch_model and
+hf_torch_params. FLOPs are counted by `jaxpretrain.train.flops`; `mfu` divides them by the peak
+training rows use (`jaxpretrain.train.peak.peak_flops`: `train.peak_tflops`, else the datasheet,
+else the measured matmul ceiling), and `mfu_vs_measured` by the measured ceiling
+(`measured_peak_tflops`), the denominator of bench's `mfu` before 2026-12-01.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from jaxpretrain.models.encoder import resolve_attention
 from jaxpretrain.tasks import registry
 from jaxpretrain.train import flops as flops_lib
 from jaxpretrain.train import loop
+from jaxpretrain.train import peak as peak_lib
 
 COMPARE = ("", "hf-torch")
 
@@ -59,13 +64,6 @@ def synthetic_batch(task, batch_size: int, seq_len: int, seed: int) -> dict:
     else:
       batch[key] = np.zeros(spec.shape, spec.dtype)
   return batch
-
-
-def head_rows(task, seq_len: int) -> int:
-  """Positions per sequence the pretraining head runs on (MLM's gathered head runs on fewer)."""
-  if getattr(task, "head_positions", "all") == "masked":
-    return task.max_predictions(seq_len)
-  return seq_len
 
 
 def _peak_memory(compiled) -> tuple[int, str]:
@@ -185,6 +183,8 @@ def run(
       speedup_vs_hf_torch=round(torch_s / jax_s, 3),
       hf_torch_threads=torch_steps.threads,
       hf_torch_loss=round(torch_steps.loss, 4),
+      hf_torch_model=torch_steps.architecture,
+      hf_torch_params=torch_steps.params,
     )
   return result
 
@@ -193,12 +193,13 @@ def _result(config, model_config, task, jax_steps: _JaxSteps, step_s: float, ste
   """The documented keys (and context) for a measured step time."""
   batch_size, seq_len = config.train.batch_size, config.data.seq_len
   tokens_per_s = batch_size * seq_len / step_s
-  rows = head_rows(task, seq_len)
+  rows = flops_lib.head_rows(task, seq_len)
   flops_per_token = flops_lib.training_flops_per_token(model_config, seq_len, task_name=task.name, head_rows=rows)
-  peak = flops_lib.matmul_peak_flops(model_config.compute_dtype)
-  if jax.default_backend() != "cpu":  # CPU "devices" share one thread pool: the matmul used it all
-    peak *= jax.device_count()
+  achieved = tokens_per_s * flops_per_token
+  peak, peak_source = peak_lib.peak_flops(model_config.compute_dtype, config.train.peak_tflops)
+  measured = peak_lib.measured_flops(model_config.compute_dtype) * peak_lib.counted_devices()
   memory, memory_source = _peak_memory(jax_steps.compiled)
+  shapes = jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0), seq_len))
   return {
     "layers": model_config.num_hidden_layers,
     "hidden": model_config.hidden_size,
@@ -209,8 +210,8 @@ def _result(config, model_config, task, jax_steps: _JaxSteps, step_s: float, ste
     "batch": batch_size,
     "step_ms": round(step_s * 1e3, 3),
     "tokens_per_s": round(tokens_per_s, 1),
-    "tflops": round(tokens_per_s * flops_per_token / 1e12, 4),
-    "mfu": round(tokens_per_s * flops_per_token / peak, 4),
+    "tflops": round(achieved / 1e12, 4),
+    "mfu": round(achieved / peak, 4),
     "compile_s": round(jax_steps.compile_s, 2),
     "peak_memory_bytes": memory,
     "peak_memory_source": memory_source,
@@ -228,6 +229,10 @@ def _result(config, model_config, task, jax_steps: _JaxSteps, step_s: float, ste
     "backend": jax.default_backend(),
     "flops_per_token": round(flops_per_token),
     "peak_tflops": round(peak / 1e12, 4),
+    "peak_source": peak_source,
+    "measured_peak_tflops": round(measured / 1e12, 4),
+    "mfu_vs_measured": round(achieved / measured, 4),
+    "params": sum(x.size for x in jax.tree.leaves(nn.meta.unbox(shapes))),
     "steps": steps,
     "loss": round(float(jax_steps.metrics["loss"]), 4),
   }

@@ -1,10 +1,13 @@
 """The same training step in Hugging Face transformers on PyTorch (eager), for `bench --compare=hf-torch`.
 
-The reference is what a user gets from the stock HF model and a plain PyTorch loop: `BertForMaskedLM`
-(MLM; logits over every position, loss on the 15% selected ones, as HF computes it) or
-`GPT2LMHeadModel` (causal LM), `sdpa` attention, AdamW, the same gradient clipping, autocast to the
-model's compute dtype when it is not float32, on CUDA when JAX runs on a GPU and on the CPU
-otherwise. PyTorch is an optional extra (`pip install 'jaxpretrain[torch]'`), imported here only.
+The reference is what a user gets from the stock HF model and a plain PyTorch loop: the model's
+family's architecture for the task (`BertForMaskedLM`, `RobertaForMaskedLM`, `ModernBertForMaskedLM`:
+logits over every position, loss on the `task.mask_prob` selected ones, as HF computes it;
+`GPT2LMHeadModel`, `LlamaForCausalLM`: causal LM) with the config an export writes, `sdpa` attention,
+AdamW, the same gradient clipping, autocast to the model's compute dtype when it is not float32, on
+CUDA when JAX runs on a GPU and on the CPU otherwise. A model whose switches match no family
+(`model.family=auto`) runs as the task's stock model. PyTorch is an optional extra
+(`pip install 'jaxpretrain[torch]'`), imported here only.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import time
 
 from jaxpretrain.errors import UserError
+from jaxpretrain.hf import export_config
+from jaxpretrain.models import families as model_families
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.tasks import registry
 
@@ -34,42 +39,42 @@ def _bench(task_name: str):
   return bench
 
 
+def reference_family(cfg: ModelConfig, task_name: str) -> str:
+  """The HF family the reference is built as: the model's (`model.family`, or the family its switches
+  match), else, for `auto` switches no family has, the task's stock model (BERT for MLM, GPT-2 for LM)."""
+  return model_families.resolve(cfg) or _bench(task_name).hf_family
+
+
 def hf_model(cfg: ModelConfig, task_name: str):
-  """The HF PyTorch model with `cfg`'s dimensions and dropout (freshly initialized)."""
+  """The HF PyTorch model of `cfg`'s family with its dimensions and dropout (freshly initialized, sdpa attention).
+
+  The HF config is the one an export writes (`hf.export_config.hf_config`): one translation of the
+  dimensions (GQA, gated MLP, window, rotary bases, biases, tying) for both uses.
+
+  Args:
+    cfg: the model.
+    task_name: a task `bench` measures (`registry.bench_names()`).
+
+  Returns:
+    The `transformers` model (float32, on the CPU).
+  """
   _, transformers = import_torch()
-  family = _bench(task_name).hf_family
-  architecture = getattr(transformers, registry.TASKS[task_name].hf_architectures[family])
-  if family == "bert":
-    config = transformers.BertConfig(
-      vocab_size=cfg.vocab_size,
-      hidden_size=cfg.hidden_size,
-      num_hidden_layers=cfg.num_hidden_layers,
-      num_attention_heads=cfg.num_attention_heads,
-      intermediate_size=cfg.intermediate_size,
-      hidden_act=cfg.hidden_act,
-      hidden_dropout_prob=cfg.hidden_dropout_prob,
-      attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
-      max_position_embeddings=cfg.max_position_embeddings,
-      type_vocab_size=max(cfg.type_vocab_size, 1),
-      layer_norm_eps=cfg.layer_norm_eps,
-      attn_implementation="sdpa",
+  family = reference_family(cfg, task_name)
+  arch = registry.TASKS[task_name].hf_architectures.get(family)
+  if arch is None:
+    raise UserError(f"--compare=hf-torch: a {family} model has no HF architecture for task.name={task_name}")
+  if not hasattr(transformers, arch):
+    raise UserError(
+      f"--compare=hf-torch: transformers {transformers.__version__} has no {arch} (model.family={family}); "
+      "upgrade transformers"
     )
-  else:
-    config = transformers.GPT2Config(
-      vocab_size=cfg.vocab_size,
-      n_embd=cfg.hidden_size,
-      n_layer=cfg.num_hidden_layers,
-      n_head=cfg.num_attention_heads,
-      n_inner=cfg.intermediate_size,
-      n_positions=cfg.max_position_embeddings,
-      activation_function=cfg.hidden_act,
-      resid_pdrop=cfg.hidden_dropout_prob,
-      embd_pdrop=cfg.hidden_dropout_prob,
-      attn_pdrop=cfg.attention_probs_dropout_prob,
-      layer_norm_epsilon=cfg.layer_norm_eps,
-      attn_implementation="sdpa",
-    )
-  return architecture(config)
+  # Bench's batches are ids >= 5 without padding; the specials only name ids (RoBERTa numbers positions after pad).
+  special_ids = {"pad": max(cfg.position_offset - 1, 0), "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+  config = export_config.hf_config(cfg, family, arch, special_ids)
+  if hasattr(config, "reference_compile"):  # transformers 4's ModernBERT torch.compiles parts on GPU: stay eager
+    config.reference_compile = False
+  config._attn_implementation = "sdpa"  # what the configs' `attn_implementation=` argument sets (transformers 4 and 5)
+  return getattr(transformers, arch)(config)
 
 
 class TorchStep:
@@ -101,6 +106,8 @@ class TorchStep:
     self.device = "cuda" if on_gpu else "cpu"
     torch.manual_seed(0)
     self.model = hf_model(cfg, task_name).to(self.device).train()
+    self.architecture = type(self.model).__name__
+    self.params = sum(p.numel() for p in self.model.parameters())  # tied weights once, as ours
     self.optimizer = torch.optim.AdamW(
       self.model.parameters(),
       lr=train_config.learning_rate,

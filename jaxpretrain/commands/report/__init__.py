@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+from jaxpretrain import paths
 from jaxpretrain.commands import plot
 from jaxpretrain.commands.report.facts import (
   checkpoint_choice,
@@ -81,7 +82,7 @@ def write(
   from_loop = summary is not None
   summary = summary if from_loop else summary_from_metrics(workdir)
   config = config if config is not None else saved_config(workdir)
-  info = read_run_json(os.path.join(workdir, "data_info.json"))
+  info = read_run_json(paths.join(workdir, "data_info.json"))
   note = ""
   if evaluation is None and config is not None and not summary.get("preempted"):
     evaluation, note = evaluate_checkpoint(config, workdir)
@@ -90,7 +91,7 @@ def write(
   lines = [
     f"# {title}",
     "",
-    f"Workdir: `{os.path.abspath(workdir)}`, final step {summary['step']}"
+    f"Workdir: `{paths.absolute(workdir)}`, final step {summary['step']}"
     + (" (preempted: resume with the same command)" if summary.get("preempted") else "")
     + ".",
     "",
@@ -99,7 +100,7 @@ def write(
     try:
       source = source_run(config)
     except UserError as e:  # a damaged file of the source run
-      source = {"path": os.path.abspath(config.init_from), "problem": first_line(e)}
+      source = {"path": paths.absolute(config.init_from), "problem": first_line(e)}
     lines += source_lines(source)
   lines += data_lines(info)
   lines += checkpoint_lines(choice, config)
@@ -116,16 +117,14 @@ def write(
     accuracies.append((f"model, evaluated checkpoint (step {evaluation['step']})", evaluation["accuracy"]))
   lines += baseline_lines(baseline, accuracies)
 
-  out_dir = os.path.join(workdir, "plots")
+  out_dir = paths.join(workdir, "plots")
   if evaluation:
     png = ""
     if evaluation.get("confusion"):
-      os.makedirs(out_dir, exist_ok=True)
+      paths.makedirs(out_dir)
       names = evaluation.get("label_names") or [str(i) for i in range(len(evaluation["confusion"]))]
       title_text = f"confusion matrix, step {evaluation['step']}"
-      png = plot.confusion_plot(
-        evaluation["confusion"], names, os.path.join(out_dir, "confusion.png"), title=title_text
-      )
+      png = plot.confusion_plot(evaluation["confusion"], names, paths.join(out_dir, "confusion.png"), title=title_text)
     lines += evaluation_lines(evaluation, choice, os.path.relpath(png, workdir) if png else "")
   elif note:
     lines += [f"The checkpoint was not evaluated for this report: {note}.", ""]
@@ -138,8 +137,6 @@ def write(
     lines += ["## Plots", ""]
     lines += [f"![{os.path.splitext(os.path.basename(p))[0]}]({os.path.relpath(p, workdir)})" for p in pngs]
     lines.append("")
-  path = os.path.join(workdir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(path + ".tmp", path)
+  path = paths.join(workdir, "report.md")
+  paths.write_text(path, "\n".join(lines))
   return path

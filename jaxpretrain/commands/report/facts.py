@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.errors import UserError, first_line
 from jaxpretrain.tasks import registry
 from jaxpretrain.train.metrics import read_metrics
@@ -18,13 +18,13 @@ PLATEAU_MARGIN = 0.01
 
 
 def read_run_json(path: str) -> dict:
-  return files.read_json(path, "run file") if os.path.isfile(path) else {}
+  return files.read_json(path, "run file") if paths.isfile(path) else {}
 
 
 def saved_config(workdir: str):
   from jaxpretrain import config as config_lib
 
-  if not os.path.isfile(os.path.join(workdir, "config.json")):
+  if not paths.isfile(paths.join(workdir, "config.json")):
     return None
   return config_lib.load_saved(workdir)
 
@@ -69,7 +69,7 @@ def checkpoint_choice(workdir: str, config) -> dict | None:
 
   rows = (
     [r for r in checkpoint_lib.describe(workdir) if r["complete"]]
-    if os.path.isdir(checkpoint_lib.checkpoint_dir(workdir))
+    if paths.isdir(checkpoint_lib.checkpoint_dir(workdir))
     else []
   )
   if not rows:
@@ -131,10 +131,14 @@ def unigram_baseline(source: str, source_config) -> dict | None:
   from jaxpretrain.data.pretrain import loader
   from jaxpretrain.data.tokenizer import Tokenizer
 
-  prepared = read_run_json(os.path.join(source, "data_info.json")).get("prepared_dir", "")
-  tokenizer_dir = os.path.join(source, "tokenizer")
-  if not prepared or not os.path.isdir(prepared) or not os.path.isdir(tokenizer_dir):
+  prepared = read_run_json(paths.join(source, "data_info.json")).get("prepared_dir", "")
+  tokenizer_dir = paths.join(source, "tokenizer")
+  if prepared and paths.is_remote(prepared):
+    prepared = paths.local_cache(prepared)  # the local copy the run read, if this machine has it: not fetched
+  if not prepared or not os.path.isdir(prepared) or not paths.isdir(tokenizer_dir):
     return None
+  if paths.is_remote(tokenizer_dir):
+    tokenizer_dir = paths.local_copy(tokenizer_dir)
   tokenizer = Tokenizer.load(tokenizer_dir)
   batch = source_config.eval.batch_size or source_config.train.batch_size
   if loader.epoch_size(prepared, "eval") < batch:
@@ -173,12 +177,12 @@ def source_run(config) -> dict | None:
     return None
   if config.init_from.startswith("hf:"):
     return {"hf": config.init_from[len("hf:") :], "init_weights": bool(config.init_weights)}
-  path = os.path.abspath(config.init_from)
-  out = {"path": path, "exists": os.path.isdir(path)}
+  path = paths.absolute(config.init_from)
+  out = {"path": path, "exists": paths.isdir(path)}
   if not out["exists"]:
     return out
   steps = []
-  if os.path.isdir(checkpoint_lib.checkpoint_dir(path)):
+  if paths.isdir(checkpoint_lib.checkpoint_dir(path)):
     steps = [r["step"] for r in checkpoint_lib.describe(path) if r["complete"]]
   out["final_step"] = max(steps, default=None)
   out["init_step"] = config.init_step if config.init_step >= 0 else out["final_step"]
@@ -218,7 +222,7 @@ def evaluate_checkpoint(config, workdir: str) -> tuple[dict | None, str]:
     return None, "several processes: run `jaxpretrain evaluate` for the per-class scores"
   if registry.spec(config.task.name).eval_scores is not None:
     return None, ""
-  if not os.path.isdir(checkpoint_lib.checkpoint_dir(workdir)):
+  if not paths.isdir(checkpoint_lib.checkpoint_dir(workdir)):
     return None, ""
   try:
     return evaluate_lib.evaluate(config, workdir, save=False), ""

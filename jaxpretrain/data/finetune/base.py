@@ -17,13 +17,14 @@ WordPiece for encoders, byte-level BPE for decoders).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 
 import jax
+import numpy as np
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.data.common import RunData, check_vocab_size, held_out
+from jaxpretrain.data.finetune import buckets as buckets_lib
 from jaxpretrain.data.finetune.batches import LabeledBatches, padded_batches
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
@@ -74,8 +75,8 @@ def read_split(
 
 def saved_info(workdir: str) -> dict:
   """WORKDIR/data_info.json of an earlier run on this workdir ({} if none)."""
-  path = os.path.join(workdir, "data_info.json")
-  if not os.path.isfile(path):
+  path = paths.join(workdir, "data_info.json")
+  if not paths.isfile(path):
     return {}
   return files.read_json(path, "run file")
 
@@ -100,9 +101,9 @@ def resolve_tokenizer(
   Returns:
     The `Tokenizer`.
   """
-  own = os.path.join(workdir, "tokenizer")
-  if os.path.isdir(own):
-    tokenizer = Tokenizer.load(own)
+  own = paths.join(workdir, "tokenizer")
+  if paths.isdir(own):  # a remote workdir's tokenizer is read from a local copy (tokenizers read local files)
+    tokenizer = Tokenizer.load(paths.local_copy(own) if paths.is_remote(own) else own)
   elif source := init_tokenizer_dir(config) or config.data.tokenizer:
     tokenizer = Tokenizer.load(source)
   else:
@@ -114,8 +115,13 @@ def resolve_tokenizer(
 def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_arrays: dict | None, info: dict) -> RunData:
   """The `RunData` of encoded arrays: training batches reshuffled every epoch, evaluation batches padded.
 
+  Both are cut to length buckets (`data.length_buckets`, `buckets.py`), training rows grouped by
+  length (`data.length_grouping`); the lengths in use are noted once on stderr and kept in
+  `info["length_buckets"]`.
+
   Args:
-    config: the run config (`train.batch_size`, `train.seed`, `eval.batch_size`, `data.seq_len`).
+    config: the run config (`train.batch_size`, `train.seed`, `eval.batch_size`, `data.seq_len`,
+      `data.length_buckets`, `data.length_grouping`, `mesh.*`).
     tokenizer: the run's tokenizer.
     train_arrays: the training rows (None: no training data, e.g. for `evaluate`).
     eval_arrays: the evaluation rows (None: none).
@@ -124,14 +130,27 @@ def run_data(config, tokenizer: Tokenizer, train_arrays: dict | None, eval_array
   Returns:
     The `RunData`.
   """
-  kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  kw = dict(
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    buckets=config.data.length_buckets,
+    multiple=buckets_lib.length_multiple(config.mesh, jax.device_count()),
+  )
   eval_batch = config.eval.batch_size or config.train.batch_size
   eval_list = padded_batches(eval_arrays, eval_batch, **kw) if eval_arrays else []
-  train_iter, steps_per_epoch = iter(()), 1
+  train_iter, steps_per_epoch, lengths = iter(()), 1, {}
   if train_arrays is not None:
-    train_iter = LabeledBatches(train_arrays, config.train.batch_size, config.train.seed, **kw)
+    train_iter = LabeledBatches(
+      train_arrays, config.train.batch_size, config.train.seed, grouping=config.data.length_grouping, **kw
+    )
     steps_per_epoch = max(1, math.ceil(len(train_arrays["input_ids"]) / config.train.batch_size))
+    lengths["train"] = train_iter.bucket_lengths
+  if eval_list:
+    lengths["eval"] = tuple(sorted({int(np.shape(b["input_ids"])[1]) for b in eval_list}))
+  buckets_lib.note(lengths, config.data.seq_len)
   info = dict(info, special_ids=tokenizer.special_ids, tokenizer_fingerprint=tokenizer.fingerprint())
+  if config.data.length_buckets:
+    info["length_buckets"] = {split: list(v) for split, v in lengths.items()}
   return RunData(
     train=train_iter,
     eval_batches=lambda: eval_list,

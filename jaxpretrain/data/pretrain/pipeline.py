@@ -2,22 +2,29 @@
 
 Which task packs its rows how is the task table's (`tasks/registry.py`) to say: it passes the
 task's packing in. `data.train` may be a weighted mixture of sources (`mixture.py`).
+
+A remote `data.prepared_dir` (`gs://...`, or a remote workdir's data/) is prepared into a local
+directory (`paths.local_cache`) and then copied up, metadata.json last; a run reads the ArrayRecord
+shards from that local copy, downloaded once when it is missing or holds another preparation
+(ArrayRecord and the tokenizer read local files only).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import jax
 
+from jaxpretrain import paths
 from jaxpretrain.data.common import RunData, check_vocab_size
 from jaxpretrain.data.pretrain import mixture
-from jaxpretrain.errors import UserError, warn
+from jaxpretrain.errors import UserError, storage_errors, warn
 
 
 def prepared_dir(config, workdir: str) -> str:
   """The run's prepared directory: `data.prepared_dir`, else WORKDIR/data."""
-  return config.data.prepared_dir or os.path.join(workdir, "data")
+  return config.data.prepared_dir or paths.join(workdir, "data")
 
 
 def packing(config, task_packing: str) -> str:
@@ -67,6 +74,8 @@ def prepare_from_config(
   Returns:
     The metadata `prepare` returns.
   """
+  if paths.is_remote(out):
+    return _prepare_remote(config, out, rows, shard_index, num_shards, progress, tokenizer_type)
   from jaxpretrain.data.pretrain import prepare as prepare_lib
   from jaxpretrain.data.tokenizer import local_path
 
@@ -91,8 +100,58 @@ def prepare_from_config(
   return prepare_lib.prepare(config.data.train, out, **options)
 
 
+def _prepare_remote(config, out: str, rows: str, shard_index, num_shards, progress, tokenizer_type) -> dict:
+  """`prepare_from_config` for a remote `out`: prepared into its local cache, then copied up."""
+  from jaxpretrain.data.pretrain import prepare as prepare_lib
+
+  if num_shards > 1:
+    raise UserError(
+      f"data.prepared_dir={out} is remote: prepare it in one piece (--num_shards=1), or prepare the shares "
+      "into a shared local directory and copy that up"
+    )
+  entries = set(paths.listdir(out)) if paths.isdir(out) else set()
+  if entries and not entries & {prepare_lib.OWNER_MARKER, "metadata.json", "parts"}:
+    raise UserError(
+      f"data.prepared_dir={out} is a non-empty directory that jaxpretrain did not prepare "
+      f"(no {prepare_lib.OWNER_MARKER}); give a new or empty directory"
+    )
+  local = paths.local_cache(out)
+  shutil.rmtree(local, ignore_errors=True)  # a fresh copy: nothing of another preparation rides along
+  meta = prepare_from_config(
+    config, local, rows, shard_index=shard_index, num_shards=1, progress=progress, tokenizer_type=tokenizer_type
+  )
+  with storage_errors(f"copying the prepared data to {out}"):
+    paths.remove(paths.join(out, "metadata.json"))  # incomplete until metadata.json is copied, last
+    paths.upload_dir(local, out, last=("metadata.json",))
+  return meta
+
+
+def _local_copy(out: str) -> str:
+  """The local directory a run reads the prepared data `out` from: `out` itself, or for a remote
+  `out` its local cache, downloaded when it does not hold the same metadata.json as `out`."""
+  if not paths.is_remote(out):
+    return out
+  local = paths.local_cache(out)
+  wanted = paths.read_bytes(paths.join(out, "metadata.json"))
+  mine = os.path.join(local, "metadata.json")
+  if os.path.isfile(mine) and paths.read_bytes(mine) == wanted:
+    return local
+  # Into a directory of this process, renamed into place: processes of one host may race here.
+  staging = f"{local}.tmp-{os.getpid()}"
+  shutil.rmtree(staging, ignore_errors=True)
+  with storage_errors(f"copying the prepared data {out} to {local}"):
+    paths.download_dir(out, staging)
+  shutil.rmtree(local, ignore_errors=True)
+  try:
+    os.replace(staging, local)
+  except OSError:  # another process of this host put its copy there first
+    shutil.rmtree(staging, ignore_errors=True)
+  return local
+
+
 def ensure_prepared(config, workdir: str, task_packing: str, tokenizer_type: str = "wordpiece") -> str:
-  """Runs `prepare` when the run's data is not prepared yet (or another mixture is); returns the prepared directory.
+  """Runs `prepare` when the run's data is not prepared yet (or another mixture is); returns the
+  local directory to read it from (`data.prepared_dir`, or a remote one's local copy).
 
   Args:
     config: the run config.
@@ -101,7 +160,7 @@ def ensure_prepared(config, workdir: str, task_packing: str, tokenizer_type: str
     tokenizer_type: the tokenizer to train when there is none to load (`registry.tokenizer_type`).
 
   Returns:
-    The prepared directory.
+    The prepared directory (local).
   """
   from jaxpretrain.data.pretrain import prepare as prepare_lib
 
@@ -123,7 +182,7 @@ def ensure_prepared(config, workdir: str, task_packing: str, tokenizer_type: str
       from jax.experimental import multihost_utils
 
       multihost_utils.sync_global_devices("jaxpretrain:prepare")
-  return out
+  return _local_copy(out)
 
 
 def _reusable(config, out: str) -> bool:
@@ -180,7 +239,7 @@ def build_pretraining(config, workdir: str, task_packing: str, tokenizer_type: s
 
   # A mixture's epoch is as many rows as its sources hold together (each is repeated or cut by its weight).
   steps_per_epoch = max(loader.epoch_size(out, "train") // config.train.batch_size, 1)
-  info = {"special_ids": tokenizer.special_ids, "prepared_dir": out}
+  info = {"special_ids": tokenizer.special_ids, "prepared_dir": prepared_dir(config, workdir)}
   step_tokens = None
   if meta.get("mixture"):
     info["mixture"] = mixture.describe(meta, config.train.batch_size)

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+from jaxpretrain import paths
 from jaxpretrain.data.common import held_out, read_ahead
 from jaxpretrain.data.pretrain.packing import PACKERS, Packer
 from jaxpretrain.data.readers.text import iter_documents
@@ -495,13 +496,12 @@ def load_metadata(out_dir: str) -> dict:
   Returns:
     The parsed `metadata.json`.
   """
-  path = os.path.join(out_dir, "metadata.json")
-  if not os.path.isfile(path):
+  path = paths.join(out_dir, "metadata.json")
+  if not paths.isfile(path):
     raise UserError(
       f"{out_dir} is not a prepared data directory (no metadata.json); run prepare first" + _waiting_note(out_dir)
     )
-  with open(path) as f:
-    metadata = json.load(f)
+  metadata = json.loads(paths.read_bytes(path))
   if metadata.get("format_version") != FORMAT_VERSION:
     raise UserError(
       f"{out_dir} was prepared in format {metadata.get('format_version')}, "
@@ -511,7 +511,7 @@ def load_metadata(out_dir: str) -> dict:
 
 
 def _waiting_note(out_dir: str) -> str:
-  parts = glob.glob(os.path.join(out_dir, "parts", "part-*-of-*.json"))
+  parts = paths.glob(out_dir, "parts/part-*-of-*.json")
   return f" ({len(parts)} worker part(s) exist; are workers still running?)" if parts else ""
 
 
@@ -537,6 +537,6 @@ def is_prepared(out_dir: str, seq_len: int, tokenizer_fingerprint: str | None = 
     return False
   if metadata.get("mixture"):  # every source complete, with the mixture's tokenizer (`mixture.py`)
     fingerprint = metadata["tokenizer_fingerprint"]
-    return all(is_prepared(os.path.join(out_dir, s["dir"]), seq_len, fingerprint) for s in metadata["sources"])
+    return all(is_prepared(paths.join(out_dir, s["dir"]), seq_len, fingerprint) for s in metadata["sources"])
   files = itertools.chain.from_iterable(s["files"] for s in metadata["splits"].values())
-  return all(os.path.isfile(os.path.join(out_dir, f)) for f in files)
+  return all(paths.isfile(paths.join(out_dir, f)) for f in files)

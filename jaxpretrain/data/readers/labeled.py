@@ -23,13 +23,12 @@ import dataclasses
 import itertools
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import JSON_LINES, file_format, jsonl_rows
@@ -128,10 +127,10 @@ def read_examples(
     return _tfds(spec, kind, split, limit, columns)
   if spec.startswith(hf_reader.PREFIX):
     return _hf(spec, kind, split, limit, columns)
-  if not os.path.exists(spec):
+  if not paths.exists(spec):
     raise UserError(f"labeled data file not found: {spec}")
   files.check_file(spec, "labeled data file (data.train/data.eval)")
-  if os.path.getsize(spec) == 0:
+  if paths.getsize(spec) == 0:
     raise UserError(f"labeled data file is empty: {spec}")
   extension = file_format(
     spec,

@@ -17,9 +17,8 @@ Sources:
 from __future__ import annotations
 
 import itertools
-import os
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.data.readers.text import JSON_LINES, file_format, jsonl_rows
@@ -56,7 +55,7 @@ def read_pairs(
     return _tfds_pairs(spec, split, limit, source_field, target_field)
   if spec.startswith(hf_reader.PREFIX):
     return _hf_pairs(spec, split, limit, source_field, target_field)
-  if not os.path.exists(spec):
+  if not paths.exists(spec):
     raise UserError(f"translation data file not found: {spec}")
   files.check_file(spec, "translation data file (data.train/data.eval)")
   file_format(

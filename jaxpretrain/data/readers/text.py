@@ -17,12 +17,12 @@ Files are read line by line and datasets row by row, so a corpus never has to fi
 
 from __future__ import annotations
 
-import glob as glob_lib
 import json
 import os
 from collections.abc import Iterator
 
 from jaxpretrain import files
+from jaxpretrain import paths as file_paths  # `paths` names lists of files here
 from jaxpretrain.data.readers import hf_datasets as hf_reader
 from jaxpretrain.data.readers import tfds as tfds_reader
 from jaxpretrain.errors import UserError
@@ -57,7 +57,7 @@ def iter_documents(
     return _iter_hf(spec, text_column)
   paths = resolve_files(spec)
   for path in paths:  # fail before any work on a corpus with a bad file name in it
-    if os.path.getsize(path) == 0:
+    if file_paths.getsize(path) == 0:
       raise UserError(f"data file is empty: {path}")
   return _iter_files(paths, text_column or "text")
 
@@ -72,20 +72,20 @@ def resolve_files(spec: str) -> list[str]:
     Sorted file paths.
   """
   if any(c in spec for c in "*?["):
-    paths = sorted(p for p in glob_lib.glob(spec, recursive=True) if os.path.isfile(p))
+    paths = [p for p in file_paths.glob_pattern(spec) if file_paths.isfile(p)]
     if not paths:
       raise UserError(f"no files match {spec}")
     return paths
-  if os.path.isdir(spec):
+  if file_paths.isdir(spec):  # local, or a gs:// prefix
     paths = sorted(
-      os.path.join(spec, name)
-      for name in os.listdir(spec)
+      file_paths.join(spec, name)
+      for name in file_paths.listdir(spec)
       if name.endswith((".txt", ".jsonl")) and not name.startswith(".")
     )
     if not paths:
       raise UserError(f"directory {spec} has no .txt or .jsonl files")
     return paths
-  if not os.path.exists(spec):
+  if not file_paths.exists(spec):
     raise UserError(f"data file not found: {spec}")
   return [spec]
 
