@@ -1,6 +1,7 @@
 """Test setup: 8 fake CPU devices (set before jax is imported anywhere)."""
 
 import os
+import sys
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -14,6 +15,16 @@ def _cache_in_tmp(tmp_path_factory):
   for the session, never the user's ~/.cache/jaxpretrain."""
   os.environ["JAXPRETRAIN_CACHE"] = str(tmp_path_factory.mktemp("jaxpretrain_cache"))
   os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+
+@pytest.fixture(autouse=True)
+def _compilation_cache_off_between_tests():
+  """A run turns JAX's persistent compilation cache on for its whole process (train/cache.py): turn it
+  off again after each test, so that no test compiles through a cache an earlier one happened to open."""
+  yield
+  cache = sys.modules.get("jaxpretrain.train.cache")
+  if cache is not None:
+    cache.enable_compilation_cache("")
 
 
 @pytest.fixture(scope="session")

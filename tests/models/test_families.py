@@ -228,7 +228,7 @@ def test_scan_and_remat_equal_the_plain_model(cfg, variant):
   ids, mask = _inputs(1, length=16)
   segments = np.where(mask, np.array([[1] * 7 + [2] * 9, [1] * 9 + [0] * 7]), 0).astype(np.int32)
   batch = {"input_ids": ids, "segment_ids": segments}
-  expected = np.asarray(plain.apply({"params": params}, batch))
+  expected = np.asarray(jax.jit(plain.apply)({"params": params}, batch))
   other = dataclasses.replace(cfg, scan_layers="scan" in variant, remat="full" if "remat" in variant else "none")
   model = Model(other, head(other))
   other_params = _stack(params, cfg) if other.scan_layers else params
@@ -239,10 +239,11 @@ def test_scan_and_remat_equal_the_plain_model(cfg, variant):
   def plain_loss(p):
     return jnp.sum(plain.apply({"params": p}, batch) ** 2)
 
-  got = np.asarray(model.apply({"params": other_params}, batch))
+  got = np.asarray(jax.jit(model.apply)({"params": other_params}, batch))
   real = segments != 0
   np.testing.assert_allclose(got[real], expected[real], atol=1e-4, rtol=1e-4)
-  grads, plain_grads = jax.grad(loss)(other_params), jax.grad(plain_loss)(params)
+  # jitted: remat outside jit runs op by op, hundreds of tiny compilations
+  grads, plain_grads = jax.jit(jax.grad(loss))(other_params), jax.jit(jax.grad(plain_loss))(params)
   if other.scan_layers:
     plain_grads = _stack(plain_grads, cfg)
     if cfg.pre_ln_embedding_norm:  # the stacked layer-0 norm is unused: zero gradient
