@@ -17,6 +17,26 @@ def _cache_in_tmp(tmp_path_factory):
   os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
+def _memory_mappings() -> int:
+  """How many memory mappings this process holds (Linux; 0 where /proc says nothing)."""
+  try:
+    with open("/proc/self/maps", "rb") as f:
+      return sum(1 for _ in f)
+  except OSError:
+    return 0
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+  """A pytest worker compiles thousands of programs, and JAX keeps some of them for the whole process
+  (eager ops per shape; anything `jax.pmap`ped). Each holds memory mappings, and a process reaching
+  the kernel's `vm.max_map_count` (65530 by default) crashes inside XLA's CPU compiler with a
+  segfault: drop JAX's caches well before that."""
+  yield
+  if "jax" in sys.modules and _memory_mappings() > 30_000:
+    sys.modules["jax"].clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _compilation_cache_off_between_tests():
   """A run turns JAX's persistent compilation cache on for its whole process (train/cache.py): turn it

@@ -111,7 +111,7 @@ class JitStrategy:
   def compile_train_step(self):
     """The jitted train step: (state, batch, rng) -> (state, metrics), state donated."""
     jitted = jax.jit(
-      step_lib.train_step,
+      _own(step_lib.train_step),
       donate_argnums=(0,),
       in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
       out_shardings=(self.state_shardings, self.replicated),
@@ -121,7 +121,7 @@ class JitStrategy:
   def compile_eval_step(self):
     """The jitted eval step: (state, batch, rng) -> aux sums (replicated)."""
     jitted = jax.jit(
-      step_lib.eval_step,
+      _own(step_lib.eval_step),
       in_shardings=(self.state_shardings, self.batch_sharding, self.replicated),
       out_shardings=self.replicated,
     )
@@ -156,3 +156,15 @@ def create(mesh_config, devices=None):
   if mesh_config.strategy == "pmap":
     return PmapStrategy(mesh_config, devices)
   raise UserError(f"mesh.strategy={mesh_config.strategy!r}; choose jit or pmap")
+
+
+def _own(step_fn):
+  """`step_fn` under an identity of its own, for one strategy's jit.
+
+  JAX keeps a function's compiled programs for as long as the function lives; the module-level step
+  functions live for the whole process, so every training run in a long-lived process (a sweep in
+  a notebook, the test suite) would keep its executables forever. On CPU each one holds hundreds of
+  memory mappings, and once a process reaches the kernel's `vm.max_map_count` (65530 by default)
+  XLA's compiler crashes with a segfault. A run's own identity lets its programs go with the run.
+  """
+  return functools.partial(step_fn)

@@ -1,11 +1,15 @@
 """The one train step: learning, accumulation exactness, no recompilation, eval sums."""
 
 import dataclasses
+import gc
+import weakref
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from jaxpretrain import config as config_lib
 from jaxpretrain.models.heads import SequenceClassificationHead
 from jaxpretrain.tasks.base import Task, cross_entropy_sums
 from jaxpretrain.tasks.mlm import MaskedLM
@@ -23,6 +27,31 @@ def test_loss_falls_on_a_fixed_batch_without_recompiling():
   assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
   assert step.jitted._cache_size() == 1  # compiled once, reused for every step
   assert int(state.step) == 40
+
+
+@pytest.mark.parametrize(
+  "strategy_name",
+  [
+    "jit",
+    # jax 0.10's pmap (a shard_map underneath) caches each function's wrapper in a weak-keyed table
+    # whose value holds the function itself, so nothing pmapped is ever freed.
+    pytest.param("pmap", marks=pytest.mark.xfail(strict=True, reason="jax.pmap keeps every function it mapped")),
+  ],
+)
+def test_a_finished_runs_compiled_steps_are_released(strategy_name):
+  """JAX caches a function's programs for as long as the function lives: each strategy's steps are
+  functions of their own, so a long-lived process (a sweep, the test suite) frees a run's executables
+  with the run instead of piling them up until XLA's CPU compiler runs out of memory mappings."""
+  mesh = config_lib.defaults().mesh
+  mesh.strategy = strategy_name
+  strategy, state = make_state(MaskedLM(TINY), mesh=mesh)
+  step = strategy.compile_train_step()
+  step(state, strategy.put_batch(mlm_batch()), jax.random.PRNGKey(0))
+  compiled = getattr(step, "jitted", None) or step.pmapped
+  compiled_fn = weakref.ref(compiled.__wrapped__)
+  del strategy, state, step, compiled
+  gc.collect()
+  assert compiled_fn() is None  # nothing (no JAX cache) keeps the run's step, nor so its executables
 
 
 @dataclasses.dataclass(frozen=True)
