@@ -405,8 +405,8 @@ KEYS: dict[str, Spec] = {
     1,
   ),
   "train.allow_data_change": flag(
-    "resume although data.train, the tokenizer, data.seq_len, the packing or train.batch_size differ from the "
-    "checkpoint's (a deliberate continuation; false = such a resume is an error)"
+    "resume although data.train, the tokenizer, data.seq_len, the packing, a fine-tune's data.length_grouping or "
+    "train.batch_size differ from the checkpoint's (a deliberate continuation; false = such a resume is an error)"
   ),
   "train.progress": flag("progress bar on stderr"),
   "train.peak_tflops": number(

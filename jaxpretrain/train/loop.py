@@ -186,17 +186,20 @@ def fingerprint(config, tokenizer=None) -> dict:
   """What a run trains on, saved in every checkpoint's meta and compared on resume.
 
   Args:
-    config: the run config (`data.train`, `data.seq_len`, the packing of `data.packing`).
+    config: the run config (`data.train`, `data.seq_len`, the packing of `data.packing`; for a
+      fine-tuning task `data.length_grouping`, which orders its batches).
     tokenizer: the run's tokenizer; None leaves its fingerprint out (before the data is built).
 
   Returns:
-    {"data.train", "data.seq_len", "data.packing"[, "tokenizer"]: value}.
+    {"data.train", "data.seq_len", "data.packing"[, "data.length_grouping"][, "tokenizer"]: value}.
   """
   fp = {
     "data.train": config.data.train,
     "data.seq_len": int(config.data.seq_len),
     "data.packing": registry.packing(config),
   }
+  if registry.spec(config.task.name).labeled is not None:
+    fp["data.length_grouping"] = int(config.data.length_grouping)
   if tokenizer is not None:
     fp["tokenizer"] = tokenizer.fingerprint()
   return fp
@@ -217,10 +220,11 @@ def check_resume(
 ) -> list[dict]:
   """Compares a checkpoint's meta with the run about to resume from it, before any training.
 
-  A changed data source, tokenizer, `data.seq_len` or packing (the meta's `fingerprint`), or a
-  changed `train.batch_size` (which reinterprets the saved data position), is a one-line error
-  naming what changed, unless `train.allow_data_change` is set (then a warning). A changed schedule
-  length is a warning naming old and new total steps. Checkpoints without a fingerprint (older
+  A changed data source, tokenizer, `data.seq_len`, packing or fine-tuning batch order
+  (`data.length_grouping`), all in the meta's `fingerprint`, or a changed `train.batch_size`, each
+  of which reinterprets the saved data position, is a one-line error naming what changed, unless
+  `train.allow_data_change` is set (then a warning). A changed schedule length is a warning naming
+  old and new total steps. Checkpoints without a fingerprint (older
   versions) compare only what their saved config says.
 
   Args:
@@ -238,7 +242,8 @@ def check_resume(
     UserError: something changed and `train.allow_data_change` is false.
   """
   saved = meta.get("fingerprint") or {}
-  changed = [k for k in ("data.train", "data.seq_len", "data.packing", "tokenizer") if k in saved and k in current]
+  compared = ("data.train", "data.seq_len", "data.packing", "data.length_grouping", "tokenizer")
+  changed = [k for k in compared if k in saved and k in current]
   changed = [k for k in changed if saved[k] != current[k]]
   problems = []
   if changed:

@@ -54,6 +54,22 @@ def test_checkpoint_meta_records_the_fingerprint(four_step_run):
   assert _meta(four_step_run, 4)["total_steps"] == 4
 
 
+def test_a_fine_tunes_batch_order_is_part_of_its_fingerprint():
+  """`data.length_grouping` orders a fine-tuning run's batches: changing it on resume would replay
+  or skip examples, so it is checked like the data source (and ignored for pretraining)."""
+  config = config_lib.defaults()
+  config.task.name, config.data.length_grouping = "classification", 50
+  saved = loop.fingerprint(config)
+  assert saved["data.length_grouping"] == 50
+  config.data.length_grouping = 0
+  with pytest.raises(UserError, match=r"on data.length_grouping=50, the config now says data.length_grouping=0"):
+    loop.check_resume(config, {"fingerprint": saved}, 8, loop.fingerprint(config))
+  config.train.allow_data_change = True
+  assert loop.check_resume(config, {"fingerprint": saved}, 8, loop.fingerprint(config))[0]["step"] == 8
+  config.task.name = "mlm"
+  assert "data.length_grouping" not in loop.fingerprint(config)
+
+
 def test_changed_data_train_on_resume_is_an_error_before_training(run4, tiny_prepared, tmp_path):
   corpus = tmp_path / "corpus.txt"
   corpus.write_text("another corpus\n" * 50)
