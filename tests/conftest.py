@@ -60,6 +60,25 @@ def tiny_prepared(tmp_path_factory):
   return out
 
 
+@pytest.fixture(scope="session")
+def gpt_prepared(tmp_path_factory):
+  """400 embedded documents packed as [BOS] doc [EOS] rows of 32 tokens (vocabulary 512): the decoders' corpus."""
+  from jaxpretrain.data.pretrain import prepare
+
+  out = str(tmp_path_factory.mktemp("gpt_prepared") / "data")
+  prepare.prepare(
+    "embedded",
+    out,
+    seq_len=32,
+    vocab_size=512,
+    eval_fraction=0.05,
+    embedded_documents=400,
+    records_per_shard=200,
+    packing="gpt",
+  )
+  return out
+
+
 def pytest_configure(config):
   config.addinivalue_line(
     "markers",

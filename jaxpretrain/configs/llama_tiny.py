@@ -11,11 +11,13 @@ with a segment-aware causal mask; rotary positions restart in every packed docum
 """
 
 from jaxpretrain import config as config_lib
+from jaxpretrain.configs import gpt_tiny
 from jaxpretrain.models import families
 
 
 def get_config():
-  c = config_lib.defaults()
+  c = gpt_tiny.get_config()  # the tiny GPT's corpus, tokenizer, causal-LM objective and schedule
+  c.model = config_lib.defaults().model
   families.apply(c.model, "llama")
   c.model.preset = "llama tiny"
   c.model.num_hidden_layers = 2
@@ -31,15 +33,4 @@ def get_config():
   c.model.max_position_embeddings = 128
   c.model.hidden_dropout_prob = 0.0
   c.model.attention_probs_dropout_prob = 0.0
-  c.task.name = "causal_lm"
-  c.data.seq_len = 128
-  c.data.embedded_documents = 10000
-  c.train.steps = 30
-  c.train.batch_size = 32
-  c.train.learning_rate = 2e-3
-  c.train.warmup_steps = 5
-  c.train.log_every = 5
-  c.eval.every_steps = 15
-  c.eval.batches = 4
-  c.checkpoint.every_steps = 15
   return c

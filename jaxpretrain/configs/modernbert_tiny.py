@@ -12,11 +12,13 @@ norm), rotary positions, a GeGLU MLP, and sliding-window attention on every laye
 """
 
 from jaxpretrain import config as config_lib
+from jaxpretrain.configs import tiny
 from jaxpretrain.models import families
 
 
 def get_config():
-  c = config_lib.defaults()
+  c = tiny.get_config()  # the tiny BERT's corpus, tokenizer, MLM objective and schedule
+  c.model = config_lib.defaults().model
   families.apply(c.model, "modernbert")
   c.model.preset = "modernbert tiny"
   c.model.num_hidden_layers = 3
@@ -33,18 +35,8 @@ def get_config():
   c.model.max_position_embeddings = 128
   c.model.hidden_dropout_prob = 0.0
   c.model.attention_probs_dropout_prob = 0.0
-  c.task.name = "mlm"
   c.task.mask_prob = 0.3  # ModernBERT's masking rate
   c.task.pooling = "cls"  # HF classifier_pooling
   c.task.classifier_dropout = 0.0
-  c.data.seq_len = 128
-  c.data.embedded_documents = 20000
-  c.train.steps = 30
-  c.train.batch_size = 32
   c.train.learning_rate = 2e-3
-  c.train.warmup_steps = 5
-  c.train.log_every = 5
-  c.eval.every_steps = 15
-  c.eval.batches = 4
-  c.checkpoint.every_steps = 15
   return c

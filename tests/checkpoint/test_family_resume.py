@@ -1,14 +1,10 @@
 """A ModernBERT MLM run and a Llama causal-LM run (scanned layers) stopped halfway and resumed
 equal the uninterrupted runs, bit for bit."""
 
-import jax
-import numpy as np
 import pytest
 
 from jaxpretrain import config as config_lib
-from jaxpretrain.data.pretrain import prepare
-from jaxpretrain.train import loop
-from tests.checkpoint.test_resume import _final_params, _losses, _run_until
+from tests.checkpoint import halves
 
 
 def _shrink(name: str, prepared_dir: str, **overrides):
@@ -23,22 +19,6 @@ def _shrink(name: str, prepared_dir: str, **overrides):
   return c
 
 
-@pytest.fixture(scope="module")
-def gpt_packed(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("gpt_packed") / "data")
-  prepare.prepare(
-    "embedded",
-    out,
-    seq_len=32,
-    vocab_size=512,
-    eval_fraction=0.05,
-    embedded_documents=400,
-    records_per_shard=200,
-    packing="gpt",
-  )
-  return out
-
-
 @pytest.mark.parametrize(
   "name,overrides",
   [
@@ -46,19 +26,12 @@ def gpt_packed(tmp_path_factory):
     ("llama_tiny", {"model.scan_layers": True, "model.num_key_value_heads": 2}),
   ],
 )
-def test_two_halves_with_resume_equal_one_run(tmp_path, tiny_prepared, gpt_packed, name, overrides):
-  prepared = gpt_packed if name.startswith("llama") else tiny_prepared
+def test_two_halves_with_resume_equal_one_run(tmp_path, tiny_prepared, gpt_prepared, name, overrides):
+  prepared = gpt_prepared if name.startswith("llama") else tiny_prepared
   total = 6
 
   def config(**kw):
     return _shrink(name, prepared, **{"train.steps": total, **overrides, **kw})
 
-  loop.run(config(), str(tmp_path / "whole"))
-  _run_until(config(), str(tmp_path / "split"), total // 2)
-  loop.run(config(), str(tmp_path / "split"))
-  assert _losses(tmp_path / "split") == _losses(tmp_path / "whole")
-  assert len({loss for _, loss in _losses(tmp_path / "whole")}) == total
-  step_a, a = _final_params(str(tmp_path / "whole"))
-  step_b, b = _final_params(str(tmp_path / "split"))
-  assert step_a == step_b == total
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+  halves.assert_two_halves_equal_one_run(config, tmp_path, total)
+  assert len({loss for _, loss in halves.losses(tmp_path / "whole")}) == total

@@ -9,13 +9,12 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain.parallel import strategy as strategy_lib
 from jaxpretrain.train import loop
-from jaxpretrain.train.metrics import read_metrics
+from tests.checkpoint import halves
 from tests.run_configs import tiny_pretrain_config
 
 
@@ -31,57 +30,24 @@ def small_epoch_data(tmp_path_factory):
   return out
 
 
-def _losses(workdir):
-  return [(r["step"], r["loss"]) for r in read_metrics(workdir) if "split" not in r]
-
-
-def _final_params(workdir):
-  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
-  step = ckpt.latest_step()
-  restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return step, jax.tree.map(np.asarray, restored["state"])
-
-
 def test_two_halves_with_resume_equal_one_run_across_epoch_boundary(tmp_path, small_epoch_data):
   from jaxpretrain.data.pretrain import loader
 
   steps_per_epoch = loader.epoch_size(small_epoch_data, "train") // 8
   total = 2 * max(3, steps_per_epoch // 2 + 2)
   assert total > steps_per_epoch  # the run crosses an epoch boundary
-  half = total // 2
-  whole = tiny_pretrain_config(small_epoch_data, **{"train.steps": total})
-  loop.run(whole, str(tmp_path / "whole"))
   first = tiny_pretrain_config(small_epoch_data, **{"train.steps": total})
-  # Stop after `half` steps by asking for a preemption-style stop: the same command resumes.
-  first.checkpoint.every_steps = half
-  _run_until(first, str(tmp_path / "split"), half)
-  loop.run(tiny_pretrain_config(small_epoch_data, **{"train.steps": total}), str(tmp_path / "split"))
-  assert _losses(tmp_path / "split") == _losses(tmp_path / "whole")
-  step_a, a = _final_params(str(tmp_path / "whole"))
-  step_b, b = _final_params(str(tmp_path / "split"))
-  assert step_a == step_b == total
-  jax.tree.map(np.testing.assert_array_equal, a, b)
-
-
-def _run_until(config, workdir, stop_at):
-  """Runs `config` but stops (like a preemption) right after step `stop_at`."""
-  from jaxpretrain.train import preemption
-
-  original = preemption.PreemptionWatcher.should_stop
-  preemption.PreemptionWatcher.should_stop = lambda self, step: step >= stop_at
-  try:
-    summary = loop.run(config, workdir)
-  finally:
-    preemption.PreemptionWatcher.should_stop = original
-  assert summary["preempted"] and summary["step"] == stop_at
-  return summary
+  first.checkpoint.every_steps = total // 2
+  halves.assert_two_halves_equal_one_run(
+    lambda: tiny_pretrain_config(small_epoch_data, **{"train.steps": total}), tmp_path, total, first_half=first
+  )
 
 
 def test_same_seed_same_curve_different_seed_different_curve(tmp_path, tiny_prepared):
   for name, seed in (("a", 0), ("b", 0), ("c", 1)):
     loop.run(tiny_pretrain_config(tiny_prepared, **{"train.steps": 4, "train.seed": seed}), str(tmp_path / name))
-  assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
-  assert _losses(tmp_path / "a") != _losses(tmp_path / "c")
+  assert halves.losses(tmp_path / "a") == halves.losses(tmp_path / "b")
+  assert halves.losses(tmp_path / "a") != halves.losses(tmp_path / "c")
 
 
 def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path, tiny_prepared):
@@ -128,7 +94,7 @@ def test_sigterm_saves_exits_zero_and_resumes_exactly(tmp_path, tiny_prepared):
   # The uninterrupted reference, in this process (same 8 fake devices).
   reference = tiny_pretrain_config(tiny_prepared, **{"train.steps": steps, "checkpoint.every_steps": 1000})
   loop.run(reference, str(tmp_path / "reference"))
-  assert _losses(tmp_path / "run") == _losses(tmp_path / "reference")
+  assert halves.losses(tmp_path / "run") == halves.losses(tmp_path / "reference")
 
 
 def test_async_save_then_more_training_restores_the_saved_values(tmp_path, tiny_prepared):

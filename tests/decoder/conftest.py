@@ -1,27 +1,9 @@
-"""Session fixtures: a gpt-packed embedded corpus and a tiny GPT pretrained on it."""
+"""Session fixtures: a tiny GPT pretrained on the gpt-packed embedded corpus (`gpt_prepared`, tests/conftest.py)."""
 
 import pytest
 
-from jaxpretrain.data.pretrain import prepare
 from jaxpretrain.train import loop
 from tests.decoder.helpers import tiny_gpt_config
-
-
-@pytest.fixture(scope="session")
-def gpt_prepared(tmp_path_factory):
-  """400 embedded documents packed as [BOS] doc [EOS] rows of 32 tokens (vocabulary 512)."""
-  out = str(tmp_path_factory.mktemp("gpt_prepared") / "data")
-  prepare.prepare(
-    "embedded",
-    out,
-    seq_len=32,
-    vocab_size=512,
-    eval_fraction=0.05,
-    embedded_documents=400,
-    records_per_shard=200,
-    packing="gpt",
-  )
-  return out
 
 
 @pytest.fixture(scope="session")

@@ -212,3 +212,20 @@ def write_checkpoint(directory, arch: str, family: str, **changes) -> object:
   model.save_pretrained(str(directory))
   write_tokenizer(directory, family)
   return model
+
+
+def torch_outputs(model, batch) -> np.ndarray:
+  """A transformers model's logits on `batch` (QA: start and end logits stacked)."""
+  import torch
+
+  with torch.no_grad():
+    out = model(**{k: torch.tensor(v) for k, v in batch.items()})
+  if "start_logits" in out:
+    return np.stack([out.start_logits.numpy(), out.end_logits.numpy()])
+  return out.logits.numpy()
+
+
+def jax_outputs(model, params, batch) -> np.ndarray:
+  """Our model's logits on `batch`, shaped as `torch_outputs`'."""
+  out = model.apply({"params": params}, {k: np.asarray(v, np.int32) for k, v in batch.items()})
+  return np.stack([np.asarray(o) for o in out]) if isinstance(out, tuple) else np.asarray(out)

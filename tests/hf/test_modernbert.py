@@ -25,19 +25,6 @@ CASES = [
 SPECIAL = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4, "bos": None, "eos": None}
 
 
-def torch_outputs(model, batch):
-  with torch.no_grad():
-    out = model(**{k: torch.tensor(v) for k, v in batch.items()})
-  if "start_logits" in out:
-    return np.stack([out.start_logits.numpy(), out.end_logits.numpy()])
-  return out.logits.numpy()
-
-
-def jax_outputs(model, params, batch):
-  out = model.apply({"params": params}, {k: np.asarray(v, np.int32) for k, v in batch.items()})
-  return np.stack([np.asarray(o) for o in out]) if isinstance(out, tuple) else np.asarray(out)
-
-
 def imported(directory, cfg, task, pooling="cls"):
   """(our Model, its parameters imported from `directory`, the import's notes)."""
   model, template = helpers.our_model(cfg, task, pooling)
@@ -67,7 +54,7 @@ def test_round_trip(tmp_path, arch, task, pooling, auto):
   assert not notes
 
   batch = helpers.padded_batch("modernbert")
-  ours, theirs = jax_outputs(model, params, batch), torch_outputs(hf_model, batch)
+  ours, theirs = helpers.jax_outputs(model, params, batch), helpers.torch_outputs(hf_model, batch)
   diff = np.abs(ours - theirs)
   if task == "qa":  # our QA head masks padding
     diff = diff[:, batch["attention_mask"].astype(bool)]
@@ -86,7 +73,7 @@ def test_round_trip(tmp_path, arch, task, pooling, auto):
   assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
   assert reloaded.config.classifier_pooling == pooling and reloaded.config.layer_types == hf_model.config.layer_types
   assert (reloaded.config.bos_token_id, reloaded.config.eos_token_id, reloaded.config.pad_token_id) == (2, 3, 0)
-  np.testing.assert_array_equal(torch_outputs(reloaded.eval(), batch), theirs)
+  np.testing.assert_array_equal(helpers.torch_outputs(reloaded.eval(), batch), theirs)
 
 
 def test_scanned_layers_and_untied_decoder(tmp_path):
@@ -100,7 +87,9 @@ def test_scanned_layers_and_untied_decoder(tmp_path):
   model, params, _ = imported(tmp_path, cfg, "mlm")
   assert params["encoder"]["layers"]["block"]["attention_norm"]["scale"].shape == (3, 32)
   batch = helpers.padded_batch("modernbert")
-  np.testing.assert_allclose(jax_outputs(model, params, batch), torch_outputs(hf_model, batch), atol=1e-4)
+  np.testing.assert_allclose(
+    helpers.jax_outputs(model, params, batch), helpers.torch_outputs(hf_model, batch), atol=1e-4
+  )
   exported = exporter.hf_tensors(params, cfg, "modernbert", "mlm")
   assert sorted(exported) == sorted(original)
   assert all(np.array_equal(exported[k], original[k]) for k in original)

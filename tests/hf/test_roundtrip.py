@@ -6,7 +6,6 @@ same tensors (bit-identical) that transformers loads with no missing or unexpect
 
 import numpy as np
 import pytest
-import torch
 import transformers
 
 from jaxpretrain.hf import exporter, import_config, import_params, layout
@@ -32,19 +31,6 @@ SPECIAL = {
 }
 
 
-def torch_outputs(model, batch):
-  with torch.no_grad():
-    out = model(**{k: torch.tensor(v) for k, v in batch.items()})
-  if "start_logits" in out:
-    return np.stack([out.start_logits.numpy(), out.end_logits.numpy()])
-  return out.logits.numpy()
-
-
-def jax_outputs(model, params, batch):
-  out = model.apply({"params": params}, {k: np.asarray(v, np.int32) for k, v in batch.items()})
-  return np.stack([np.asarray(o) for o in out]) if isinstance(out, tuple) else np.asarray(out)
-
-
 @pytest.mark.parametrize("family,arch,task,auto", CASES, ids=[c[1] for c in CASES])
 def test_round_trip(tmp_path, family, arch, task, auto):
   hf_model = helpers.hf_model(arch, family)
@@ -60,7 +46,7 @@ def test_round_trip(tmp_path, family, arch, task, auto):
   params = layout.unflatten({p: values.get(p, np.zeros(template[p].shape, np.float32)) for p in template})
 
   batch = helpers.padded_batch(family)
-  ours, theirs = jax_outputs(model, params, batch), torch_outputs(hf_model, batch)
+  ours, theirs = helpers.jax_outputs(model, params, batch), helpers.torch_outputs(hf_model, batch)
   # Padding positions too (RoBERTa numbers them padding_idx), except where our QA head masks them.
   diff = np.abs(ours - theirs)
   if task == "qa":
@@ -84,4 +70,4 @@ def test_round_trip(tmp_path, family, arch, task, auto):
   reloaded, info = getattr(transformers, auto).from_pretrained(tmp_path / "out", output_loading_info=True)
   assert type(reloaded).__name__ == arch
   assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-  np.testing.assert_array_equal(torch_outputs(reloaded.eval(), batch), theirs)
+  np.testing.assert_array_equal(helpers.torch_outputs(reloaded.eval(), batch), theirs)

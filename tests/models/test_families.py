@@ -15,41 +15,20 @@ from jaxpretrain.models import families, heads
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.models.model import Model
 from jaxpretrain.tasks import decoding
+from tests.models import family_configs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-DIMS = dict(
+MODERNBERT = family_configs.modernbert(
   vocab_size=61,
-  hidden_size=32,
-  num_attention_heads=4,
   intermediate_size=40,
-  max_position_embeddings=64,
-  hidden_dropout_prob=0.0,
-  attention_probs_dropout_prob=0.0,
-  layer_norm_eps=1e-5,
-)
-MODERNBERT = ModelConfig(
-  family="modernbert",
-  **families.fixed("modernbert"),
-  **DIMS,
   num_hidden_layers=4,
   hidden_act="gelu",
-  rope_theta=160000.0,
   local_rope_theta=10000.0,
   sliding_window=3,
-  global_attn_every_n_layers=3,
 )
-LLAMA = ModelConfig(
-  family="llama",
-  **families.fixed("llama"),
-  **DIMS,
-  num_hidden_layers=2,
-  num_key_value_heads=2,
-  hidden_act="silu",
-  rope_theta=500.0,
-  tie_word_embeddings=False,
-)
+LLAMA = family_configs.llama(vocab_size=61, intermediate_size=40, rope_theta=500.0)
 
 
 def _random_torch(model, seed=0):

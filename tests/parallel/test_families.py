@@ -8,12 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxpretrain.models import families
-from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.tasks.causal_lm import CausalLM
 from jaxpretrain.tasks.classification import SequenceClassification
 from jaxpretrain.tasks.mlm import MaskedLM
 from tests.decoder.helpers import packed_batches
+from tests.models import family_configs
 from tests.parallel import runs
 
 pytestmark = [
@@ -22,35 +21,8 @@ pytestmark = [
 ]
 
 OTHERS = [name for name in runs.STRATEGIES if name != "1 device"]
-SMALL = dict(
-  hidden_size=32,
-  num_attention_heads=4,
-  intermediate_size=48,
-  vocab_size=512,
-  max_position_embeddings=64,
-  hidden_dropout_prob=0.0,
-  attention_probs_dropout_prob=0.0,
-  layer_norm_eps=1e-5,
-)
-MODERNBERT = ModelConfig(
-  family="modernbert",
-  **families.fixed("modernbert"),
-  **SMALL,
-  num_hidden_layers=3,  # layer 0 global, 1 and 2 local
-  sliding_window=8,
-  global_attn_every_n_layers=3,
-  rope_theta=160000.0,
-)
-LLAMA = ModelConfig(
-  family="llama",
-  **families.fixed("llama"),
-  **SMALL,
-  num_hidden_layers=2,
-  num_key_value_heads=2,
-  hidden_act="silu",
-  tie_word_embeddings=False,
-  scan_layers=True,
-)
+MODERNBERT = family_configs.modernbert()
+LLAMA = family_configs.llama(scan_layers=True)
 
 
 def _runs(task, batches, seq_len):
