@@ -56,11 +56,10 @@ def main() -> None:
   env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
   env["JAXPRETRAIN_CACHE"] = cache
   first, data = os.path.join(base, "first"), os.path.join(base, "first", "data")
-  on = f"--config.train.compilation_cache_dir={os.path.join(cache, 'xla')}"  # named: on CPU `auto` is off
   runs = [
-    ("first", first, (on,)),
-    ("second", os.path.join(base, "second"), (f"--config.data.prepared_dir={data}", on)),
-    ("resume", first, (on,)),
+    ("first", first, ()),
+    ("second", os.path.join(base, "second"), (f"--config.data.prepared_dir={data}",)),
+    ("resume", first, ()),
     (
       "no_cache",
       os.path.join(base, "no_cache"),

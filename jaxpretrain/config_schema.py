@@ -418,8 +418,7 @@ KEYS: dict[str, Spec] = {
   "train.compilation_cache_dir": text(
     "JAX's persistent compilation cache: a re-run or resume of the same config loads the compiled steps instead "
     "of compiling them; auto = $JAXPRETRAIN_CACHE/xla (default ~/.cache/jaxpretrain/xla, or "
-    "$JAX_COMPILATION_CACHE_DIR when set), off on CPU (where writing it crashed now and then: name a directory "
-    'to opt in); "" = off'
+    '$JAX_COMPILATION_CACHE_DIR when set); "" = off'
   ),
   "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
   "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),

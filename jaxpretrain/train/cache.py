@@ -57,10 +57,6 @@ def enable_compilation_cache(setting: str) -> str:
   from jax.experimental.compilation_cache import compilation_cache
 
   path = compilation_cache_dir(setting)
-  if setting == AUTO and jax.default_backend() == "cpu" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    # jax 0.10's CPU executables crashed (SIGSEGV in put_executable_and_time) now and then while being
-    # written to the cache, in ordinary runs of the test suite: on CPU the cache is opt-in, by a directory.
-    path = ""
   if (jax.config.jax_compilation_cache_dir or "") != path or jax.config.jax_enable_compilation_cache != bool(path):
     jax.config.update("jax_enable_compilation_cache", bool(path))
     jax.config.update("jax_compilation_cache_dir", path or None)

@@ -69,12 +69,3 @@ def test_second_run_loads_the_train_step_instead_of_compiling(restore_jax_cache,
   loop.run(tiny_pretrain_config(tiny_prepared, **overrides), str(tmp_path / "second"))
   assert HIT in caplog.text
   assert sorted(os.listdir(where)) == entries  # nothing new was compiled and stored
-
-
-def test_auto_leaves_the_cache_off_on_cpu(restore_jax_cache, tmp_path, monkeypatch):
-  """On CPU writing executables to the cache crashed now and then (jax 0.10): there it is opt-in."""
-  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-  assert jax.default_backend() == "cpu"
-  assert cache.enable_compilation_cache("auto") == ""
-  assert not jax.config.jax_compilation_cache_dir
-  assert cache.enable_compilation_cache(str(tmp_path / "mine")) == str(tmp_path / "mine")
