@@ -418,7 +418,8 @@ KEYS: dict[str, Spec] = {
   "train.compilation_cache_dir": text(
     "JAX's persistent compilation cache: a re-run or resume of the same config loads the compiled steps instead "
     "of compiling them; auto = $JAXPRETRAIN_CACHE/xla (default ~/.cache/jaxpretrain/xla, or "
-    '$JAX_COMPILATION_CACHE_DIR when set); "" = off'
+    "$JAX_COMPILATION_CACHE_DIR when set; a warning and no cache where it cannot be written); a directory "
+    '(local or gs://) that cannot be one is an error; "" = off'
   ),
   "eval.every_steps": integer("steps between evaluations", 1, special={0: "only at the end"}),
   "eval.batches": integer("evaluation batches per evaluation (pretraining)", 1, special={0: "no evaluation"}),

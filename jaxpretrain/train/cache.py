@@ -16,6 +16,9 @@ import os
 
 import jax
 
+from jaxpretrain import paths
+from jaxpretrain.errors import UserError, warn
+
 AUTO = "auto"
 
 
@@ -39,7 +42,24 @@ def compilation_cache_dir(setting: str) -> str:
   """
   if setting == AUTO:
     return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(cache_root(), "xla")
+  if paths.is_remote(setting):  # JAX reads and writes gs:// caches itself
+    return setting
   return os.path.abspath(os.path.expanduser(setting)) if setting else ""
+
+
+def _unusable(path: str) -> str | None:
+  """Why JAX could not keep its cache in local directory `path` (creating it if missing), or None."""
+  if paths.is_remote(path):
+    return None
+  if os.path.exists(path) and not os.path.isdir(path):
+    return "is not a directory"
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    return f"cannot be created ({e.strerror})"
+  if not os.access(path, os.W_OK | os.X_OK):
+    return "is not writable"
+  return None
 
 
 def enable_compilation_cache(setting: str) -> str:
@@ -53,10 +73,22 @@ def enable_compilation_cache(setting: str) -> str:
 
   Returns:
     The directory in use ("" = off).
+
+  Raises:
+    UserError: a directory named by `setting` is a file, or cannot be created or written (with
+      `auto`, a warning, and the run compiles without a cache).
   """
   from jax.experimental.compilation_cache import compilation_cache
 
   path = compilation_cache_dir(setting)
+  problem = _unusable(path) if path else None
+  if problem and setting != AUTO:
+    raise UserError(
+      f'train.compilation_cache_dir={setting}: {path} {problem}; name a directory you can write, or "" for no cache'
+    )
+  if problem:  # the default place (a read-only home, say): a run never fails for want of a cache
+    warn(f"the compilation cache {path} {problem}: compiling without it (train.compilation_cache_dir names another)")
+    path = ""
   if (jax.config.jax_compilation_cache_dir or "") != path or jax.config.jax_enable_compilation_cache != bool(path):
     jax.config.update("jax_enable_compilation_cache", bool(path))
     jax.config.update("jax_compilation_cache_dir", path or None)

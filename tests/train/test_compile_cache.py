@@ -6,6 +6,7 @@ import os
 import jax
 import pytest
 
+from jaxpretrain.errors import UserError
 from jaxpretrain.train import cache, loop
 from tests.run_configs import tiny_pretrain_config
 
@@ -51,6 +52,31 @@ def test_empty_turns_the_cache_off(restore_jax_cache, tmp_path):
   assert jax.config.jax_compilation_cache_dir == str(tmp_path / "on")
   assert cache.enable_compilation_cache("") == ""
   assert not jax.config.jax_compilation_cache_dir and not jax.config.jax_enable_compilation_cache
+
+
+def test_a_named_cache_that_cannot_be_a_directory_is_a_one_line_error(restore_jax_cache, tmp_path):
+  a_file = tmp_path / "a_file"
+  a_file.write_text("keep me")
+  with pytest.raises(UserError, match=rf"train.compilation_cache_dir={a_file}: {a_file} is not a directory"):
+    cache.enable_compilation_cache(str(a_file))
+  with pytest.raises(UserError, match=r"a_file/xla cannot be created \(Not a directory\)"):
+    cache.enable_compilation_cache(str(a_file / "xla"))
+  assert a_file.read_text() == "keep me"
+
+
+def test_an_unusable_default_cache_is_a_warning_and_the_run_compiles_without_it(
+  restore_jax_cache, tmp_path, monkeypatch, capsys
+):
+  (tmp_path / "a_file").write_text("")
+  monkeypatch.setenv("JAXPRETRAIN_CACHE", str(tmp_path / "a_file"))  # auto = JAXPRETRAIN_CACHE/xla
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  assert cache.enable_compilation_cache("auto") == ""
+  assert not jax.config.jax_enable_compilation_cache
+  err = capsys.readouterr().err
+  assert err == (
+    f"jaxpretrain: warning: the compilation cache {tmp_path}/a_file/xla cannot be created (Not a directory): "
+    "compiling without it (train.compilation_cache_dir names another)\n"
+  )
 
 
 def test_second_run_loads_the_train_step_instead_of_compiling(restore_jax_cache, tmp_path, tiny_prepared, caplog):
