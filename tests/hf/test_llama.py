@@ -18,7 +18,6 @@ from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.hf import exporter, import_config, import_params, layout
 from jaxpretrain.models.config import ModelConfig
 from jaxpretrain.train import loop
-from tests.decoder.conftest import gpt_prepared  # noqa: F401 (the session's gpt-packed corpus)
 from tests.hf import helpers
 
 SPECIAL = {"pad": 2, "unk": 0, "cls": 1, "sep": 2, "mask": None, "bos": 1, "eos": 2}

@@ -21,7 +21,7 @@ from jaxpretrain import config as config_lib
 from jaxpretrain.data.tokenizer import Tokenizer
 from jaxpretrain.hf import exporter
 from jaxpretrain.train import loop
-from tests.decoder.conftest import gpt_prepared, gpt_run  # noqa: F401 (session fixtures shared with tests/decoder)
+from tests.decoder.conftest import gpt_run  # noqa: F401 (a session fixture shared with tests/decoder)
 from tests.decoder.helpers import TINY_GPT
 from tests.finetune.conftest import pretrained  # noqa: F401 (the fine-tuning tests' MLM run)
 from tests.finetune.helpers import finetune_config, tiny_config
