@@ -285,3 +285,31 @@ def test_pretraining_on_a_remote_workdir_writes_its_run_files_there_and_resumes(
   config = _tiny("", **{"train.steps": "6"})
   assert loop.run(config, workdir)["step"] == 6  # resumed from step 4
   assert [r["step"] for r in read_metrics(workdir) if "split" not in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_tokenizer_directory_on_the_store_is_read_from_a_local_copy(gcs, tmp_path):
+  from jaxpretrain.data.tokenizer import Tokenizer
+
+  texts = [f"the soup number {i} was green and the service was slow" for i in range(50)]
+  tokenizer = Tokenizer.train_wordpiece(texts, 120)
+  tokenizer.save(str(tmp_path / "tok"))
+  paths.upload_dir(str(tmp_path / "tok"), "gs://bucket/tok")
+  for spec in ("gs://bucket/tok", "hf:gs://bucket/tok"):  # data.tokenizer=DIR and =hf:DIR
+    assert Tokenizer.load(spec).fingerprint() == tokenizer.fingerprint()
+  with pytest.raises(
+    UserError, match=r"^tokenizer not found: 'gs://bucket/nothing' \(expected a HF tokenizer directory\)$"
+  ):
+    Tokenizer.load("gs://bucket/nothing")
+
+
+def test_commands_that_read_or_write_local_directories_only_say_so_in_one_line(gcs, tmp_path):
+  from jaxpretrain.commands import suite
+  from jaxpretrain.hf import exporter
+
+  with pytest.raises(UserError, match=r"^--out=gs://bucket/hf: export reads a local run and writes a local directory"):
+    exporter.export_run(str(tmp_path / "run"), "gs://bucket/hf")
+  with pytest.raises(UserError, match=r"^--workdir=gs://bucket/run: export reads a local run"):
+    exporter.export_run("gs://bucket/run", str(tmp_path / "hf"))
+  with pytest.raises(UserError, match=r"^--data_dir=gs://bucket/glue: the saved datasets are read from a local"):
+    suite.run("glue", str(tmp_path / "run"), str(tmp_path / "suite"), data_dir="gs://bucket/glue")
+  assert not (tmp_path / "hf").exists() and not (tmp_path / "suite").exists()

@@ -200,6 +200,11 @@ def _check_data_dir(data_dir: str, names: list[str]) -> str:
   """The absolute --data_dir, once it holds a directory per task ("" stays "")."""
   if not data_dir:
     return ""
+  if paths.is_remote(data_dir):
+    raise UserError(
+      f"--data_dir={data_dir}: the saved datasets are read from a local directory; copy them down first "
+      "(e.g. gcloud storage cp -r)"
+    )
   if not os.path.isdir(data_dir):
     raise UserError(f"--data_dir={data_dir}: no such directory")
   missing = [n for n in names if not os.path.isdir(os.path.join(data_dir, n))]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.errors import UserError, first_line
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4 in that order
@@ -73,7 +73,8 @@ class Tokenizer:
 
     Args:
       path_or_dir: a directory `AutoTokenizer.from_pretrained` reads, or a tokenizer.json path;
-        `hf:DIR` is the same as `DIR` (`data.tokenizer=hf:DIR`).
+        `hf:DIR` is the same as `DIR` (`data.tokenizer=hf:DIR`). A remote directory (`gs://...`)
+        is read from a fresh local copy.
 
     Returns:
       The tokenizer.
@@ -81,6 +82,10 @@ class Tokenizer:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path_or_dir = local_path(path_or_dir)
+    if paths.is_remote(path_or_dir):  # `tokenizers` reads local files: a fresh local copy of the directory
+      if not paths.isdir(path_or_dir):
+        raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
+      path_or_dir = paths.local_copy(path_or_dir)
     if not path_or_dir or not os.path.exists(path_or_dir):
       raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
     check_files(path_or_dir)

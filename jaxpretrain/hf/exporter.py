@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxpretrain import checkpoint as checkpoint_lib
 from jaxpretrain import config as config_lib
-from jaxpretrain import files
+from jaxpretrain import files, paths
 from jaxpretrain.data.common import boundary_ids
 from jaxpretrain.errors import UserError, storage_errors
 from jaxpretrain.hf import export_config, families, layout, mapping
@@ -180,11 +180,17 @@ def export_run(workdir: str, out: str, step: int | None = None, *, overwrite: bo
 
   Raises:
     UserError: for a non-empty `out` without `overwrite`, an `out` that is or holds a run, a run
-      that cannot be exported, or one without a loadable checkpoint.
+      that cannot be exported, or one without a loadable checkpoint; for a remote `workdir` or `out`.
   """
   from jaxpretrain.data.tokenizer import Tokenizer
   from jaxpretrain.models.config import ModelConfig
 
+  for flag, path in (("--workdir", workdir), ("--out", out)):
+    if paths.is_remote(path):
+      raise UserError(
+        f"{flag}={path}: export reads a local run and writes a local directory; copy the run down or the "
+        "export up (e.g. gcloud storage cp -r)"
+      )
   config = config_lib.load_saved(workdir)
   model = ModelConfig.from_config(config.model)
   # A translation run is a causal LM whose loss skipped the source: the same head, GPT2LMHeadModel.
