@@ -38,7 +38,7 @@ def load_run(workdir: str, step: int | None = None):
   )
   params = jax.device_put(params)
   own = paths.join(workdir, "tokenizer")
-  tokenizer = Tokenizer.load(paths.local_copy(own) if paths.is_remote(own) else own)  # tokenizers read local files
+  tokenizer = Tokenizer.load(own)
   return config, model_config, params, tokenizer, step
 
 

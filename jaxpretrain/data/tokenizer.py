@@ -82,9 +82,7 @@ class Tokenizer:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path_or_dir = local_path(path_or_dir)
-    if paths.is_remote(path_or_dir):  # `tokenizers` reads local files: a fresh local copy of the directory
-      if not paths.isdir(path_or_dir):
-        raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")
+    if paths.is_remote(path_or_dir) and paths.isdir(path_or_dir):  # `tokenizers` reads local files only
       path_or_dir = paths.local_copy(path_or_dir)
     if not path_or_dir or not os.path.exists(path_or_dir):
       raise UserError(f"tokenizer not found: {path_or_dir!r} (expected a HF tokenizer directory)")

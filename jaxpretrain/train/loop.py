@@ -224,8 +224,8 @@ def check_resume(
   (`data.length_grouping`), all in the meta's `fingerprint`, or a changed `train.batch_size`, each
   of which reinterprets the saved data position, is a one-line error naming what changed, unless
   `train.allow_data_change` is set (then a warning). A changed schedule length is a warning naming
-  old and new total steps. Checkpoints without a fingerprint (older
-  versions) compare only what their saved config says.
+  old and new total steps. Checkpoints without a fingerprint (older versions) compare only what
+  their saved config says.
 
   Args:
     config: the run config.

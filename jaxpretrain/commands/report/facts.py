@@ -137,8 +137,6 @@ def unigram_baseline(source: str, source_config) -> dict | None:
     prepared = paths.local_cache(prepared)  # the local copy the run read, if this machine has it: not fetched
   if not prepared or not os.path.isdir(prepared) or not paths.isdir(tokenizer_dir):
     return None
-  if paths.is_remote(tokenizer_dir):
-    tokenizer_dir = paths.local_copy(tokenizer_dir)
   tokenizer = Tokenizer.load(tokenizer_dir)
   batch = source_config.eval.batch_size or source_config.train.batch_size
   if loader.epoch_size(prepared, "eval") < batch:

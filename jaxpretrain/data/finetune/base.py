@@ -102,8 +102,8 @@ def resolve_tokenizer(
     The `Tokenizer`.
   """
   own = paths.join(workdir, "tokenizer")
-  if paths.isdir(own):  # a remote workdir's tokenizer is read from a local copy (tokenizers read local files)
-    tokenizer = Tokenizer.load(paths.local_copy(own) if paths.is_remote(own) else own)
+  if paths.isdir(own):
+    tokenizer = Tokenizer.load(own)
   elif source := init_tokenizer_dir(config) or config.data.tokenizer:
     tokenizer = Tokenizer.load(source)
   else:
